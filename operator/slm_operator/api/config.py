@@ -1,0 +1,187 @@
+"""The operator configuration (ARCHITECTURE §5): tiers, catalog, images and defaults.
+
+Built-in defaults ship inside the package (``slm_operator/catalog/*.yaml``); a user's
+``--config`` file (the Helm values rendered into a ConfigMap) is merged over them by
+:func:`slm_operator.catalog.loader.load_config`. The planner reads nothing but this model.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.alias_generators import to_camel
+
+from slm_operator.api.spec import (
+    HF_REPO_PATTERN,
+    OLLAMA_TAG_PATTERN,
+    PinnedImage,
+    Quantization,
+    Toleration,
+)
+
+
+class _Config(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True, use_enum_values=True
+    )
+
+
+class Engine(StrEnum):
+    """A concrete runtime (``Runtime`` minus ``auto``)."""
+
+    VLLM = "vllm"
+    OLLAMA = "ollama"
+
+
+class Accelerator(StrEnum):
+    NONE = "none"
+    NVIDIA = "nvidia"
+
+
+class SlidingWindow(_Config):
+    """Interleaved local/global attention (Gemma 3: 5 sliding-window layers per global layer)."""
+
+    window: int = Field(gt=0, description="Tokens kept by a local (sliding-window) layer.")
+    global_layers: int = Field(ge=1, description="Layers with full (global) attention.")
+
+
+class Variant(_Config):
+    """One servable form of a model: a runtime plus an exact HF repo id or Ollama tag."""
+
+    runtime: Engine
+    ref: str = Field(description="The exact Hugging Face repo id (vLLM) or Ollama tag (Ollama).")
+    quantization: Quantization = Field(description="The weight format (never auto).")
+    bits: Literal[16, 8, 4] = Field(description="Bits per weight, for quality ranking.")
+    weight_bytes: int = Field(gt=0, description="Size of the weights in bytes (resident memory).")
+    min_compute_capability: float | None = Field(
+        default=None, ge=3.0, le=12.0, description="Lowest NVIDIA compute capability vLLM runs it on."
+    )
+    native_compute_capability: float | None = Field(
+        default=None,
+        description="Compute capability from which the format runs natively (e.g. FP8 W8A8 from 8.9).",
+    )
+    vllm_args: list[str] = Field(
+        default_factory=list, description="Extra vLLM arguments this variant needs (e.g. online --quantization fp8)."
+    )
+    verified: bool = Field(default=True, description="False where the source marks a fact UNVERIFIED.")
+    note: str = Field(default="", description="Why it is unverified, or other caveats.")
+    source: str = Field(default="", description="Where the repo id/tag and size come from.")
+
+    @model_validator(mode="after")
+    def _ref_matches_runtime(self) -> Variant:
+        import re
+
+        pattern = HF_REPO_PATTERN if self.runtime == Engine.VLLM else OLLAMA_TAG_PATTERN
+        if not re.fullmatch(pattern, self.ref):
+            raise ValueError(f"ref {self.ref!r} is not a valid {self.runtime} reference")
+        if self.quantization == Quantization.AUTO:
+            raise ValueError("a variant's quantization cannot be auto")
+        return self
+
+
+class CatalogModel(_Config):
+    """A model family member with its architecture facts (for the KV-cache math)."""
+
+    display_name: str
+    family: str
+    parameters: int = Field(gt=0, description="Exact parameter count.")
+    layers: int = Field(gt=0)
+    attention_heads: int = Field(gt=0, description="Query heads (tensor parallel must divide them).")
+    kv_heads: int = Field(gt=0)
+    head_dim: int = Field(gt=0)
+    sliding_window: SlidingWindow | None = None
+    max_context: int = Field(gt=0, description="Longest supported context in tokens.")
+    license: str
+    gated: bool = Field(description="True when Hugging Face requires an accepted licence and a token.")
+    verified: bool = Field(default=True, description="False where an architecture/licence fact is unverified.")
+    note: str = ""
+    sources: list[str] = Field(default_factory=list)
+    variants: list[Variant] = Field(min_length=1)
+
+    @property
+    def kv_bytes_per_token_16bit(self) -> int:
+        """K and V for every layer at 2 bytes per element (the full, upper-bound formula)."""
+        return 2 * self.layers * self.kv_heads * self.head_dim * 2
+
+
+class NodeSelectorRequirement(_Config):
+    key: str
+    operator: Literal["In", "NotIn", "Exists", "DoesNotExist", "Gt", "Lt"]
+    values: list[str] = Field(default_factory=list)
+
+
+class TierResources(_Config):
+    requests: dict[str, str] = Field(default_factory=dict)
+    limits: dict[str, str] = Field(default_factory=dict)
+
+
+class Tier(_Config):
+    """A hardware tier: what the planner may assume and how pods are scheduled onto it."""
+
+    description: str = ""
+    accelerator: Accelerator = Accelerator.NONE
+    runtime: Engine = Field(description="Default runtime for runtime: auto.")
+    gpus: int = Field(default=0, ge=0, le=16, description="GPUs per replica (0 on CPU tiers).")
+    gpu_memory_gib: float | None = Field(default=None, gt=0, description="Usable memory per GPU in GiB.")
+    compute_capability: float | None = Field(default=None, ge=3.0, le=12.0)
+    gpu_memory_utilization: float = Field(default=0.9, gt=0.1, le=0.98)
+    memory_gib: float = Field(gt=0, description="Container memory limit in GiB (the budget on CPU tiers).")
+    cpu: str = Field(default="2", description="CPU request.")
+    cpu_limit: str | None = Field(default=None, description="CPU limit (unset: no CPU limit).")
+    node_selector: dict[str, str] = Field(default_factory=dict)
+    node_affinity: list[NodeSelectorRequirement] = Field(
+        default_factory=list, description="Required node-affinity match expressions (ANDed)."
+    )
+    tolerations: list[Toleration] = Field(default_factory=list)
+    verified: bool = True
+    note: str = ""
+
+    @model_validator(mode="after")
+    def _gpu_fields(self) -> Tier:
+        if self.accelerator == Accelerator.NVIDIA:
+            if self.gpus < 1 or self.gpu_memory_gib is None or self.compute_capability is None:
+                raise ValueError("GPU tiers need gpus >= 1, gpuMemoryGiB and computeCapability")
+        elif self.gpus:
+            raise ValueError("tiers without an accelerator must have gpus: 0")
+        return self
+
+
+class Images(_Config):
+    """Pinned container images (exact tags or digests; never :latest)."""
+
+    vllm: PinnedImage = Field(description="vLLM OpenAI server image (GPU).")
+    ollama: PinnedImage = Field(description="Ollama image (CPU and GPU).")
+    gateway: PinnedImage = Field(description="The operator's own image, which runs `slmctl gateway`.")
+
+
+class Overheads(_Config):
+    """Runtime memory beyond weights and KV cache (CUDA context, activations, graphs, buffers)."""
+
+    vllm_gib: float = Field(default=1.5, ge=0)
+    vllm_fraction_of_weights: float = Field(default=0.05, ge=0, le=1)
+    ollama_gib: float = Field(default=0.5, ge=0)
+    ollama_fraction_of_weights: float = Field(default=0.1, ge=0, le=1)
+
+
+class Defaults(_Config):
+    context_length: int = Field(default=8192, ge=256)
+    ollama_keep_alive: str = Field(default="-1", description="OLLAMA_KEEP_ALIVE; -1 keeps the model loaded.")
+    cache_size_limit: str = Field(default="30Gi", description="emptyDir sizeLimit for the model cache.")
+    monitoring_namespace: str = Field(default="monitoring", description="Namespace allowed to scrape metrics.")
+    overheads: Overheads = Field(default_factory=Overheads)
+
+
+class OperatorConfig(_Config):
+    """The merged configuration the planner and renderer read."""
+
+    tiers: dict[str, Tier]
+    catalog: dict[str, CatalogModel]
+    images: Images
+    defaults: Defaults = Field(default_factory=Defaults)
+
+
+def dump_config(config: OperatorConfig) -> dict[str, Any]:
+    """The configuration as plain camelCase data (for `slmctl tiers/catalog -o json`)."""
+    return config.model_dump(by_alias=True, mode="json", exclude_none=True)

@@ -1,0 +1,88 @@
+"""The planner's output: every choice the operator made for one model, with its reasons.
+
+A :class:`Plan` is what ``slmctl plan`` prints, what ``status.plan`` records (its public part,
+:meth:`Plan.public`), and the only input the renderer needs besides the spec and config.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from slm_operator.api.config import Engine, NodeSelectorRequirement
+from slm_operator.api.spec import Toleration
+
+
+class _PlanModel(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True, extra="forbid")
+
+
+class MemoryPlan(_PlanModel):
+    """Memory math in GiB (rounded to 2 decimals); ``None`` where unknown."""
+
+    weights_gib: float | None = Field(default=None, description="Resident weights.")
+    kv_cache_gib: float | None = Field(default=None, description="KV cache for contextLength x maxConcurrency.")
+    overhead_gib: float | None = Field(default=None, description="Runtime overhead (CUDA context, buffers).")
+    required_gib: float | None = Field(default=None, description="weights + kvCache + overhead.")
+    available_gib: float | None = Field(default=None, description="What the tier offers.")
+
+
+class Scheduling(_PlanModel):
+    """Tier scheduling merged with the user's (the renderer turns this into a pod spec)."""
+
+    node_selector: dict[str, str] = Field(default_factory=dict)
+    node_affinity: list[NodeSelectorRequirement] = Field(default_factory=list)
+    tolerations: list[Toleration] = Field(default_factory=list)
+    extra_affinity: dict[str, Any] = Field(default_factory=dict)
+    priority_class_name: str = ""
+
+
+class Plan(_PlanModel):
+    """Every decision for one model; pure data."""
+
+    name: str
+    namespace: str
+    runtime: Engine
+    image: str
+    model_ref: str = Field(description="The HF repo id, Ollama tag or local path actually served.")
+    source_kind: str = Field(description="hf | ollama | pvc")
+    served_name: str
+    revision: str | None = None
+    quantization: str
+    dtype: str = Field(description="bfloat16 / float16 on vLLM; the GGUF type on Ollama.")
+    kv_cache_dtype: str = Field(default="auto")
+    tier: str
+    gpus: int
+    gpu_memory_utilization: float | None = None
+    context_length: int
+    max_concurrency: int
+    engine_args: list[str] = Field(default_factory=list, description="Runtime-specific args from the plan.")
+    gated: bool = False
+    memory: MemoryPlan
+    fits: bool | None
+    reasons: list[str] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)
+    scheduling: Scheduling = Field(default_factory=Scheduling)
+    resources: dict[str, dict[str, str]] = Field(default_factory=dict)
+
+    def public(self) -> dict[str, Any]:
+        """The plan as users see it (``slmctl plan -o json`` and ``status.plan``)."""
+        return {
+            "name": self.name,
+            "namespace": self.namespace,
+            "runtime": str(self.runtime),
+            "image": self.image,
+            "modelRef": self.model_ref,
+            "quantization": self.quantization,
+            "dtype": self.dtype,
+            "tier": self.tier,
+            "gpus": self.gpus,
+            "contextLength": self.context_length,
+            "maxConcurrency": self.max_concurrency,
+            "memory": self.memory.model_dump(by_alias=True, mode="json"),
+            "fits": self.fits,
+            "reasons": list(self.reasons),
+            "warnings": list(self.warnings),
+        }

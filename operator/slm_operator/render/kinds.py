@@ -1,0 +1,55 @@
+"""The kinds of object the operator creates for a model: the one list RBAC, cleanup and the
+operator's watches are derived from (a test checks the Helm chart's RBAC against it)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ManagedKind:
+    api_version: str
+    kind: str
+    plural: str
+    optional_crd: bool = False  # only present when the Prometheus Operator CRDs are installed
+
+    @property
+    def group(self) -> str:
+        return self.api_version.rpartition("/")[0] if "/" in self.api_version else ""
+
+    @property
+    def version(self) -> str:
+        return self.api_version.rpartition("/")[2]
+
+
+DEPLOYMENT = ManagedKind("apps/v1", "Deployment", "deployments")
+SERVICE = ManagedKind("v1", "Service", "services")
+SECRET = ManagedKind("v1", "Secret", "secrets")
+NETWORK_POLICY = ManagedKind("networking.k8s.io/v1", "NetworkPolicy", "networkpolicies")
+HPA = ManagedKind("autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers")
+PDB = ManagedKind("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets")
+CONFIG_MAP = ManagedKind("v1", "ConfigMap", "configmaps")
+PVC = ManagedKind("v1", "PersistentVolumeClaim", "persistentvolumeclaims")
+SERVICE_MONITOR = ManagedKind("monitoring.coreos.com/v1", "ServiceMonitor", "servicemonitors", True)
+PROMETHEUS_RULE = ManagedKind("monitoring.coreos.com/v1", "PrometheusRule", "prometheusrules", True)
+
+MANAGED_KINDS: tuple[ManagedKind, ...] = (
+    DEPLOYMENT,
+    SERVICE,
+    SECRET,
+    NETWORK_POLICY,
+    HPA,
+    PDB,
+    CONFIG_MAP,
+    PVC,
+    SERVICE_MONITOR,
+    PROMETHEUS_RULE,
+)
+
+
+def kind_of(obj: dict[str, object]) -> ManagedKind:
+    """The managed kind of a rendered object (KeyError for anything else)."""
+    for managed in MANAGED_KINDS:
+        if obj.get("apiVersion") == managed.api_version and obj.get("kind") == managed.kind:
+            return managed
+    raise KeyError(f"{obj.get('apiVersion')}/{obj.get('kind')} is not a kind the operator manages")
