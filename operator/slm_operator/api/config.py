@@ -112,9 +112,10 @@ class NodeSelectorRequirement(_Config):
     values: list[str] = Field(default_factory=list)
 
 
-class TierResources(_Config):
-    requests: dict[str, str] = Field(default_factory=dict)
-    limits: dict[str, str] = Field(default_factory=dict)
+class NodeSelectorTerm(_Config):
+    """Match expressions that are ANDed; a tier's terms are ORed (as in core/v1 NodeSelector)."""
+
+    match_expressions: list[NodeSelectorRequirement] = Field(min_length=1)
 
 
 class Tier(_Config):
@@ -131,8 +132,9 @@ class Tier(_Config):
     cpu: str = Field(default="2", description="CPU request.")
     cpu_limit: str | None = Field(default=None, description="CPU limit (unset: no CPU limit).")
     node_selector: dict[str, str] = Field(default_factory=dict)
-    node_affinity: list[NodeSelectorRequirement] = Field(
-        default_factory=list, description="Required node-affinity match expressions (ANDed)."
+    node_affinity: list[NodeSelectorTerm] = Field(
+        default_factory=list,
+        description="Required node-affinity terms (ORed; expressions within a term ANDed).",
     )
     tolerations: list[Toleration] = Field(default_factory=list)
     verified: bool = True

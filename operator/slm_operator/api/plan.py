@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from slm_operator.api.config import Engine, NodeSelectorRequirement
+from slm_operator.api.config import Engine, NodeSelectorTerm
 from slm_operator.api.spec import Toleration
 
 
@@ -33,7 +33,7 @@ class Scheduling(_PlanModel):
     """Tier scheduling merged with the user's (the renderer turns this into a pod spec)."""
 
     node_selector: dict[str, str] = Field(default_factory=dict)
-    node_affinity: list[NodeSelectorRequirement] = Field(default_factory=list)
+    node_affinity: list[NodeSelectorTerm] = Field(default_factory=list)
     tolerations: list[Toleration] = Field(default_factory=list)
     extra_affinity: dict[str, Any] = Field(default_factory=dict)
     priority_class_name: str = ""

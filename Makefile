@@ -1,0 +1,68 @@
+# Two commands do all the set-up on a fresh machine (see README):
+#   make demo   install, then plan and render the shipped examples (no cluster needed)
+#   make test   install, then lint, type-check and run the whole test suite
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+CHECKOV_VENV ?= .venv-checkov
+IMAGE ?= ghcr.io/slm-operator/slm-operator
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+
+.PHONY: install checkov demo test lint typecheck unit contract integration golden crd bench-gateway image clean
+
+$(BIN)/slmctl: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+install: $(BIN)/slmctl
+
+# checkov pins packaging<24 and an old python-dateutil, which clash with pytest 9 and
+# kubernetes 37, so it lives in its own virtual environment.
+$(CHECKOV_VENV)/bin/checkov:
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet 'checkov>=3.2,<4'
+	touch $@
+
+checkov: $(CHECKOV_VENV)/bin/checkov
+
+demo: install
+	$(BIN)/slmctl plan examples/
+	$(BIN)/slmctl render examples/phi-4-mini-gpu.yaml
+
+lint: install
+	$(BIN)/ruff check operator tests bench
+	$(BIN)/ruff format --check operator tests bench
+	$(BIN)/lint-imports
+
+typecheck: install
+	$(BIN)/mypy
+
+unit: install
+	$(BIN)/pytest tests/unit
+
+contract: install checkov
+	$(BIN)/pytest tests/contract
+
+integration: install
+	$(BIN)/pytest tests/integration
+
+test: install checkov lint typecheck
+	$(BIN)/pytest
+
+# Regenerate committed artifacts from the code (review the diff afterwards).
+golden: install
+	$(BIN)/python tests/golden/regenerate.py
+
+crd: install
+	$(BIN)/slmctl crd > crds/slm.dev_smalllanguagemodels.yaml
+
+bench-gateway: install
+	$(BIN)/python -m bench.gateway
+
+image:
+	docker build -t $(IMAGE):$(VERSION) .
+
+clean:
+	rm -rf $(VENV) $(CHECKOV_VENV) .mypy_cache .ruff_cache .pytest_cache

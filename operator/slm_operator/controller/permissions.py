@@ -1,0 +1,44 @@
+"""What the operator calls on the Kubernetes API, as data.
+
+The Helm chart's RBAC is tested against this list (no more, no less), so keep it exact when the
+controller starts or stops calling something. Children's kinds come from
+:data:`slm_operator.render.kinds.MANAGED_KINDS`; the rest is what kopf itself needs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from slm_operator.api.spec import API_GROUP, PLURAL
+from slm_operator.render.kinds import MANAGED_KINDS
+
+
+@dataclass(frozen=True)
+class Permission:
+    group: str
+    resource: str
+    verbs: tuple[str, ...]
+    purpose: str  # "framework" (kopf) or "application" (our children)
+
+
+# Verbs the reconciler uses on its children: read for drift/ownership checks, create for the
+# API-key Secret, patch for server-side apply, delete for children no longer desired.
+CHILD_VERBS: tuple[str, ...] = ("get", "list", "watch", "create", "patch", "delete")
+
+FRAMEWORK_PERMISSIONS: tuple[Permission, ...] = (
+    Permission(API_GROUP, PLURAL, ("get", "list", "watch", "patch"), "framework"),
+    Permission(API_GROUP, f"{PLURAL}/status", ("get", "patch"), "framework"),
+    Permission("", "events", ("create",), "framework"),
+    Permission("events.k8s.io", "events", ("create",), "framework"),
+    Permission("", "namespaces", ("get", "list", "watch"), "framework"),
+    Permission("apiextensions.k8s.io", "customresourcedefinitions", ("get", "list", "watch"), "framework"),
+)
+
+
+def application_permissions() -> tuple[Permission, ...]:
+    """One permission per managed child kind, derived from the renderer's list of kinds."""
+    return tuple(Permission(k.group, k.plural, CHILD_VERBS, "application") for k in MANAGED_KINDS)
+
+
+def all_permissions() -> tuple[Permission, ...]:
+    return FRAMEWORK_PERMISSIONS + application_permissions()
