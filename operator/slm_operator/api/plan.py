@@ -48,6 +48,9 @@ class Plan(_PlanModel):
     image: str
     model_ref: str = Field(description="The HF repo id, Ollama tag or local path actually served.")
     source_kind: str = Field(description="hf | ollama | pvc")
+    source_claim: str | None = Field(
+        default=None, description="For pvc:// sources: the claim mounted read-only at /models."
+    )
     served_name: str
     revision: str | None = None
     quantization: str
@@ -58,7 +61,11 @@ class Plan(_PlanModel):
     gpu_memory_utilization: float | None = None
     context_length: int
     max_concurrency: int
-    engine_args: list[str] = Field(default_factory=list, description="Runtime-specific args from the plan.")
+    engine_args: list[str] = Field(
+        default_factory=list,
+        description="vLLM args beyond the renderer's own: the variant's (e.g. online fp8) then the user's extraArgs.",
+    )
+    accelerator: str = Field(default="none", description="The tier's accelerator: none | nvidia.")
     gated: bool = False
     memory: MemoryPlan
     fits: bool | None
