@@ -7,6 +7,7 @@ Built-in defaults ship inside the package (``slm_operator/catalog/*.yaml``); a u
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from typing import Any, Literal
 
@@ -23,6 +24,8 @@ from slm_operator.api.spec import (
 
 
 class _Config(BaseModel):
+    # camelCase on the wire; fields in GiB carry an explicit alias ("memoryGiB"), because the
+    # generated one would read "memoryGib" (gibibits).
     model_config = ConfigDict(
         alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True, use_enum_values=True
     )
@@ -63,7 +66,8 @@ class Variant(_Config):
         description="Compute capability from which the format runs natively (e.g. FP8 W8A8 from 8.9).",
     )
     vllm_args: list[str] = Field(
-        default_factory=list, description="Extra vLLM arguments this variant needs (e.g. online --quantization fp8)."
+        default_factory=list,
+        description="Extra vLLM arguments this variant needs (e.g. online --quantization fp8).",
     )
     verified: bool = Field(default=True, description="False where the source marks a fact UNVERIFIED.")
     note: str = Field(default="", description="Why it is unverified, or other caveats.")
@@ -71,8 +75,6 @@ class Variant(_Config):
 
     @model_validator(mode="after")
     def _ref_matches_runtime(self) -> Variant:
-        import re
-
         pattern = HF_REPO_PATTERN if self.runtime == Engine.VLLM else OLLAMA_TAG_PATTERN
         if not re.fullmatch(pattern, self.ref):
             raise ValueError(f"ref {self.ref!r} is not a valid {self.runtime} reference")
@@ -95,7 +97,9 @@ class CatalogModel(_Config):
     max_context: int = Field(gt=0, description="Longest supported context in tokens.")
     license: str
     gated: bool = Field(description="True when Hugging Face requires an accepted licence and a token.")
-    verified: bool = Field(default=True, description="False where an architecture/licence fact is unverified.")
+    verified: bool = Field(
+        default=True, description="False where an architecture/licence fact is unverified."
+    )
     note: str = ""
     sources: list[str] = Field(default_factory=list)
     variants: list[Variant] = Field(min_length=1)
@@ -125,10 +129,14 @@ class Tier(_Config):
     accelerator: Accelerator = Accelerator.NONE
     runtime: Engine = Field(description="Default runtime for runtime: auto.")
     gpus: int = Field(default=0, ge=0, le=16, description="GPUs per replica (0 on CPU tiers).")
-    gpu_memory_gib: float | None = Field(default=None, gt=0, description="Usable memory per GPU in GiB.")
+    gpu_memory_gib: float | None = Field(
+        default=None, gt=0, alias="gpuMemoryGiB", description="Usable memory per GPU in GiB."
+    )
     compute_capability: float | None = Field(default=None, ge=3.0, le=12.0)
     gpu_memory_utilization: float = Field(default=0.9, gt=0.1, le=0.98)
-    memory_gib: float = Field(gt=0, description="Container memory limit in GiB (the budget on CPU tiers).")
+    memory_gib: float = Field(
+        gt=0, alias="memoryGiB", description="Container memory limit in GiB (the budget on CPU tiers)."
+    )
     cpu: str = Field(default="2", description="CPU request.")
     cpu_limit: str | None = Field(default=None, description="CPU limit (unset: no CPU limit).")
     node_selector: dict[str, str] = Field(default_factory=dict)
@@ -161,9 +169,9 @@ class Images(_Config):
 class Overheads(_Config):
     """Runtime memory beyond weights and KV cache (CUDA context, activations, graphs, buffers)."""
 
-    vllm_gib: float = Field(default=1.5, ge=0)
+    vllm_gib: float = Field(default=1.5, ge=0, alias="vllmGiB")
     vllm_fraction_of_weights: float = Field(default=0.05, ge=0, le=1)
-    ollama_gib: float = Field(default=0.5, ge=0)
+    ollama_gib: float = Field(default=0.5, ge=0, alias="ollamaGiB")
     ollama_fraction_of_weights: float = Field(default=0.1, ge=0, le=1)
 
 
@@ -171,7 +179,9 @@ class Defaults(_Config):
     context_length: int = Field(default=8192, ge=256)
     ollama_keep_alive: str = Field(default="-1", description="OLLAMA_KEEP_ALIVE; -1 keeps the model loaded.")
     cache_size_limit: str = Field(default="30Gi", description="emptyDir sizeLimit for the model cache.")
-    monitoring_namespace: str = Field(default="monitoring", description="Namespace allowed to scrape metrics.")
+    monitoring_namespace: str = Field(
+        default="monitoring", description="Namespace allowed to scrape metrics."
+    )
     overheads: Overheads = Field(default_factory=Overheads)
 
 
