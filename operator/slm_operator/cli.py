@@ -1,0 +1,381 @@
+"""`slmctl` (also the kubectl plugin `kubectl-slm`): plan, render, crd, catalog, tiers, run, gateway.
+
+`plan` and `render` work on files with no cluster: they run the same pure core as the operator.
+Exit codes: 0 success; 2 invalid input or a model that does not fit (one line per problem,
+naming the file, the model and the field); 1 unexpected failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+import yaml
+
+from slm_operator import __version__
+from slm_operator.api.config import OperatorConfig, dump_config
+from slm_operator.api.errors import ConfigError, SpecError, SpecProblem
+from slm_operator.api.plan import Plan
+from slm_operator.api.spec import KIND, parse_document
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_INVALID = 2
+CONFIG_COMMENT = "# slmctl-config:"
+_YAML_SUFFIXES = (".yaml", ".yml")
+
+
+@dataclass(frozen=True)
+class Document:
+    """One SmallLanguageModel document read from a file."""
+
+    origin: str  # "path#index" for messages
+    path: Path
+    body: Any
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    # `run` and `gateway` own their flags; hand them everything after the command.
+    if args and args[0] == "run":
+        from slm_operator.controller.run import main as run_main
+
+        run_result: int = run_main(args[1:])
+        return run_result
+    if args and args[0] == "gateway":
+        from slm_operator.gateway.cli import main as gateway_main
+
+        return gateway_main(args[1:])
+    parser = build_parser()
+    ns = parser.parse_args(args)
+    try:
+        result: int = ns.handler(ns, sys.stdout, sys.stderr)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    except BrokenPipeError:  # `slmctl render ... | head`
+        return EXIT_OK
+    return result
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="slmctl",
+        description="Plan, render and run SmallLanguageModel inference services on Kubernetes.",
+    )
+    parser.add_argument("--version", action="version", version=f"slmctl {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    plan = sub.add_parser(
+        "plan", help="explain the runtime, variant, memory and scheduling chosen for each model"
+    )
+    plan.add_argument(
+        "paths", nargs="+", metavar="FILE", help="YAML files or folders of SmallLanguageModel documents"
+    )
+    plan.add_argument("--tier", help="plan every model for this tier instead of its spec.hardware.tier")
+    _config_flag(plan)
+    plan.add_argument("-o", "--output", choices=("table", "json", "yaml"), default="table")
+    plan.set_defaults(handler=_cmd_plan)
+
+    render = sub.add_parser(
+        "render", help="print the child objects the operator would apply (multi-document YAML)"
+    )
+    render.add_argument(
+        "paths", nargs="+", metavar="FILE", help="YAML files or folders of SmallLanguageModel documents"
+    )
+    _config_flag(render)
+    render.add_argument(
+        "--monitoring-available",
+        action="store_true",
+        help="render as if the Prometheus Operator CRDs exist "
+        "(monitoring: auto then creates ServiceMonitor/PrometheusRule)",
+    )
+    render.set_defaults(handler=_cmd_render)
+
+    crd = sub.add_parser("crd", help="print the SmallLanguageModel CustomResourceDefinition")
+    crd.set_defaults(handler=_cmd_crd)
+
+    catalog = sub.add_parser("catalog", help="list the model catalog (built-in merged with --config)")
+    _config_flag(catalog)
+    catalog.add_argument("-o", "--output", choices=("table", "json"), default="table")
+    catalog.set_defaults(handler=_cmd_catalog)
+
+    tiers = sub.add_parser("tiers", help="list the hardware tiers (built-in merged with --config)")
+    _config_flag(tiers)
+    tiers.add_argument("-o", "--output", choices=("table", "json"), default="table")
+    tiers.set_defaults(handler=_cmd_tiers)
+
+    sub.add_parser("run", help="run the operator (see `slmctl run --help`)", add_help=False)
+    sub.add_parser(
+        "gateway", help="run the model gateway sidecar (see `slmctl gateway --help`)", add_help=False
+    )
+    return parser
+
+
+def _config_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        help="operator configuration (tiers, catalog, images, defaults) merged over the built-ins",
+    )
+
+
+# --- reading input ------------------------------------------------------------------------------
+
+
+def _yaml_files(paths: Sequence[str]) -> Iterator[Path]:
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            yield from sorted(p for p in path.iterdir() if p.is_file() and p.suffix in _YAML_SUFFIXES)
+        elif path.is_file() or raw == "-":
+            yield path
+        else:
+            raise ConfigError(f"{raw}: no such file or folder")
+
+
+def read_documents(paths: Sequence[str]) -> tuple[list[Document], list[str]]:
+    """SmallLanguageModel documents in the given files/folders, and read errors (one line each).
+
+    Documents of other kinds (Secrets beside a model, an operator config in the same folder)
+    are skipped; a file named explicitly that holds no model is an error.
+    """
+    documents: list[Document] = []
+    errors: list[str] = []
+    for path in _yaml_files(paths):
+        text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
+        try:
+            bodies = [b for b in yaml.safe_load_all(text) if b is not None]
+        except yaml.YAMLError as exc:
+            errors.append(f"{path}: invalid YAML: {exc}")
+            continue
+        found = 0
+        for index, body in enumerate(bodies):
+            if isinstance(body, dict) and body.get("kind") == KIND:
+                documents.append(Document(origin=f"{path}#{index}", path=path, body=body))
+                found += 1
+        if not found and str(path) in paths:
+            errors.append(f"{path}: no {KIND} document")
+    return documents, errors
+
+
+def _config_for(path: Path, explicit: str | None, cache: dict[str | None, OperatorConfig]) -> OperatorConfig:
+    """--config if given, else a `# slmctl-config: FILE` comment at the top of the model file."""
+    from slm_operator.catalog.loader import load_config
+
+    chosen = explicit
+    if chosen is None and str(path) != "-":
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.startswith(CONFIG_COMMENT):
+                chosen = str(path.parent / line.removeprefix(CONFIG_COMMENT).strip())
+                break
+            if line.strip() and not line.startswith("#"):
+                break
+    if chosen not in cache:
+        cache[chosen] = load_config(chosen)
+    return cache[chosen]
+
+
+def _problem_lines(doc: Document, model_name: str, problems: list[SpecProblem]) -> list[str]:
+    return [f"{doc.origin}: {model_name}: {p.field}: {p.message}" for p in problems]
+
+
+def _model_label(body: Any) -> str:
+    meta = body.get("metadata") if isinstance(body, dict) else None
+    meta = meta if isinstance(meta, dict) else {}
+    return f"{meta.get('namespace') or 'default'}/{meta.get('name') or '?'}"
+
+
+def _with_tier(body: dict[str, Any], tier: str | None) -> dict[str, Any]:
+    if tier is None:
+        return body
+    spec = dict(body.get("spec") or {})
+    spec["hardware"] = {**(spec.get("hardware") or {}), "tier": tier}
+    return {**body, "spec": spec}
+
+
+# --- commands -----------------------------------------------------------------------------------
+
+
+def _cmd_plan(ns: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from slm_operator.planning.planner import plan_model
+
+    documents, problems = read_documents(ns.paths)
+    plans: list[Plan] = []
+    configs: dict[str | None, OperatorConfig] = {}
+    for doc in documents:
+        body = _with_tier(doc.body, ns.tier)
+        try:
+            model = parse_document(body)
+            plans.append(plan_model(model, _config_for(doc.path, ns.config, configs)))
+        except SpecError as exc:
+            problems.extend(_problem_lines(doc, _model_label(body), exc.problems))
+    if ns.output == "json":
+        out.write(json.dumps([p.public() for p in plans], indent=2) + "\n")
+    elif ns.output == "yaml":
+        out.write(yaml.safe_dump([p.public() for p in plans], sort_keys=False))
+    else:
+        out.write(format_plans(plans))
+    for line in problems:
+        print(line, file=err)
+    if not documents and not problems:
+        print("no SmallLanguageModel documents found", file=err)
+        return EXIT_INVALID
+    return EXIT_INVALID if problems else EXIT_OK
+
+
+def _cmd_render(ns: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from slm_operator.desired import desired_state
+    from slm_operator.render.yaml_out import dump_objects
+
+    documents, problems = read_documents(ns.paths)
+    objects: list[dict[str, Any]] = []
+    configs: dict[str | None, OperatorConfig] = {}
+    for doc in documents:
+        try:
+            model = parse_document(doc.body)
+            state = desired_state(
+                model, _config_for(doc.path, ns.config, configs), monitoring_available=ns.monitoring_available
+            )
+            objects.extend(state.objects)
+        except SpecError as exc:
+            problems.extend(_problem_lines(doc, _model_label(doc.body), exc.problems))
+    for line in problems:
+        print(line, file=err)
+    if problems or not documents:
+        if not documents and not problems:
+            print("no SmallLanguageModel documents found", file=err)
+        return EXIT_INVALID
+    out.write(dump_objects(objects))
+    return EXIT_OK
+
+
+def _cmd_crd(ns: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from slm_operator.api.crd import crd_yaml
+
+    out.write(crd_yaml())
+    return EXIT_OK
+
+
+def _cmd_catalog(ns: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from slm_operator.catalog.loader import load_config
+
+    config = load_config(ns.config)
+    if ns.output == "json":
+        out.write(json.dumps(dump_config(config)["catalog"], indent=2) + "\n")
+        return EXIT_OK
+    rows = [("ID", "PARAMS", "CONTEXT", "GATED", "RUNTIME", "VARIANT", "QUANT", "SIZE", "MIN-CC", "VERIFIED")]
+    for model_id, entry in sorted(config.catalog.items()):
+        for variant in entry.variants:
+            rows.append(
+                (
+                    model_id,
+                    f"{entry.parameters / 1e9:.2f}B",
+                    str(entry.max_context),
+                    "yes" if entry.gated else "no",
+                    str(variant.runtime),
+                    variant.ref,
+                    str(variant.quantization),
+                    f"{variant.weight_bytes / 1e9:.2f}GB",
+                    "-" if variant.min_compute_capability is None else f"{variant.min_compute_capability:g}",
+                    "yes" if variant.verified and entry.verified else "NO",
+                )
+            )
+    out.write(format_table(rows))
+    unverified = [
+        f"  {mid} {v.ref}: {v.note or entry.note}"
+        for mid, entry in sorted(config.catalog.items())
+        for v in entry.variants
+        if not (v.verified and entry.verified)
+    ]
+    if unverified:
+        out.write("\nNot verified at the source (estimated or inferred):\n" + "\n".join(unverified) + "\n")
+    return EXIT_OK
+
+
+def _cmd_tiers(ns: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from slm_operator.catalog.loader import load_config
+
+    config = load_config(ns.config)
+    if ns.output == "json":
+        out.write(json.dumps(dump_config(config)["tiers"], indent=2) + "\n")
+        return EXIT_OK
+    rows = [("TIER", "RUNTIME", "GPUS", "GPU-MEM", "CC", "MEMORY", "SELECTS", "VERIFIED")]
+    for name, tier in sorted(config.tiers.items()):
+        selects = [f"{k}={v}" for k, v in tier.node_selector.items()]
+        for term in tier.node_affinity:
+            selects.append(
+                " & ".join(
+                    f"{e.key} {e.operator} {','.join(e.values)}".strip() for e in term.match_expressions
+                )
+            )
+        rows.append(
+            (
+                name,
+                str(tier.runtime),
+                str(tier.gpus),
+                "-" if tier.gpu_memory_gib is None else f"{tier.gpu_memory_gib:g}GiB",
+                "-" if tier.compute_capability is None else f"{tier.compute_capability:.1f}",
+                f"{tier.memory_gib:g}GiB",
+                " | ".join(selects) or "any node",
+                "yes" if tier.verified else "NO",
+            )
+        )
+    out.write(format_table(rows))
+    return EXIT_OK
+
+
+# --- output -------------------------------------------------------------------------------------
+
+
+def format_table(rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _num(value: float | None) -> str:
+    return "?" if value is None else f"{value:.2f}"
+
+
+def format_plans(plans: Sequence[Plan]) -> str:
+    """A summary table, then each model's memory table and reasons."""
+    if not plans:
+        return ""
+    rows = [("MODEL", "RUNTIME", "TIER", "VARIANT", "QUANT", "DTYPE", "GPUS", "NEEDS/HAS GiB", "FITS")]
+    for p in plans:
+        fits = {True: "yes", False: "no", None: "unchecked"}[p.fits]
+        rows.append(
+            (
+                f"{p.namespace}/{p.name}",
+                str(p.runtime),
+                p.tier,
+                p.model_ref,
+                p.quantization,
+                p.dtype,
+                str(p.gpus),
+                f"{_num(p.memory.required_gib)}/{_num(p.memory.available_gib)}",
+                fits,
+            )
+        )
+    parts = [format_table(rows)]
+    for p in plans:
+        m = p.memory
+        parts.append(
+            f"\n{p.namespace}/{p.name}  (image {p.image}, served as {p.served_name!r}, "
+            f"context {p.context_length} x {p.max_concurrency})\n"
+            f"  memory GiB: weights {_num(m.weights_gib)} + kv-cache {_num(m.kv_cache_gib)} + overhead "
+            f"{_num(m.overhead_gib)} = {_num(m.required_gib)} of {_num(m.available_gib)} available\n"
+        )
+        parts.extend(f"  - {reason}\n" for reason in p.reasons)
+        parts.extend(f"  ! {warning}\n" for warning in p.warnings)
+    return "".join(parts)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
