@@ -1,0 +1,179 @@
+"""Starting and stopping the gateway: the API port, the metrics port and the runtime client."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from dataclasses import dataclass
+
+import aiohttp
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from slm_operator.gateway.config import Address, GatewayConfig
+from slm_operator.gateway.keys import ApiKeys
+from slm_operator.gateway.metrics import GatewayMetrics
+from slm_operator.gateway.proxy import Gateway
+from slm_operator.gateway.readiness import ReadinessChecker
+
+log = logging.getLogger(__name__)
+
+# Keep-alive connections to the runtime: it is on localhost, so idle ones cost little, and
+# reusing them saves a TCP handshake per request.
+UPSTREAM_KEEPALIVE_SECONDS = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class RunningGateway:
+    """A started gateway: where it listens and how to stop it."""
+
+    api: Address
+    metrics_address: Address
+    metrics: GatewayMetrics
+    _api_runner: web.BaseRunner
+    _metrics_runner: web.BaseRunner
+    _session: aiohttp.ClientSession
+
+    @property
+    def api_url(self) -> str:
+        """Base URL of the API port (``http://host:port``)."""
+        return f"http://{self.api}"
+
+    @property
+    def metrics_url(self) -> str:
+        """Base URL of the metrics port."""
+        return f"http://{self.metrics_address}"
+
+    async def stop(self) -> None:
+        """Stop listening, let running requests finish (up to the grace period), close the client."""
+        await self._api_runner.cleanup()
+        await self._metrics_runner.cleanup()
+        await self._session.close()
+
+
+def metrics_app(
+    config: GatewayConfig, metrics: GatewayMetrics, session: aiohttp.ClientSession
+) -> web.Application:
+    """The metrics port: ``/metrics``, ``/metrics/runtime`` and ``/healthz``."""
+
+    async def own_metrics(_: web.Request) -> web.Response:
+        return web.Response(
+            body=generate_latest(metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
+        )
+
+    async def runtime_metrics(_: web.Request) -> web.Response:
+        if config.runtime == "ollama":
+            # Ollama has no Prometheus endpoint (ollama/ollama#3144); the gateway's own are at /metrics.
+            return web.Response(
+                status=404,
+                text="ollama exposes no Prometheus metrics; the gateway's metrics for it are at /metrics\n",
+            )
+        try:
+            async with session.get(f"{config.upstream}/metrics") as upstream:
+                body = await upstream.read()
+                content_type = upstream.headers.get("Content-Type", CONTENT_TYPE_LATEST)
+                return web.Response(status=upstream.status, body=body, headers={"Content-Type": content_type})
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            return web.Response(
+                status=502, text=f"the runtime's /metrics did not answer ({type(exc).__name__})\n"
+            )
+
+    async def healthz(_: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    app = web.Application()
+    app.router.add_get("/metrics", own_metrics)
+    app.router.add_get("/metrics/runtime", runtime_metrics)
+    app.router.add_get("/healthz", healthz)
+    return app
+
+
+def _bound_address(runner: web.BaseRunner, wanted: Address) -> Address:
+    # With port 0 the system picks the port; report the real one (tests use ephemeral ports).
+    for sockname in runner.addresses:
+        if isinstance(sockname, tuple) and len(sockname) >= 2:
+            return Address(host=wanted.host, port=int(sockname[1]))
+    return wanted
+
+
+async def start_gateway(config: GatewayConfig, *, metrics: GatewayMetrics | None = None) -> RunningGateway:
+    """Bind both ports and start serving; call ``stop()`` on the result to shut down."""
+    metrics = metrics if metrics is not None else GatewayMetrics(config.model)
+    timeout = aiohttp.ClientTimeout(
+        total=None, sock_connect=config.upstream_timeout, sock_read=config.upstream_timeout
+    )
+    session = aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=UPSTREAM_KEEPALIVE_SECONDS),
+        timeout=timeout,
+        # Bytes pass through untouched; without Accept-Encoding the runtime sends them unencoded.
+        auto_decompress=False,
+        skip_auto_headers=("Accept-Encoding",),
+    )
+    keys = (
+        ApiKeys(config.api_key_file, recheck_seconds=config.key_recheck_seconds)
+        if config.api_key_file is not None
+        else None
+    )
+    if keys is None:
+        log.warning("authentication is OFF: anyone who can reach %s may use the model", config.listen)
+
+    def record_upstream(up: bool) -> None:
+        metrics.upstream_up.set(1 if up else 0)
+
+    readiness = ReadinessChecker(
+        session,
+        base_url=config.upstream,
+        runtime=config.runtime,
+        model=config.model,
+        cache_seconds=config.readiness_cache_seconds,
+        on_result=record_upstream,
+    )
+    gateway = Gateway(config, session=session, keys=keys, metrics=metrics, readiness=readiness)
+    # handler_cancellation: a client that hangs up cancels its handler, which closes the
+    # runtime's connection too, so the runtime stops generating for nobody. access_log=None:
+    # the gateway writes its own JSON access log.
+    server = web.Server(gateway.handle, handler_cancellation=True, access_log=None)
+    api_runner = web.ServerRunner(server, shutdown_timeout=config.shutdown_grace_seconds)
+    metrics_runner = web.AppRunner(metrics_app(config, metrics, session), access_log=None)
+    try:
+        await api_runner.setup()
+        await web.TCPSite(api_runner, config.listen.host, config.listen.port).start()
+        await metrics_runner.setup()
+        await web.TCPSite(metrics_runner, config.metrics_listen.host, config.metrics_listen.port).start()
+    except BaseException:
+        await api_runner.cleanup()
+        await metrics_runner.cleanup()
+        await session.close()
+        raise
+    running = RunningGateway(
+        api=_bound_address(api_runner, config.listen),
+        metrics_address=_bound_address(metrics_runner, config.metrics_listen),
+        metrics=metrics,
+        _api_runner=api_runner,
+        _metrics_runner=metrics_runner,
+        _session=session,
+    )
+    log.info(
+        "gateway for %s model %r on %s (metrics on %s), runtime at %s",
+        config.runtime,
+        config.model,
+        running.api,
+        running.metrics_address,
+        config.upstream,
+    )
+    return running
+
+
+async def serve(config: GatewayConfig) -> None:
+    """Run the gateway until SIGTERM or SIGINT, then shut down gracefully."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    running = await start_gateway(config)
+    try:
+        await stop.wait()
+        log.info("stopping: finishing requests in flight (up to %.0f s)", config.shutdown_grace_seconds)
+    finally:
+        await running.stop()

@@ -1,0 +1,121 @@
+"""Reading token counts out of answers the gateway forwards, without changing a byte of them.
+
+Non-streamed answers carry ``usage.completion_tokens`` (chat, completions) or
+``usage.output_tokens`` (responses); a regular expression finds it in the raw bytes instead of
+decoding the whole JSON document. It cannot be fooled by generated text: inside a JSON string
+every ``"`` is escaped, so ``"completion_tokens"`` followed by ``:`` only occurs as a real key.
+
+Streams are server-sent events; each ``data:`` event is decoded to see whether it carries
+content (one content chunk is about one token in vLLM and Ollama) or a final usage block
+(vLLM with ``stream_options.include_usage``; the Responses API's ``response.completed``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+_USAGE_RE = re.compile(rb'"(?:completion_tokens|output_tokens)"\s*:\s*(\d+)')
+# An event larger than this without a separator is not SSE we can read; stop looking (the bytes
+# are still forwarded untouched).
+MAX_EVENT_BYTES = 1024 * 1024
+
+
+def usage_tokens(body: bytes) -> int | None:
+    """Output tokens reported in a non-streamed JSON answer, or None when it reports none."""
+    matches = _USAGE_RE.findall(body)
+    return int(matches[-1]) if matches else None
+
+
+def _has_content(event: dict[str, Any]) -> bool:
+    choices = event.get("choices")
+    if isinstance(choices, list):
+        for choice in choices:
+            if not isinstance(choice, dict):
+                continue
+            delta = choice.get("delta")
+            if isinstance(delta, dict) and (
+                delta.get("content")
+                or delta.get("reasoning_content")
+                or delta.get("reasoning")
+                or delta.get("tool_calls")
+            ):
+                return True
+            if choice.get("text"):  # /v1/completions
+                return True
+        return False
+    # Responses API: response.output_text.delta, response.reasoning_text.delta, ...
+    kind = event.get("type")
+    return isinstance(kind, str) and kind.endswith(".delta") and bool(event.get("delta"))
+
+
+def _usage_of(event: dict[str, Any]) -> int | None:
+    usage = event.get("usage")
+    if not isinstance(usage, dict):
+        response = event.get("response")  # Responses API: response.completed carries the usage
+        usage = response.get("usage") if isinstance(response, dict) else None
+    if not isinstance(usage, dict):
+        return None
+    value = usage.get("completion_tokens", usage.get("output_tokens"))
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+class StreamObserver:
+    """Follows an SSE stream chunk by chunk (events may be split anywhere across chunks)."""
+
+    __slots__ = ("_buffer", "_given_up", "content_chunks", "usage_tokens")
+
+    def __init__(self) -> None:
+        self._buffer = b""
+        self._given_up = False
+        self.content_chunks = 0
+        self.usage_tokens: int | None = None
+
+    @property
+    def output_tokens(self) -> int:
+        """The runtime's own count when it sent one, else the content chunks seen."""
+        return self.usage_tokens if self.usage_tokens is not None else self.content_chunks
+
+    def feed(self, chunk: bytes) -> bool:
+        """Take the next chunk; True when it completed at least one event carrying content."""
+        if self._given_up:
+            return False
+        if b"\r" in chunk:  # SSE allows CRLF and CR line ends; vLLM and Ollama send LF
+            chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        data = self._buffer + chunk if self._buffer else chunk
+        found = False
+        start = 0
+        while True:
+            end = data.find(b"\n\n", start)
+            if end < 0:
+                break
+            found |= self._event(data[start:end])
+            start = end + 2
+        self._buffer = data[start:]
+        if len(self._buffer) > MAX_EVENT_BYTES:
+            self._buffer = b""
+            self._given_up = True
+        return found
+
+    def _event(self, raw: bytes) -> bool:
+        content = False
+        for line in raw.split(b"\n"):
+            if not line.startswith(b"data:"):
+                continue
+            payload = line[5:].strip()
+            if not payload or payload == b"[DONE]":
+                continue
+            try:
+                event = json.loads(payload)
+            except ValueError:
+                continue
+            if not isinstance(event, dict):
+                continue
+            if _has_content(event):
+                self.content_chunks += 1
+                content = True
+            usage = _usage_of(event)
+            if usage is not None:
+                self.usage_tokens = usage
+        return content
