@@ -8,7 +8,10 @@ offending field path (``spec.model.contextLength``) so users know what to change
 
 from __future__ import annotations
 
+import ipaddress
 import re
+from collections.abc import Sequence
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
@@ -18,9 +21,11 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    field_validator,
     model_validator,
 )
 from pydantic.alias_generators import to_camel
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from slm_operator.api.errors import SpecError, SpecProblem
 
@@ -40,7 +45,9 @@ DNS1035_LABEL = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
 # Sources are passed to runtimes as argv or env, never through a shell; these patterns are
 # strict on purpose (KubeAI's Ollama command-injection bug came from a loose model name).
 HF_REPO_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}"
-OLLAMA_TAG_PATTERN = r"[a-z0-9][a-z0-9._-]{0,63}(/[a-z0-9][a-z0-9._-]{0,63})?(:[A-Za-z0-9][A-Za-z0-9._-]{0,127})?"
+OLLAMA_TAG_PATTERN = (
+    r"[a-z0-9][a-z0-9._-]{0,63}(/[a-z0-9][a-z0-9._-]{0,63})?(:[A-Za-z0-9][A-Za-z0-9._-]{0,127})?"
+)
 PVC_PATTERN = r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(/[A-Za-z0-9._-]+)*"
 SOURCE_PATTERN = rf"^(hf://{HF_REPO_PATTERN}|ollama://{OLLAMA_TAG_PATTERN}|pvc://{PVC_PATTERN})$"
 REVISION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$"
@@ -53,7 +60,10 @@ IMAGE_PATTERN = (
     r"^[a-z0-9]([a-z0-9._/-]*[a-z0-9])?(:[0-9]+)?(/[a-z0-9]([a-z0-9._/-]*[a-z0-9])?)*"
     r"(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[a-f0-9]{64})$"
 )
-LABEL_KEY_PATTERN = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+LABEL_KEY_PATTERN = (
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+    r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+)
 LABEL_VALUE_PATTERN = r"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$"
 
 
@@ -106,6 +116,15 @@ class AccessMode(StrEnum):
     RWOP = "ReadWriteOncePod"
 
 
+def cel_rules(*rules: tuple[str, str]) -> dict[str, Any]:
+    """JSON-schema extras carrying CEL ``x-kubernetes-validations`` (rule, message) for the CRD.
+
+    Each rule mirrors a pydantic validator next to it, so ``kubectl apply`` and the operator
+    reject the same specs; the messages name the field like the operator's errors do.
+    """
+    return {"x-kubernetes-validations": [{"rule": rule, "message": message} for rule, message in rules]}
+
+
 def _no_latest(value: str) -> str:
     if value.endswith(":latest"):
         raise ValueError("images must be pinned to an exact tag or digest, never ':latest'")
@@ -118,10 +137,21 @@ PinnedImage = Annotated[str, Field(pattern=IMAGE_PATTERN), AfterValidator(_no_la
 class ModelRef(_Model):
     """Which model to serve: a catalog id, or an explicit source."""
 
+    model_config = ConfigDict(
+        json_schema_extra=cel_rules(
+            (
+                "has(self.catalog) != has(self.source)",
+                "spec.model: exactly one of catalog and source must be set",
+            )
+        )
+    )
+
     catalog: str | None = Field(
         default=None,
         pattern=r"^[a-z0-9][a-z0-9.-]{0,62}$",
-        description="A catalog id (see `slmctl catalog`), e.g. phi-4-mini. Exactly one of catalog and source.",
+        max_length=63,
+        description="A catalog id (see `slmctl catalog`), e.g. phi-4-mini. Exactly one of catalog and "
+        "source.",
     )
     source: str | None = Field(
         default=None,
@@ -136,16 +166,19 @@ class ModelRef(_Model):
         default=None,
         gt=0,
         le=1000,
-        description="Parameter count in billions for sources outside the catalog; without it the memory fit is unchecked.",
+        description="Parameter count in billions for sources outside the catalog; without it the memory "
+        "fit is unchecked.",
     )
     revision: str | None = Field(
         default=None,
         pattern=REVISION_PATTERN,
+        max_length=128,
         description="Hugging Face revision (branch, tag or commit) to serve; default the repository's main.",
     )
     served_name: str | None = Field(
         default=None,
         pattern=SERVED_NAME_PATTERN,
+        max_length=128,
         description="The OpenAI 'model' name clients send; default metadata.name.",
     )
     context_length: int | None = Field(
@@ -181,6 +214,16 @@ class Hardware(_Model):
 class Autoscaling(_Model):
     """HorizontalPodAutoscaler settings; when enabled the HPA owns the replica count."""
 
+    model_config = ConfigDict(
+        json_schema_extra=cel_rules(
+            (
+                "(has(self.minReplicas) ? self.minReplicas : 1) <= "
+                "(has(self.maxReplicas) ? self.maxReplicas : 4)",
+                "spec.autoscaling: minReplicas must not exceed maxReplicas",
+            )
+        )
+    )
+
     enabled: bool = Field(default=False, description="Create an autoscaling/v2 HorizontalPodAutoscaler.")
     min_replicas: int = Field(default=1, ge=1, le=100, description="Lower bound of replicas.")
     max_replicas: int = Field(default=4, ge=1, le=100, description="Upper bound of replicas.")
@@ -209,9 +252,7 @@ class Autoscaling(_Model):
 class SecretKeyRef(_Model):
     """A key in a Secret of the model's namespace."""
 
-    name: str = Field(
-        pattern=r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$", description="The Secret's name."
-    )
+    name: str = Field(pattern=r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$", description="The Secret's name.")
     key: str = Field(pattern=r"^[-._a-zA-Z0-9]{1,253}$", description="The key within the Secret.")
 
 
@@ -221,30 +262,90 @@ class Auth(_Model):
     enabled: bool = Field(default=True, description="Require an API key on /v1/* (default true).")
     api_key_secret_ref: SecretKeyRef | None = Field(
         default=None,
-        description="An existing Secret holding the key(s), one per line; else the operator creates <name>-api-key once.",
+        description="An existing Secret holding the key(s), one per line; else the operator creates "
+        "<name>-api-key once.",
     )
 
 
 class LabelSelectorRequirement(_Model):
-    key: str = Field(pattern=LABEL_KEY_PATTERN, description="The label key.")
-    operator: Literal["In", "NotIn", "Exists", "DoesNotExist"] = Field(description="The set operator.")
-    values: list[str] | None = Field(default=None, description="Values for In and NotIn.")
+    """A set-based label requirement (as in core/v1 LabelSelector)."""
+
+    model_config = ConfigDict(
+        json_schema_extra=cel_rules(
+            (
+                "self.operator in ['In', 'NotIn'] ? (has(self.values) && size(self.values) > 0) "
+                ": (!has(self.values) || size(self.values) == 0)",
+                "matchExpressions: values are required for In and NotIn and must be empty for Exists "
+                "and DoesNotExist",
+            )
+        )
+    )
+
+    key: str = Field(pattern=LABEL_KEY_PATTERN, max_length=317, description="The label key.")
+    operator: Literal["In", "NotIn", "Exists", "DoesNotExist"] = Field(
+        description="The set operator: In, NotIn, Exists or DoesNotExist."
+    )
+    values: list[Annotated[str, Field(pattern=LABEL_VALUE_PATTERN, max_length=63)]] | None = Field(
+        default=None, max_length=64, description="Values for In and NotIn; empty for Exists and DoesNotExist."
+    )
+
+    @model_validator(mode="after")
+    def _values_match_operator(self) -> LabelSelectorRequirement:
+        if self.operator in ("In", "NotIn") and not self.values:
+            raise ValueError(f"values are required when operator is {self.operator}")
+        if self.operator in ("Exists", "DoesNotExist") and self.values:
+            raise ValueError(f"values must be empty when operator is {self.operator}")
+        return self
 
 
 class LabelSelector(_Model):
-    match_labels: dict[str, str] | None = Field(default=None, description="Exact label matches.")
+    """A core/v1 label selector; an empty selector matches everything."""
+
+    match_labels: dict[str, str] | None = Field(
+        default=None, max_length=64, description="Exact label matches."
+    )
     match_expressions: list[LabelSelectorRequirement] | None = Field(
-        default=None, description="Set-based label requirements."
+        default=None, max_length=32, description="Set-based label requirements (all must hold)."
     )
 
 
+def _cidr(value: str) -> str:
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a CIDR such as 10.0.0.0/16 or fd00::/8") from None
+    if "/" not in value:
+        raise ValueError(f"{value!r} needs a prefix length, e.g. {value}/32")
+    return value
+
+
+Cidr = Annotated[str, Field(max_length=43), AfterValidator(_cidr)]
+
+
 class IPBlock(_Model):
-    cidr: str = Field(description="An allowed CIDR, e.g. 10.0.0.0/16.")
-    except_: list[str] | None = Field(default=None, alias="except", description="CIDRs excluded from cidr.")
+    """An address range (NetworkPolicy ipBlock)."""
+
+    cidr: Cidr = Field(description="An allowed CIDR, e.g. 10.0.0.0/16.")
+    except_: list[Cidr] | None = Field(
+        default=None, alias="except", max_length=32, description="CIDRs excluded from cidr."
+    )
 
 
 class NetworkPeer(_Model):
     """A NetworkPolicy peer allowed to call the model's API."""
+
+    model_config = ConfigDict(
+        json_schema_extra=cel_rules(
+            (
+                "has(self.namespaceSelector) || has(self.podSelector) || has(self.ipBlock)",
+                "spec.network.allowFrom: a peer needs namespaceSelector, podSelector or ipBlock",
+            ),
+            (
+                "!has(self.ipBlock) || !(has(self.namespaceSelector) || has(self.podSelector))",
+                "spec.network.allowFrom: ipBlock cannot be combined with namespaceSelector or podSelector",
+            ),
+        )
+    )
 
     namespace_selector: LabelSelector | None = Field(default=None, description="Namespaces allowed.")
     pod_selector: LabelSelector | None = Field(default=None, description="Pods allowed.")
@@ -269,7 +370,8 @@ class Network(_Model):
     )
     allow_egress: bool = Field(
         default=True,
-        description="Allow egress on 443 (model download); false once the model is cached. DNS is always allowed.",
+        description="Allow egress on 443 (model download); false once the model is cached. DNS is always "
+        "allowed.",
     )
 
 
@@ -299,35 +401,492 @@ class Storage(_Model):
     )
 
 
+def _located_errors(title: str, errors: Sequence[tuple[tuple[int | str, ...], str, Any]]) -> ValidationError:
+    """A ValidationError whose errors sit at sub-locations (list indexes, map keys) of the field.
+
+    pydantic prefixes the locations with the field's own path, so problems name
+    ``spec.vllm.extraArgs[3]`` rather than the whole list.
+    """
+    return ValidationError.from_exception_data(
+        title,
+        [
+            InitErrorDetails(
+                type=PydanticCustomError("slm_spec", "{detail}", {"detail": message}), loc=loc, input=value
+            )
+            for loc, message, value in errors
+        ],
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# vLLM extra arguments
+#
+# Flags and their value types come from `vllm serve --help` as summarised in
+# shared/reference/runtimes.md ("vllm serve flags relevant to deployment") and the vLLM engine
+# arguments page (docs.vllm.ai, configuration/engine_args). Only tuning flags that cannot break
+# the operator's contract are accepted; flags the operator derives from the spec are refused
+# with the field that sets them, so the spec stays the single source of truth.
+# ---------------------------------------------------------------------------------------------
+
+VllmValueKind = Literal["switch", "int", "float", "name", "url", "choice"]
+_NAME_VALUE = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+_URL_VALUE = r"^(https?|grpc)://[A-Za-z0-9]([A-Za-z0-9.-]{0,252})(:[0-9]{1,5})?(/[A-Za-z0-9._~/-]{0,255})?$"
+_INT_VALUE = r"^-?[0-9]{1,12}$"
+_FLOAT_VALUE = r"^-?[0-9]{1,9}(\.[0-9]{1,9})?$"
+
+
+@dataclass(frozen=True)
+class VllmFlag:
+    """One accepted ``vllm serve`` flag: how its value is checked and what it needs."""
+
+    name: str
+    kind: VllmValueKind
+    help: str
+    minimum: float | None = None
+    maximum: float | None = None
+    choices: tuple[str, ...] = ()
+    requires: str | None = None
+    conflicts: str | None = None
+
+
+VLLM_ALLOWED_FLAGS: dict[str, VllmFlag] = {
+    flag.name: flag
+    for flag in (
+        VllmFlag(
+            "--enable-prefix-caching",
+            "switch",
+            "reuse KV blocks of shared prompt prefixes",
+            conflicts="--no-enable-prefix-caching",
+        ),
+        VllmFlag(
+            "--no-enable-prefix-caching",
+            "switch",
+            "turn automatic prefix caching off",
+            conflicts="--enable-prefix-caching",
+        ),
+        VllmFlag(
+            "--enable-chunked-prefill",
+            "switch",
+            "split long prefills into chunks",
+            conflicts="--no-enable-chunked-prefill",
+        ),
+        VllmFlag(
+            "--no-enable-chunked-prefill",
+            "switch",
+            "turn chunked prefill off",
+            conflicts="--enable-chunked-prefill",
+        ),
+        VllmFlag(
+            "--max-num-batched-tokens", "int", "tokens per scheduler step", minimum=1, maximum=1_048_576
+        ),
+        VllmFlag("--enforce-eager", "switch", "no CUDA graphs: less memory, slower"),
+        VllmFlag(
+            "--kv-cache-dtype",
+            "choice",
+            "KV cache precision (fp8 halves the KV cache)",
+            choices=("auto", "fp8", "fp8_e4m3", "fp8_e5m2"),
+        ),
+        # vLLM refuses --enable-auto-tool-choice without a parser (course notes, error #7).
+        VllmFlag(
+            "--enable-auto-tool-choice",
+            "switch",
+            "let the model decide to call tools",
+            requires="--tool-call-parser",
+        ),
+        VllmFlag("--tool-call-parser", "name", "tool-call output parser, e.g. hermes, phi4_mini_json"),
+        VllmFlag("--reasoning-parser", "name", "reasoning-content parser, e.g. qwen3, deepseek_r1"),
+        VllmFlag(
+            "--cpu-offload-gb", "float", "GiB of weights offloaded to CPU memory", minimum=0, maximum=1024
+        ),
+        VllmFlag("--enable-lora", "switch", "serve LoRA adapters"),
+        VllmFlag(
+            "--max-loras",
+            "int",
+            "LoRA adapters in one batch",
+            minimum=1,
+            maximum=64,
+            requires="--enable-lora",
+        ),
+        VllmFlag(
+            "--max-lora-rank", "int", "largest LoRA rank", minimum=1, maximum=512, requires="--enable-lora"
+        ),
+        VllmFlag("--otlp-traces-endpoint", "url", "OpenTelemetry traces collector (allow its egress too)"),
+        VllmFlag("--seed", "int", "random seed", minimum=0, maximum=2**32 - 1),
+        VllmFlag(
+            "--max-logprobs", "int", "most log-probabilities a request may ask for", minimum=0, maximum=1024
+        ),
+        VllmFlag("--disable-log-requests", "switch", "do not log request details"),
+        VllmFlag("--disable-log-stats", "switch", "do not log engine statistics"),
+        # Only the built-in sources: a folder path would need a mounted file the spec cannot provide.
+        VllmFlag(
+            "--generation-config",
+            "choice",
+            "where default sampling parameters come from",
+            choices=("auto", "vllm"),
+        ),
+    )
+}
+
+# Flags the operator sets itself, and the spec field that controls each.
+VLLM_OPERATOR_FLAGS: dict[str, str] = {
+    "--model": "spec.model (catalog or source)",
+    "--host": "the operator: the runtime listens on localhost behind the gateway sidecar",
+    "--port": "the operator: the runtime listens on localhost behind the gateway sidecar",
+    "--served-model-name": "spec.model.servedName",
+    "--max-model-len": "spec.model.contextLength",
+    "--max-num-seqs": "spec.maxConcurrency",
+    "--gpu-memory-utilization": "the tier in the operator configuration (the memory plan depends on it)",
+    "--tensor-parallel-size": "spec.hardware.gpus",
+    "--pipeline-parallel-size": "spec.hardware.gpus (one pod per replica, tensor parallel only)",
+    "--dtype": "spec.quantization (the planner picks bfloat16 or float16 from the GPU's compute capability)",
+    "--quantization": "spec.quantization",
+    "--api-key": "spec.auth (the gateway checks keys; a key in argv would be readable in the pod spec)",
+    "--download-dir": "spec.storage (the model cache volume)",
+    "--revision": "spec.model.revision",
+}
+
+# Flags refused outright, with the reason.
+VLLM_REFUSED_FLAGS: dict[str, str] = {
+    "--trust-remote-code": (
+        "is refused: it runs Python code from the model repository inside the pod; every catalog model is "
+        "supported natively by vLLM, so it stays off"
+    ),
+    "--chat-template": (
+        "is refused: it takes a file path or an inline Jinja template, and the pod has no user files; "
+        "use a model whose tokenizer ships a chat template"
+    ),
+}
+
+_REFUSED_SWITCHES = frozenset({"--trust-remote-code"})
+
+VLLM_SHORT_FLAGS: dict[str, str] = {
+    "-tp": "--tensor-parallel-size",
+    "-pp": "--pipeline-parallel-size",
+    "-q": "--quantization",
+}
+
+
+def _check_vllm_value(flag: VllmFlag, value: str) -> str | None:
+    """The problem with one flag's value, or None."""
+    if value == "":
+        return f"{flag.name} needs a non-empty value"
+    if flag.kind in ("int", "float"):
+        pattern = _INT_VALUE if flag.kind == "int" else _FLOAT_VALUE
+        if not re.fullmatch(pattern, value):
+            kind = "an integer" if flag.kind == "int" else "a number"
+            return f"{flag.name} takes {kind}, got {value!r}"
+        number = float(value)
+        if (flag.minimum is not None and number < flag.minimum) or (
+            flag.maximum is not None and number > flag.maximum
+        ):
+            return f"{flag.name} must be between {flag.minimum:g} and {flag.maximum:g}, got {value}"
+    elif flag.kind == "choice" and value not in flag.choices:
+        return f"{flag.name} must be one of {', '.join(flag.choices)}; got {value!r}"
+    elif flag.kind == "name" and not re.fullmatch(_NAME_VALUE, value):
+        return f"{flag.name} takes a name of letters, digits, '_', '.' or '-', got {value!r}"
+    elif flag.kind == "url" and not re.fullmatch(_URL_VALUE, value):
+        return f"{flag.name} takes an http(s):// or grpc:// URL, got {value!r}"
+    return None
+
+
+def _refusal(name: str) -> str | None:
+    """Why a flag name that is not on the allow-list is refused."""
+    if name in VLLM_OPERATOR_FLAGS:
+        return f"{name} is set by the operator; use {VLLM_OPERATOR_FLAGS[name]} instead"
+    if name in VLLM_REFUSED_FLAGS:
+        return f"{name} {VLLM_REFUSED_FLAGS[name]}"
+    if name in VLLM_SHORT_FLAGS:
+        long = VLLM_SHORT_FLAGS[name]
+        return f"{name} ({long}) is set by the operator; use {VLLM_OPERATOR_FLAGS[long]} instead"
+    if name not in VLLM_ALLOWED_FLAGS:
+        return f"{name} is not an accepted vLLM flag; accepted: {', '.join(sorted(VLLM_ALLOWED_FLAGS))}"
+    return None
+
+
+def parse_vllm_args(args: Sequence[str]) -> tuple[dict[str, str | None], list[tuple[int, str]]]:
+    """Parse ``spec.vllm.extraArgs``: the flags given (value or None for switches) and problems.
+
+    Both ``--flag=value`` and ``--flag value`` are understood. Each problem carries the index of
+    the list element it concerns, so errors can name ``spec.vllm.extraArgs[i]``.
+    """
+    flags: dict[str, str | None] = {}
+    first_index: dict[str, int] = {}
+    problems: list[tuple[int, str]] = []
+    i = 0
+    while i < len(args):
+        arg, index = args[i], i
+        i += 1
+        if not arg.startswith("-"):
+            problems.append(
+                (
+                    index,
+                    f"{arg!r} is not a flag; positional arguments are not accepted (the model is spec.model)",
+                )
+            )
+            continue
+        name, has_inline, inline = arg.partition("=")
+        if (why := _refusal(name)) is not None:
+            problems.append((index, why))
+            # A refused flag's value is not a second problem; only known switches take none.
+            if (
+                not has_inline
+                and name not in _REFUSED_SWITCHES
+                and i < len(args)
+                and not args[i].startswith("-")
+            ):
+                i += 1
+            continue
+        flag = VLLM_ALLOWED_FLAGS[name]
+        value: str | None = None
+        value_index = index
+        if flag.kind == "switch":
+            if has_inline:
+                problems.append((index, f"{name} is a switch and takes no value"))
+                continue
+        elif has_inline:
+            value = inline
+        elif i < len(args) and not args[i].startswith("--"):
+            value, value_index = args[i], i
+            i += 1
+        else:
+            problems.append((index, f"{name} needs a value ({name}=VALUE or {name} VALUE)"))
+            continue
+        if value is not None and (why := _check_vllm_value(flag, value)) is not None:
+            problems.append((value_index, why))
+            continue
+        if name in flags:
+            problems.append((index, f"{name} is given twice (first at extraArgs[{first_index[name]}])"))
+            continue
+        flags[name] = value
+        first_index[name] = index
+    for name, index in first_index.items():
+        flag = VLLM_ALLOWED_FLAGS[name]
+        if flag.requires is not None and flag.requires not in flags:
+            problems.append((index, f"{name} needs {flag.requires} as well"))
+        if flag.conflicts is not None and flag.conflicts in flags and index > first_index[flag.conflicts]:
+            problems.append((index, f"{name} contradicts {flag.conflicts}"))
+    return flags, sorted(problems)
+
+
+def vllm_flag_values(args: Sequence[str]) -> dict[str, str | None]:
+    """The valid flags of ``extraArgs`` by name (None for switches), for the planner and renderer."""
+    return parse_vllm_args(args)[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# Ollama Modelfile
+#
+# PARAMETER names and value types follow Ollama's Modelfile reference, "Valid Parameters and
+# Values" (ollama/ollama docs/modelfile.mdx, read at commit 071c82b). `draft_num_predict`, listed
+# there only recently, is left out until the pinned Ollama image is known to accept it.
+# ---------------------------------------------------------------------------------------------
+
+ParameterKind = Literal["int", "float", "stop"]
+
+
+@dataclass(frozen=True)
+class OllamaParameter:
+    """One Modelfile PARAMETER: its value type and bounds."""
+
+    name: str
+    kind: ParameterKind
+    help: str
+    minimum: float | None = None
+    maximum: float | None = None
+
+
+OLLAMA_PARAMETERS: dict[str, OllamaParameter] = {
+    p.name: p
+    for p in (
+        OllamaParameter("num_ctx", "int", "context window in tokens", 1, 1_048_576),
+        OllamaParameter(
+            "repeat_last_n", "int", "tokens looked back for repetition (0 off, -1 = num_ctx)", -1
+        ),
+        OllamaParameter("repeat_penalty", "float", "repetition penalty (1.0 = off)", 0),
+        OllamaParameter("temperature", "float", "sampling temperature", 0),
+        OllamaParameter("seed", "int", "random seed"),
+        OllamaParameter("stop", "stop", "stop sequence, or a list of them"),
+        OllamaParameter(
+            "num_predict", "int", "most tokens generated (-1 unlimited, -2 fill the context)", -2
+        ),
+        OllamaParameter("top_k", "int", "top-k sampling", 0),
+        OllamaParameter("top_p", "float", "nucleus sampling", 0, 1),
+        OllamaParameter("min_p", "float", "minimum relative token probability", 0, 1),
+    )
+}
+
+# Names seen in tutorials (and in the course this project started from) that Ollama does not
+# have under that name, or that the operator deliberately does not let a spec set.
+OLLAMA_REFUSED_PARAMETERS: dict[str, str] = {
+    "context_length": "is not an Ollama parameter; use num_ctx (and spec.model.contextLength)",
+    "max_tokens": "is not an Ollama parameter; use num_predict",
+    "max_length": "is not an Ollama parameter; use num_predict",
+    "num_gpu": (
+        "is refused: in Ollama it is the number of model layers offloaded to the GPU, not a GPU count; "
+        "GPUs come from spec.hardware and Ollama offloads every layer that fits"
+    ),
+    "num_thread": "is refused: Ollama sizes its threads itself; CPU comes from the tier or spec.resources",
+}
+
+MODELFILE_TEXT_LIMIT = 16_384
+_STOP_LIMIT = 256
+
+
+def _text_problem(text: str) -> str | None:
+    """Text that would corrupt the rendered Modelfile (its blocks are quoted with triple quotes)."""
+    if "\x00" in text:
+        return "must not contain NUL characters"
+    if '"""' in text:
+        return 'must not contain """ (it would end the Modelfile\'s quoted block)'
+    return None
+
+
+def _number_problem(param: OllamaParameter, value: Any) -> str | None:
+    # bool is an int in Python; YAML's true/false is never a valid number here.
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return f"must be {'an integer' if param.kind == 'int' else 'a number'}, got {value!r}"
+    if param.kind == "int" and not isinstance(value, int):
+        return f"must be an integer, got {value!r}"
+    if param.minimum is not None and value < param.minimum:
+        return f"must be at least {param.minimum:g}, got {value}"
+    if param.maximum is not None and value > param.maximum:
+        return f"must be at most {param.maximum:g}, got {value}"
+    return None
+
+
+def _stop_problem(value: Any) -> str | None:
+    values = value if isinstance(value, list) else [value]
+    if not values or len(values) > 16:
+        return "takes 1 to 16 stop sequences"
+    for item in values:
+        if not isinstance(item, str) or not item:
+            return f"stop sequences must be non-empty strings, got {item!r}"
+        if len(item) > _STOP_LIMIT or any(c in item for c in '\x00\n\r"'):
+            return (
+                f"stop sequence {item!r} must be one line of at most {_STOP_LIMIT} characters without quotes"
+            )
+    return None
+
+
+def modelfile_parameter_problems(parameters: dict[str, Any]) -> list[tuple[str, str]]:
+    """Problems with Modelfile PARAMETERs as (parameter name, message)."""
+    problems: list[tuple[str, str]] = []
+    for name, value in parameters.items():
+        if name in OLLAMA_REFUSED_PARAMETERS:
+            problems.append((name, f"{name} {OLLAMA_REFUSED_PARAMETERS[name]}"))
+            continue
+        param = OLLAMA_PARAMETERS.get(name)
+        if param is None:
+            valid = ", ".join(sorted(OLLAMA_PARAMETERS))
+            problems.append((name, f"{name!r} is not an Ollama Modelfile PARAMETER; valid: {valid}"))
+            continue
+        problem = _stop_problem(value) if param.kind == "stop" else _number_problem(param, value)
+        if problem is not None:
+            problems.append((name, problem))
+    return problems
+
+
 class ModelfileMessage(_Model):
-    role: Literal["system", "user", "assistant"] = Field(description="Message role.")
-    content: str = Field(max_length=16_384, description="Message text.")
+    """One MESSAGE instruction: an example turn the model sees before the conversation."""
+
+    role: Literal["system", "user", "assistant"] = Field(
+        description="Message role: system, user or assistant."
+    )
+    content: str = Field(
+        max_length=MODELFILE_TEXT_LIMIT, description="Message text (no NUL, no triple quotes)."
+    )
+
+    @field_validator("content")
+    @classmethod
+    def _content(cls, value: str) -> str:
+        if (problem := _text_problem(value)) is not None:
+            raise ValueError(problem)
+        return value
 
 
 class Modelfile(_Model):
-    """Ollama Modelfile customisation; every instruction is validated."""
+    """Ollama Modelfile customisation; every instruction is validated before it is rendered."""
 
-    system: str | None = Field(default=None, max_length=16_384, description="SYSTEM prompt.")
-    template: str | None = Field(default=None, max_length=16_384, description="TEMPLATE (Go template).")
+    system: str | None = Field(
+        default=None,
+        max_length=MODELFILE_TEXT_LIMIT,
+        description="SYSTEM instruction: the system prompt (no NUL, no triple quotes).",
+    )
+    template: str | None = Field(
+        default=None,
+        max_length=MODELFILE_TEXT_LIMIT,
+        description="TEMPLATE instruction: the full prompt template in Go template syntax.",
+    )
     parameters: dict[str, float | int | str | list[str]] = Field(
         default_factory=dict,
-        description="PARAMETER instructions, e.g. {temperature: 0.3, num_ctx: 8192}; names are checked.",
+        max_length=32,
+        description=(
+            "PARAMETER instructions, e.g. {temperature: 0.3, num_ctx: 8192}. Names and value types follow "
+            "Ollama's Modelfile reference: num_ctx, repeat_last_n, repeat_penalty, temperature, seed, stop, "
+            "num_predict, top_k, top_p, min_p."
+        ),
     )
     messages: list[ModelfileMessage] = Field(
-        default_factory=list, max_length=64, description="MESSAGE instructions (example turns)."
+        default_factory=list, max_length=64, description="MESSAGE instructions (example turns), in order."
     )
+
+    @field_validator("system", "template")
+    @classmethod
+    def _text(cls, value: str | None) -> str | None:
+        if value is not None and (problem := _text_problem(value)) is not None:
+            raise ValueError(problem)
+        return value
+
+    @field_validator("parameters", mode="before")
+    @classmethod
+    def _parameters(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            problems = modelfile_parameter_problems(value)
+            if problems:
+                raise _located_errors(
+                    "parameters", [((name,), message, value.get(name)) for name, message in problems]
+                )
+        return value
 
 
 class OllamaOptions(_Model):
+    """Options that apply only when the model runs on Ollama."""
+
     modelfile: Modelfile | None = Field(default=None, description="Optional Modelfile customisation.")
 
 
 class VllmOptions(_Model):
-    extra_args: list[str] = Field(
+    """Options that apply only when the model runs on vLLM."""
+
+    extra_args: list[Annotated[str, Field(max_length=512)]] = Field(
         default_factory=list,
         max_length=32,
-        description="Extra vLLM flags, validated against an allow-list of known flags.",
+        json_schema_extra=cel_rules(
+            (
+                "!self.exists(a, a.startsWith('--trust-remote-code'))",
+                "spec.vllm.extraArgs: --trust-remote-code is refused (it runs code from the model "
+                "repository)",
+            ),
+            (
+                "!self.exists(a, a == '--enable-auto-tool-choice') || "
+                "self.exists(a, a.startsWith('--tool-call-parser'))",
+                "spec.vllm.extraArgs: --enable-auto-tool-choice needs --tool-call-parser as well",
+            ),
+        ),
+        description=(
+            "Extra vLLM flags (--flag=value or --flag value), validated against an allow-list of tuning "
+            "flags; flags the operator derives from the spec (--max-model-len, --max-num-seqs, ...) and "
+            "--trust-remote-code are refused."
+        ),
     )
+
+    @field_validator("extra_args")
+    @classmethod
+    def _allowed_flags(cls, value: list[str]) -> list[str]:
+        _, problems = parse_vllm_args(value)
+        if problems:
+            raise _located_errors("extraArgs", [((i,), message, value[i]) for i, message in problems])
+        return value
 
 
 class ResourceRequirements(_Model):
@@ -340,20 +899,49 @@ class ResourceRequirements(_Model):
 
 
 class Toleration(_Model):
-    key: str | None = Field(default=None, description="Taint key.")
-    operator: Literal["Exists", "Equal"] | None = Field(default=None, description="Exists or Equal.")
-    value: str | None = Field(default=None, description="Taint value.")
-    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = Field(
-        default=None, description="Taint effect."
+    """A core/v1 toleration."""
+
+    model_config = ConfigDict(
+        json_schema_extra=cel_rules(
+            (
+                "!has(self.operator) || self.operator != 'Exists' || !has(self.value) || self.value == ''",
+                "tolerations: value must be empty when operator is Exists",
+            ),
+            (
+                "!has(self.tolerationSeconds) || (has(self.effect) && self.effect == 'NoExecute')",
+                "tolerations: tolerationSeconds is only valid with effect NoExecute",
+            ),
+        )
     )
-    toleration_seconds: int | None = Field(default=None, description="For NoExecute.")
+
+    key: str | None = Field(default=None, max_length=317, description="Taint key; empty matches all keys.")
+    operator: Literal["Exists", "Equal"] | None = Field(
+        default=None, description="Exists or Equal (default)."
+    )
+    value: str | None = Field(default=None, max_length=63, description="Taint value (with Equal).")
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = Field(
+        default=None, description="Taint effect to tolerate; empty matches all effects."
+    )
+    toleration_seconds: int | None = Field(
+        default=None, description="How long a NoExecute taint is tolerated before eviction."
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Toleration:
+        if self.operator == "Exists" and self.value:
+            raise ValueError("value must be empty when operator is Exists")
+        if self.toleration_seconds is not None and self.effect != "NoExecute":
+            raise ValueError("tolerationSeconds is only valid with effect NoExecute")
+        return self
 
 
 class Scheduling(_Model):
     """Scheduling constraints merged over the tier's."""
 
     node_selector: dict[str, str] = Field(default_factory=dict, description="Extra node labels required.")
-    tolerations: list[Toleration] = Field(default_factory=list, description="Extra tolerations.")
+    tolerations: list[Toleration] = Field(
+        default_factory=list, max_length=32, description="Extra tolerations."
+    )
     affinity: dict[str, Any] = Field(
         default_factory=dict,
         description="A core/v1 Affinity; its nodeAffinity terms are combined with the tier's.",
@@ -363,8 +951,36 @@ class Scheduling(_Model):
     )
 
 
+_ONE_REPLICA_AT_MOST = (
+    "(has(self.autoscaling) && has(self.autoscaling.enabled) && self.autoscaling.enabled) "
+    "? (has(self.autoscaling.maxReplicas) ? self.autoscaling.maxReplicas : 4) <= 1 "
+    ": (has(self.replicas) ? self.replicas : 1) <= 1"
+)
+
+
 class SmallLanguageModelSpec(_Model):
     """The desired state of one small-language-model inference service."""
+
+    model_config = ConfigDict(
+        json_schema_extra=cel_rules(
+            (
+                "!has(self.storage) || (has(self.storage.accessMode) && self.storage.accessMode == "
+                f"'ReadWriteMany') || {_ONE_REPLICA_AT_MOST}",
+                "spec.storage.accessMode: ReadWriteOnce attaches to one node only; use ReadWriteMany or "
+                "one replica",
+            ),
+            (
+                "!(has(self.runtime) && self.runtime == 'ollama' && has(self.vllm) "
+                "&& has(self.vllm.extraArgs) && size(self.vllm.extraArgs) > 0)",
+                "spec.vllm.extraArgs: only used by vLLM, but spec.runtime is ollama",
+            ),
+            (
+                "!(has(self.runtime) && self.runtime == 'vllm' && has(self.ollama) "
+                "&& has(self.ollama.modelfile))",
+                "spec.ollama.modelfile: only used by Ollama, but spec.runtime is vllm",
+            ),
+        )
+    )
 
     model: ModelRef = Field(description="The model to serve.")
     hardware: Hardware = Field(default_factory=Hardware, description="The hardware tier.")
@@ -381,7 +997,9 @@ class SmallLanguageModelSpec(_Model):
         le=1024,
         description="Concurrent sequences per replica (KV-cache math, --max-num-seqs, OLLAMA_NUM_PARALLEL).",
     )
-    replicas: int = Field(default=1, ge=0, le=100, description="Replicas; ignored while autoscaling is enabled.")
+    replicas: int = Field(
+        default=1, ge=0, le=100, description="Replicas; ignored while autoscaling is enabled."
+    )
     autoscaling: Autoscaling = Field(default_factory=Autoscaling, description="Autoscaling.")
     auth: Auth = Field(default_factory=Auth, description="API-key authentication.")
     model_access_secret_ref: SecretKeyRef | None = Field(
@@ -395,22 +1013,55 @@ class SmallLanguageModelSpec(_Model):
     resources: ResourceRequirements = Field(
         default_factory=ResourceRequirements, description="Override of the tier's requests/limits."
     )
-    scheduling: Scheduling = Field(default_factory=Scheduling, description="Scheduling merged over the tier's.")
+    scheduling: Scheduling = Field(
+        default_factory=Scheduling, description="Scheduling merged over the tier's."
+    )
     image: Annotated[str, AfterValidator(_no_latest)] = Field(
         default="",
         pattern=rf"^$|^{IMAGE_PATTERN[1:]}",
+        max_length=512,
+        json_schema_extra=cel_rules(
+            ("!self.endsWith(':latest')", "spec.image: pin a tag or digest, never ':latest'")
+        ),
         description="Override of the runtime image, pinned by tag or digest (never :latest).",
     )
 
     @model_validator(mode="after")
-    def _storage_access(self) -> SmallLanguageModelSpec:
+    def _cross_field(self) -> SmallLanguageModelSpec:
+        errors: list[tuple[tuple[int | str, ...], str, Any]] = []
         if self.storage is not None and self.storage.access_mode != AccessMode.RWX:
             most = self.autoscaling.max_replicas if self.autoscaling.enabled else self.replicas
             if most > 1:
-                raise ValueError(
-                    f"storage.accessMode {self.storage.access_mode} can attach to one node only, "
-                    f"but up to {most} replicas may run; use ReadWriteMany or one replica"
+                errors.append(
+                    (
+                        ("storage", "accessMode"),
+                        f"{self.storage.access_mode} attaches to one node only, but up to {most} replicas "
+                        "may run; use ReadWriteMany or one replica",
+                        self.storage.access_mode,
+                    )
                 )
+        if self.runtime == Runtime.OLLAMA and self.vllm.extra_args:
+            errors.append((("vllm", "extraArgs"), "only used by vLLM, but spec.runtime is ollama", None))
+        if self.runtime == Runtime.VLLM and self.ollama.modelfile is not None:
+            errors.append((("ollama", "modelfile"), "only used by Ollama, but spec.runtime is vllm", None))
+        modelfile = self.ollama.modelfile
+        num_ctx = modelfile.parameters.get("num_ctx") if modelfile is not None else None
+        if (
+            isinstance(num_ctx, int)
+            and self.model.context_length is not None
+            and num_ctx > self.model.context_length
+        ):
+            # The memory plan sizes the KV cache for contextLength; a larger num_ctx would overrun it.
+            errors.append(
+                (
+                    ("ollama", "modelfile", "parameters", "num_ctx"),
+                    f"{num_ctx} exceeds spec.model.contextLength ({self.model.context_length}), "
+                    "for which memory is planned; raise contextLength instead",
+                    num_ctx,
+                )
+            )
+        if errors:
+            raise _located_errors("spec", errors)
         return self
 
 
@@ -470,7 +1121,10 @@ def parse_document(doc: Any) -> SmallLanguageModel:
     problems: list[SpecProblem] = []
     if doc.get("apiVersion") != f"{API_GROUP}/{API_VERSION}":
         problems.append(
-            SpecProblem(field="apiVersion", message=f"must be {API_GROUP}/{API_VERSION}, got {doc.get('apiVersion')!r}")
+            SpecProblem(
+                field="apiVersion",
+                message=f"must be {API_GROUP}/{API_VERSION}, got {doc.get('apiVersion')!r}",
+            )
         )
     if doc.get("kind") != KIND:
         problems.append(SpecProblem(field="kind", message=f"must be {KIND}, got {doc.get('kind')!r}"))
@@ -501,14 +1155,16 @@ def validate_name(name: str) -> list[SpecProblem]:
         problems.append(
             SpecProblem(
                 field="metadata.name",
-                message=f"is {len(name)} characters; at most {MAX_NAME_LENGTH} (child names add suffixes up to 10)",
+                message=f"is {len(name)} characters; at most {MAX_NAME_LENGTH} "
+                "(child names add suffixes up to 10)",
             )
         )
     if not re.fullmatch(DNS1035_LABEL, name):
         problems.append(
             SpecProblem(
                 field="metadata.name",
-                message="must be a DNS-1035 label: lower-case letters, digits and '-', starting with a letter",
+                message="must be a DNS-1035 label: lower-case letters, digits and '-', starting with a "
+                "letter",
             )
         )
     return problems
