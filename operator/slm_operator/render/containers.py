@@ -1,0 +1,316 @@
+"""The containers of a model pod: the runtime (vLLM or Ollama), Ollama's pull init container,
+and the gateway sidecar that is the pod's only door.
+
+Every value reaches a runtime as an argv element or an environment variable; nothing is ever
+spliced into a shell string (the init container's script is a constant).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from slm_operator.api.config import OperatorConfig
+from slm_operator.api.plan import Plan
+from slm_operator.api.spec import SmallLanguageModel
+from slm_operator.render.modelfile import MODELFILE_MOUNT_DIR, MODELFILE_PATH, needs_modelfile
+from slm_operator.render.names import (
+    API_KEY_FILE_KEY,
+    API_KEY_MOUNT_DIR,
+    GATEWAY_PORT,
+    GATEWAY_PORT_NAME,
+    METRICS_PORT,
+    METRICS_PORT_NAME,
+    OLLAMA_PORT,
+    VLLM_PORT,
+)
+
+LOCALHOST = "127.0.0.1"
+# Writable mounts (the root filesystem is read-only).
+TMP_DIR = "/tmp"  # noqa: S108 - an emptyDir of the pod's own, not the node's /tmp
+HOME_DIR = "/home/slm"
+CACHE_DIR = "/var/cache/slm"
+HF_HOME = f"{CACHE_DIR}/huggingface"
+OLLAMA_MODELS = f"{CACHE_DIR}/ollama"
+SHM_DIR = "/dev/shm"  # noqa: S108 - a memory emptyDir of the pod's own
+MODELS_DIR = "/models"
+
+# Volume names (see deployment.py).
+TMP_VOLUME = "tmp"
+HOME_VOLUME = "home"
+CACHE_VOLUME = "cache"
+SHM_VOLUME = "dshm"
+API_KEY_VOLUME = "api-key"
+MODELFILE_VOLUME = "modelfile"
+MODELS_VOLUME = "models"
+GATEWAY_TMP_VOLUME = "gateway-tmp"
+
+RUNTIME_CONTAINER = "runtime"
+GATEWAY_CONTAINER = "gateway"
+PULL_CONTAINER = "pull-model"
+
+GATEWAY_RESOURCES: dict[str, dict[str, str]] = {
+    "requests": {"cpu": "50m", "memory": "64Mi"},
+    "limits": {"memory": "256Mi"},
+}
+
+# Probes go to the gateway, which reports /readyz only once the runtime lists the served model.
+# The startup budget covers the first download of the weights: 180 x 10 s = 30 minutes before
+# the kubelet gives up and restarts the pod (liveness and readiness only start after it).
+STARTUP_PERIOD_SECONDS = 10
+STARTUP_FAILURE_THRESHOLD = 180
+
+# The init container's script: a constant. Values arrive as environment variables, which the
+# shell expands as single words inside double quotes, so no value can become shell syntax.
+# `ollama pull` talks to a running server, hence the temporary background `ollama serve`.
+PULL_SCRIPT = """\
+set -eu
+ollama serve >/tmp/ollama-pull-serve.log 2>&1 &
+server=$!
+trap 'kill "$server" 2>/dev/null || true' EXIT
+waited=0
+until ollama list >/dev/null 2>&1; do
+  if ! kill -0 "$server" 2>/dev/null; then
+    echo "ollama serve exited early:" >&2
+    cat /tmp/ollama-pull-serve.log >&2
+    exit 1
+  fi
+  if [ "$waited" -ge "$SERVER_START_TIMEOUT" ]; then
+    echo "ollama serve did not answer within $SERVER_START_TIMEOUT s" >&2
+    exit 1
+  fi
+  sleep 1
+  waited=$((waited + 1))
+done
+case "$PULL_POLICY" in
+  always) ollama pull "$MODEL_TAG" || ollama show "$MODEL_TAG" >/dev/null ;;
+  if-missing) ollama show "$MODEL_TAG" >/dev/null 2>&1 || ollama pull "$MODEL_TAG" ;;
+  never) ;;
+  *) echo "unknown PULL_POLICY" >&2; exit 2 ;;
+esac
+if [ -n "$MODELFILE" ]; then
+  ollama create "$SERVED_NAME" -f "$MODELFILE"
+elif [ "$SERVED_NAME" != "$MODEL_TAG" ]; then
+  ollama cp "$MODEL_TAG" "$SERVED_NAME"
+fi
+kill "$server"
+wait "$server" || true
+"""
+SERVER_START_TIMEOUT_SECONDS = 120
+
+
+def security_context() -> dict[str, Any]:
+    """The restricted-PSS container security context every container of the pod carries."""
+    return {
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+    }
+
+
+def _env(name: str, value: str) -> dict[str, Any]:
+    return {"name": name, "value": value}
+
+
+def _mount(name: str, path: str, *, read_only: bool = False) -> dict[str, Any]:
+    mount: dict[str, Any] = {"name": name, "mountPath": path}
+    if read_only:
+        mount["readOnly"] = True
+    return mount
+
+
+def _runtime_mounts(plan: Plan) -> list[dict[str, Any]]:
+    mounts = [_mount(TMP_VOLUME, TMP_DIR), _mount(HOME_VOLUME, HOME_DIR), _mount(CACHE_VOLUME, CACHE_DIR)]
+    if plan.source_claim:
+        mounts.append(_mount(MODELS_VOLUME, MODELS_DIR, read_only=True))
+    return mounts
+
+
+def _resources(resources: dict[str, dict[str, str]], *, drop: tuple[str, ...] = ()) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for section in ("requests", "limits"):
+        values = {k: v for k, v in sorted(resources.get(section, {}).items()) if k not in drop}
+        if values:
+            out[section] = values
+    return out
+
+
+def vllm_args(plan: Plan) -> list[str]:
+    """``vllm serve`` arguments (the image's ENTRYPOINT is already ``vllm serve``)."""
+    args = [
+        plan.model_ref,
+        "--host",
+        LOCALHOST,
+        "--port",
+        str(VLLM_PORT),
+        "--served-model-name",
+        plan.served_name,
+        "--max-model-len",
+        str(plan.context_length),
+        "--max-num-seqs",
+        str(plan.max_concurrency),
+    ]
+    if plan.gpu_memory_utilization is not None:
+        args += ["--gpu-memory-utilization", str(plan.gpu_memory_utilization)]
+    args += ["--dtype", plan.dtype]
+    if plan.gpus > 0:
+        args += ["--tensor-parallel-size", str(plan.gpus)]
+    if plan.revision:
+        args += ["--revision", plan.revision]
+    if plan.kv_cache_dtype != "auto":
+        args += ["--kv-cache-dtype", plan.kv_cache_dtype]
+    # Quantization flags only come through engine_args: pre-quantized checkpoints are detected
+    # from their config, and online quantization is the variant's own argument.
+    return args + list(plan.engine_args)
+
+
+def vllm_container(model: SmallLanguageModel, plan: Plan) -> dict[str, Any]:
+    """The vLLM runtime container, bound to localhost; no probes (the kubelet cannot reach it)."""
+    env = [
+        _env("HOME", HOME_DIR),
+        _env("XDG_CACHE_HOME", f"{HOME_DIR}/.cache"),
+        _env("HF_HOME", HF_HOME),
+        _env("VLLM_NO_USAGE_STATS", "1"),
+        _env("DO_NOT_TRACK", "1"),
+    ]
+    if not model.spec.network.allow_egress:
+        # The NetworkPolicy blocks the Hub: use the cached files instead of waiting for timeouts.
+        env.append(_env("HF_HUB_OFFLINE", "1"))
+    secret_ref = model.spec.model_access_secret_ref
+    if secret_ref is not None:
+        env.append(
+            {
+                "name": "HF_TOKEN",
+                "valueFrom": {"secretKeyRef": {"name": secret_ref.name, "key": secret_ref.key}},
+            }
+        )
+    return {
+        "name": RUNTIME_CONTAINER,
+        "image": plan.image,
+        "args": vllm_args(plan),
+        "env": env,
+        "resources": _resources(plan.resources),
+        "securityContext": security_context(),
+        "volumeMounts": [*_runtime_mounts(plan), _mount(SHM_VOLUME, SHM_DIR)],
+    }
+
+
+def _ollama_env() -> list[dict[str, Any]]:
+    return [
+        _env("HOME", HOME_DIR),
+        _env("OLLAMA_HOST", f"{LOCALHOST}:{OLLAMA_PORT}"),
+        _env("OLLAMA_MODELS", OLLAMA_MODELS),
+    ]
+
+
+def ollama_container(plan: Plan, config: OperatorConfig) -> dict[str, Any]:
+    """The Ollama runtime container (``ollama serve`` on localhost)."""
+    env = [
+        *_ollama_env(),
+        _env("OLLAMA_NUM_PARALLEL", str(plan.max_concurrency)),
+        _env("OLLAMA_CONTEXT_LENGTH", str(plan.context_length)),
+        _env("OLLAMA_KEEP_ALIVE", config.defaults.ollama_keep_alive),
+        # One model per pod: the served model is the only one that may occupy memory.
+        _env("OLLAMA_MAX_LOADED_MODELS", "1"),
+    ]
+    return {
+        "name": RUNTIME_CONTAINER,
+        "image": plan.image,
+        "args": ["serve"],
+        "env": env,
+        "resources": _resources(plan.resources),
+        "securityContext": security_context(),
+        "volumeMounts": _runtime_mounts(plan),
+    }
+
+
+def pull_policy(model: SmallLanguageModel, plan: Plan) -> str:
+    """How the init container gets the weights: pulled on every start while egress is open
+    (falling back to the cached copy), only when missing once egress is closed, never for
+    files on a claim."""
+    if plan.source_kind == "pvc":
+        return "never"
+    return "always" if model.spec.network.allow_egress else "if-missing"
+
+
+def pull_init_container(model: SmallLanguageModel, plan: Plan) -> dict[str, Any]:
+    """Ollama's ``pull-model`` init container: pull the tag, then create or copy the served name."""
+    with_modelfile = needs_modelfile(model, plan)
+    env = [
+        *_ollama_env(),
+        _env("MODEL_TAG", plan.model_ref),
+        _env("SERVED_NAME", plan.served_name),
+        _env("MODELFILE", MODELFILE_PATH if with_modelfile else ""),
+        _env("PULL_POLICY", pull_policy(model, plan)),
+        _env("SERVER_START_TIMEOUT", str(SERVER_START_TIMEOUT_SECONDS)),
+    ]
+    mounts = _runtime_mounts(plan)
+    if with_modelfile:
+        mounts.append(_mount(MODELFILE_VOLUME, MODELFILE_MOUNT_DIR, read_only=True))
+    return {
+        "name": PULL_CONTAINER,
+        "image": plan.image,
+        "command": ["/bin/sh", "-c", PULL_SCRIPT],
+        "env": env,
+        # Creating a model needs memory, not the GPU: the accelerator stays with the runtime.
+        "resources": _resources(plan.resources, drop=("nvidia.com/gpu",)),
+        "securityContext": security_context(),
+        "volumeMounts": mounts,
+    }
+
+
+def gateway_args(model: SmallLanguageModel, plan: Plan) -> list[str]:
+    """``slmctl gateway`` arguments (the image's ENTRYPOINT is ``slmctl``)."""
+    upstream_port = VLLM_PORT if str(plan.runtime) == "vllm" else OLLAMA_PORT
+    args = [
+        "gateway",
+        "--upstream",
+        f"http://{LOCALHOST}:{upstream_port}",
+        "--runtime",
+        str(plan.runtime),
+        "--model",
+        plan.served_name,
+        "--listen",
+        f"0.0.0.0:{GATEWAY_PORT}",
+        "--metrics-listen",
+        f"0.0.0.0:{METRICS_PORT}",
+    ]
+    if model.spec.auth.enabled:
+        args += ["--api-key-file", f"{API_KEY_MOUNT_DIR}/{API_KEY_FILE_KEY}"]
+    else:
+        args.append("--no-auth")
+    return args
+
+
+def _http_probe(path: str, *, period: int, failures: int) -> dict[str, Any]:
+    return {
+        "httpGet": {"path": path, "port": GATEWAY_PORT_NAME},
+        "periodSeconds": period,
+        "timeoutSeconds": 5,
+        "failureThreshold": failures,
+    }
+
+
+def gateway_container(model: SmallLanguageModel, plan: Plan, config: OperatorConfig) -> dict[str, Any]:
+    """The gateway sidecar: API key check, metrics, health, streaming proxy to the runtime."""
+    mounts = [_mount(GATEWAY_TMP_VOLUME, TMP_DIR)]
+    if model.spec.auth.enabled:
+        mounts.append(_mount(API_KEY_VOLUME, API_KEY_MOUNT_DIR, read_only=True))
+    return {
+        "name": GATEWAY_CONTAINER,
+        "image": config.images.gateway,
+        "args": gateway_args(model, plan),
+        "ports": [
+            {"name": GATEWAY_PORT_NAME, "containerPort": GATEWAY_PORT, "protocol": "TCP"},
+            {"name": METRICS_PORT_NAME, "containerPort": METRICS_PORT, "protocol": "TCP"},
+        ],
+        "startupProbe": _http_probe(
+            "/readyz", period=STARTUP_PERIOD_SECONDS, failures=STARTUP_FAILURE_THRESHOLD
+        ),
+        "readinessProbe": _http_probe("/readyz", period=10, failures=3),
+        "livenessProbe": _http_probe("/healthz", period=20, failures=3),
+        "resources": copy.deepcopy(GATEWAY_RESOURCES),
+        "securityContext": security_context(),
+        "volumeMounts": mounts,
+    }

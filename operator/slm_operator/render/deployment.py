@@ -1,0 +1,156 @@
+"""The model's Deployment: runtime container + gateway sidecar in a hardened pod."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slm_operator.api.config import OperatorConfig
+from slm_operator.api.plan import Plan
+from slm_operator.api.spec import AccessMode, SmallLanguageModel
+from slm_operator.render import containers as c
+from slm_operator.render.meta import child_metadata, label_selector
+from slm_operator.render.modelfile import MODELFILE_KEY, needs_modelfile
+from slm_operator.render.names import (
+    API_KEY_FILE_KEY,
+    api_key_secret_name,
+    cache_pvc_name,
+    common_labels,
+    modelfile_configmap_name,
+)
+from slm_operator.render.scheduling import apply_scheduling
+
+# One fixed non-root identity for the whole pod: the gateway image's own user (Dockerfile:
+# USER 65532). The vLLM and Ollama images run as root by default, but neither needs it: their
+# programs and libraries are world-readable, and everything they write (HOME, the HF/Ollama
+# cache, /tmp, /dev/shm) is an emptyDir or the cache claim, which fsGroup makes writable.
+RUN_AS_ID = 65532
+SHM_SIZE_PER_GPU = 2  # GiB of /dev/shm per GPU (NCCL and the engine's worker processes use it)
+TMP_SIZE_LIMIT = "1Gi"
+HOME_SIZE_LIMIT = "4Gi"  # torch/triton compile caches land under HOME
+GATEWAY_TMP_SIZE_LIMIT = "64Mi"
+SECRET_FILE_MODE = 0o440  # owner and group (fsGroup) may read the key; nobody else
+# The startup budget (30 minutes, see containers.py) plus slack: a first rollout that is
+# still downloading weights must not be reported as failed progress.
+PROGRESS_DEADLINE_SECONDS = 2400
+
+
+def pod_security_context() -> dict[str, Any]:
+    """Restricted-PSS pod security context with a fixed non-root UID/GID."""
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": RUN_AS_ID,
+        "runAsGroup": RUN_AS_ID,
+        "fsGroup": RUN_AS_ID,
+        # A model cache holds many large files: chown them only when the volume root is wrong,
+        # not on every mount.
+        "fsGroupChangePolicy": "OnRootMismatch",
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def _cache_volume(model: SmallLanguageModel, plan: Plan, config: OperatorConfig) -> dict[str, Any]:
+    if model.spec.storage is not None:
+        return {"name": c.CACHE_VOLUME, "persistentVolumeClaim": {"claimName": cache_pvc_name(plan.name)}}
+    return {"name": c.CACHE_VOLUME, "emptyDir": {"sizeLimit": config.defaults.cache_size_limit}}
+
+
+def _api_key_volume(model: SmallLanguageModel, plan: Plan) -> dict[str, Any]:
+    ref = model.spec.auth.api_key_secret_ref
+    name, key = (ref.name, ref.key) if ref is not None else (api_key_secret_name(plan.name), API_KEY_FILE_KEY)
+    return {
+        "name": c.API_KEY_VOLUME,
+        "secret": {
+            "secretName": name,
+            "items": [{"key": key, "path": API_KEY_FILE_KEY}],
+            "defaultMode": SECRET_FILE_MODE,
+        },
+    }
+
+
+def render_volumes(model: SmallLanguageModel, plan: Plan, config: OperatorConfig) -> list[dict[str, Any]]:
+    """Every volume of the pod; the root filesystem stays read-only."""
+    volumes: list[dict[str, Any]] = [
+        {"name": c.TMP_VOLUME, "emptyDir": {"sizeLimit": TMP_SIZE_LIMIT}},
+        {"name": c.HOME_VOLUME, "emptyDir": {"sizeLimit": HOME_SIZE_LIMIT}},
+        _cache_volume(model, plan, config),
+    ]
+    if str(plan.runtime) == "vllm":
+        shm = f"{SHM_SIZE_PER_GPU * max(plan.gpus, 1)}Gi"
+        volumes.append({"name": c.SHM_VOLUME, "emptyDir": {"medium": "Memory", "sizeLimit": shm}})
+    if model.spec.auth.enabled:
+        volumes.append(_api_key_volume(model, plan))
+    if needs_modelfile(model, plan):
+        volumes.append(
+            {
+                "name": c.MODELFILE_VOLUME,
+                "configMap": {
+                    "name": modelfile_configmap_name(plan.name),
+                    "items": [{"key": MODELFILE_KEY, "path": MODELFILE_KEY}],
+                },
+            }
+        )
+    if plan.source_claim:
+        volumes.append(
+            {
+                "name": c.MODELS_VOLUME,
+                "persistentVolumeClaim": {"claimName": plan.source_claim, "readOnly": True},
+            }
+        )
+    volumes.append({"name": c.GATEWAY_TMP_VOLUME, "emptyDir": {"sizeLimit": GATEWAY_TMP_SIZE_LIMIT}})
+    return volumes
+
+
+def _strategy(model: SmallLanguageModel) -> dict[str, Any]:
+    storage = model.spec.storage
+    if storage is not None and storage.access_mode != AccessMode.RWX:
+        # A single-attach cache claim cannot be mounted by a surge pod on another node (RWO) or
+        # at all (RWOP), so a rolling update would wait forever: replace the pod instead.
+        return {"type": "Recreate"}
+    # A new model pod must be ready (weights downloaded and loaded) before an old one goes,
+    # otherwise every rollout is an outage of several minutes.
+    return {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
+
+
+def render_pod_spec(model: SmallLanguageModel, plan: Plan, config: OperatorConfig) -> dict[str, Any]:
+    """The pod template's spec."""
+    pod: dict[str, Any] = {
+        # The pod never talks to the Kubernetes API, so it gets no token to leak.
+        "automountServiceAccountToken": False,
+        # Service environment variables would leak the namespace's topology into the runtime.
+        "enableServiceLinks": False,
+        "securityContext": pod_security_context(),
+    }
+    if str(plan.runtime) == "vllm":
+        runtime = c.vllm_container(model, plan)
+    else:
+        pod["initContainers"] = [c.pull_init_container(model, plan)]
+        runtime = c.ollama_container(plan, config)
+    pod["containers"] = [runtime, c.gateway_container(model, plan, config)]
+    pod["volumes"] = render_volumes(model, plan, config)
+    apply_scheduling(pod, plan)
+    return pod
+
+
+def render_deployment(model: SmallLanguageModel, plan: Plan, config: OperatorConfig) -> dict[str, Any]:
+    """Deployment ``<name>``; ``replicas`` is left out while an HPA owns the count."""
+    spec: dict[str, Any] = {}
+    if not model.spec.autoscaling.enabled:
+        spec["replicas"] = model.spec.replicas
+    spec.update(
+        {
+            "revisionHistoryLimit": 3,
+            "progressDeadlineSeconds": PROGRESS_DEADLINE_SECONDS,
+            "selector": label_selector(plan),
+            "strategy": _strategy(model),
+            "template": {
+                "metadata": {"labels": common_labels(plan.name, str(plan.runtime))},
+                "spec": render_pod_spec(model, plan, config),
+            },
+        }
+    )
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": child_metadata(plan, plan.name),
+        "spec": spec,
+    }

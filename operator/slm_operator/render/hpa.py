@@ -1,0 +1,100 @@
+"""The autoscaling/v2 HorizontalPodAutoscaler (only when ``spec.autoscaling.enabled``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slm_operator.api.errors import SpecError, SpecProblem
+from slm_operator.api.plan import Plan
+from slm_operator.api.spec import SmallLanguageModel
+from slm_operator.render.meta import child_metadata
+
+IN_FLIGHT_METRIC = "slm_gateway_in_flight_requests"
+
+# Model pods take minutes to download and load weights: scale down slowly (a pod removed by a
+# short lull is expensive to bring back) and up by at most two pods a minute.
+SCALE_DOWN_STABILIZATION_SECONDS = 300
+BEHAVIOR: dict[str, Any] = {
+    "scaleDown": {
+        "stabilizationWindowSeconds": SCALE_DOWN_STABILIZATION_SECONDS,
+        "selectPolicy": "Max",
+        "policies": [{"type": "Pods", "value": 1, "periodSeconds": 120}],
+    },
+    "scaleUp": {
+        "stabilizationWindowSeconds": 0,
+        "selectPolicy": "Max",
+        "policies": [{"type": "Pods", "value": 2, "periodSeconds": 60}],
+    },
+}
+
+
+def _metrics(model: SmallLanguageModel, plan: Plan) -> list[dict[str, Any]]:
+    autoscaling = model.spec.autoscaling
+    metrics: list[dict[str, Any]] = []
+    # CPU utilisation says nothing about a GPU-bound engine, so it only drives CPU tiers.
+    if plan.accelerator == "none" and autoscaling.target_cpu_utilization_percentage is not None:
+        metrics.append(
+            {
+                "type": "Resource",
+                "resource": {
+                    "name": "cpu",
+                    "target": {
+                        "type": "Utilization",
+                        "averageUtilization": autoscaling.target_cpu_utilization_percentage,
+                    },
+                },
+            }
+        )
+    if autoscaling.target_in_flight_requests is not None:
+        # A Pods metric served through the custom-metrics API: it needs prometheus-adapter (or
+        # KEDA) to expose the gateway's slm_gateway_in_flight_requests gauge; without one the
+        # HPA reports FailedGetPodsMetric and keeps the current replica count.
+        metrics.append(
+            {
+                "type": "Pods",
+                "pods": {
+                    "metric": {"name": IN_FLIGHT_METRIC},
+                    "target": {
+                        "type": "AverageValue",
+                        "averageValue": str(autoscaling.target_in_flight_requests),
+                    },
+                },
+            }
+        )
+    return metrics
+
+
+def render_hpa(model: SmallLanguageModel, plan: Plan) -> dict[str, Any] | None:
+    """HPA ``<name>`` scaling the Deployment, or ``None`` when autoscaling is off.
+
+    Raises :class:`SpecError` when no metric applies (a GPU tier without
+    ``targetInFlightRequests``): an HPA without metrics would silently fall back to CPU.
+    """
+    autoscaling = model.spec.autoscaling
+    if not autoscaling.enabled:
+        return None
+    metrics = _metrics(model, plan)
+    if not metrics:
+        raise SpecError(
+            [
+                SpecProblem(
+                    field="spec.autoscaling.targetInFlightRequests",
+                    message=(
+                        f"tier {plan.tier} has an accelerator, so CPU utilisation cannot drive scaling; "
+                        "set targetInFlightRequests"
+                    ),
+                )
+            ]
+        )
+    return {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": child_metadata(plan, plan.name),
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": plan.name},
+            "minReplicas": autoscaling.min_replicas,
+            "maxReplicas": autoscaling.max_replicas,
+            "metrics": metrics,
+            "behavior": BEHAVIOR,
+        },
+    }
