@@ -105,13 +105,15 @@ def _copy(value: Any) -> Any:
     return value
 
 
-@cache
-def _builtin_text(name: str) -> str:
-    return resources.files("slm_operator.catalog").joinpath(name).read_text(encoding="utf-8")
-
-
 def _builtin_data() -> dict[str, Any]:
     """The packaged YAML as one plain configuration document (a fresh copy on every call)."""
+    copy: dict[str, Any] = _copy(_builtin_document())
+    return copy
+
+
+@cache
+def _builtin_document() -> dict[str, Any]:
+    # Parsed once per process: PyYAML is slow and every user config is merged over this.
     data: dict[str, Any] = {}
     for section, name in _BUILTIN_FILES.items():
         data[section] = _parse_builtin(name)
@@ -125,7 +127,8 @@ def _builtin_data() -> dict[str, Any]:
 def _parse_builtin(name: str) -> dict[str, Any]:
     # A broken packaged file is a build defect, but it is reported like a user's so the
     # message still names the file and the line.
-    return _parse_mapping(_builtin_text(name), origin=f"slm_operator/catalog/{name}")
+    text = resources.files("slm_operator.catalog").joinpath(name).read_text(encoding="utf-8")
+    return _parse_mapping(text, origin=f"slm_operator/catalog/{name}")
 
 
 def _parse_user_document(text: str, *, origin: str) -> dict[str, Any]:
