@@ -227,8 +227,13 @@ class Autoscaling(_Model):
     enabled: bool = Field(default=False, description="Create an autoscaling/v2 HorizontalPodAutoscaler.")
     min_replicas: int = Field(default=1, ge=1, le=100, description="Lower bound of replicas.")
     max_replicas: int = Field(default=4, ge=1, le=100, description="Upper bound of replicas.")
+    # The contract spells it like the HPA v1 field (CPU in capitals), not as camelCase would.
     target_cpu_utilization_percentage: int | None = Field(
-        default=70, ge=1, le=100, description="Average CPU utilisation target (used on CPU tiers)."
+        default=70,
+        ge=1,
+        le=100,
+        alias="targetCPUUtilizationPercentage",
+        description="Average CPU utilisation target (used on CPU tiers).",
     )
     target_in_flight_requests: int | None = Field(
         default=4,
