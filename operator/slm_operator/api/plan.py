@@ -22,11 +22,19 @@ class _PlanModel(BaseModel):
 class MemoryPlan(_PlanModel):
     """Memory math in GiB (rounded to 2 decimals); ``None`` where unknown."""
 
-    weights_gib: float | None = Field(default=None, description="Resident weights.")
-    kv_cache_gib: float | None = Field(default=None, description="KV cache for contextLength x maxConcurrency.")
-    overhead_gib: float | None = Field(default=None, description="Runtime overhead (CUDA context, buffers).")
-    required_gib: float | None = Field(default=None, description="weights + kvCache + overhead.")
-    available_gib: float | None = Field(default=None, description="What the tier offers.")
+    weights_gib: float | None = Field(default=None, alias="weightsGiB", description="Resident weights.")
+    kv_cache_gib: float | None = Field(
+        default=None, alias="kvCacheGiB", description="KV cache for contextLength x maxConcurrency."
+    )
+    overhead_gib: float | None = Field(
+        default=None, alias="overheadGiB", description="Runtime overhead (CUDA context, buffers)."
+    )
+    required_gib: float | None = Field(
+        default=None, alias="requiredGiB", description="weights + kvCache + overhead."
+    )
+    available_gib: float | None = Field(
+        default=None, alias="availableGiB", description="What the tier offers."
+    )
 
 
 class Scheduling(_PlanModel):
