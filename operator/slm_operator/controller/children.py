@@ -1,0 +1,164 @@
+"""Apply, create-once and prune a model's children (I/O through :class:`KubeApi`).
+
+Every child is written with server-side apply (one field manager, force) and only when it
+differs from the live object in a field we manage; the generated API-key Secret is created once
+and never rewritten; objects the model does not own are reported, never touched.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from slm_operator.controller.drift import is_owned_by, needs_apply, prepare_child
+from slm_operator.controller.kubeapi import ApiError, ConflictError, KubeApi, TransientApiError
+from slm_operator.render.kinds import MANAGED_KINDS, PVC, SECRET, ManagedKind, kind_of
+from slm_operator.render.names import API_KEY_FILE_KEY, GENERATED_ANNOTATION, selector_string
+
+log = logging.getLogger(__name__)
+
+# Kinds that hold data the user cannot get back: when no longer desired they are kept (still
+# owned, so deleting the model removes them). The cache PVC may hold gigabytes of downloaded
+# weights; the generated API key may already be in clients' hands. Everything else (HPA, PDB,
+# the Modelfile ConfigMap, monitoring objects) is configuration and is pruned.
+RETAINED_KINDS: frozenset[ManagedKind] = frozenset({PVC, SECRET})
+
+
+@dataclass
+class ApplyReport:
+    """What one pass over the children did and found."""
+
+    written: list[str] = field(default_factory=list)  # "Kind/name" of every write
+    foreign: list[str] = field(default_factory=list)  # "Kind/name" of same-named objects not ours
+    failed: list[str] = field(default_factory=list)  # "Kind/name: message" of permanent failures
+    failed_kinds: list[str] = field(default_factory=list)
+    transient: list[str] = field(default_factory=list)  # "Kind/name: message" worth a retry
+    live: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)  # (kind, name) -> object
+
+
+def reconcile_children(
+    api: KubeApi,
+    *,
+    model: Mapping[str, Any],
+    desired: Sequence[Mapping[str, Any]],
+    monitoring_available: bool,
+) -> ApplyReport:
+    """Make the model's children match ``desired``: apply, create once, prune what we own."""
+    meta = model["metadata"]
+    namespace, name, uid = meta["namespace"], meta["name"], meta["uid"]
+    report = ApplyReport()
+    kinds = [k for k in MANAGED_KINDS if monitoring_available or not k.optional_crd]
+
+    listed: dict[ManagedKind, dict[str, dict[str, Any]]] = {}
+    for kind in kinds:
+        try:
+            items = api.list(kind, namespace, selector_string(name))
+        except TransientApiError as exc:
+            report.transient.append(f"{kind.kind} list: {exc.message or exc.status}")
+            return report
+        listed[kind] = {item["metadata"]["name"]: item for item in items}
+
+    wanted: dict[ManagedKind, set[str]] = {}
+    for rendered in desired:
+        kind = kind_of(dict(rendered))
+        child_name = rendered["metadata"]["name"]
+        wanted.setdefault(kind, set()).add(child_name)
+        label = f"{kind.kind}/{child_name}"
+        try:
+            live = listed.get(kind, {}).get(child_name)
+            if live is None:
+                # Not among our labelled children: absent, or a same-named foreign object.
+                live = api.get(kind, namespace, child_name)
+            if live is not None and not is_owned_by(live, uid):
+                report.foreign.append(label)
+                continue
+            if _is_generated_secret(rendered):
+                if live is None:
+                    live = _create_api_key_secret(api, kind, namespace, rendered, model, report)
+                if live is not None and not is_owned_by(live, uid):
+                    report.foreign.append(label)
+                    continue
+            else:
+                child = prepare_child(rendered, model)
+                if needs_apply(child, live):
+                    live = api.apply(kind, namespace, child_name, child)
+                    report.written.append(label)
+                    log.info("applied %s", label)
+            if live is not None:
+                report.live[(kind.kind, child_name)] = live
+        except TransientApiError as exc:
+            report.transient.append(f"{label}: {exc.message or exc.status}")
+            report.failed_kinds.append(kind.kind)
+        except ConflictError as exc:
+            report.transient.append(f"{label}: {exc.message}")
+            report.failed_kinds.append(kind.kind)
+        except ApiError as exc:
+            report.failed.append(f"{label}: {exc.message}")
+            report.failed_kinds.append(kind.kind)
+
+    if report.transient or report.failed:
+        return report  # prune only after a complete pass: never delete on partial knowledge
+    _prune(api, listed, wanted, uid=uid, namespace=namespace, report=report)
+    return report
+
+
+def _prune(
+    api: KubeApi,
+    listed: Mapping[ManagedKind, Mapping[str, Mapping[str, Any]]],
+    wanted: Mapping[ManagedKind, set[str]],
+    *,
+    uid: str,
+    namespace: str,
+    report: ApplyReport,
+) -> None:
+    for kind, items in listed.items():
+        if kind in RETAINED_KINDS:
+            continue
+        for child_name, item in items.items():
+            if child_name in wanted.get(kind, set()) or not is_owned_by(item, uid):
+                continue
+            label = f"{kind.kind}/{child_name}"
+            try:
+                api.delete(kind, namespace, child_name, uid=item["metadata"]["uid"])
+            except (TransientApiError, ConflictError) as exc:
+                report.transient.append(f"{label}: {exc.message or exc.status}")
+                report.failed_kinds.append(kind.kind)
+                continue
+            except ApiError as exc:
+                report.failed.append(f"{label}: {exc.message}")
+                report.failed_kinds.append(kind.kind)
+                continue
+            report.written.append(f"-{label}")
+            log.info("deleted %s (no longer desired)", label)
+
+
+def _is_generated_secret(rendered: Mapping[str, Any]) -> bool:
+    annotations = (rendered.get("metadata") or {}).get("annotations") or {}
+    return rendered.get("kind") == "Secret" and GENERATED_ANNOTATION in annotations
+
+
+def _create_api_key_secret(
+    api: KubeApi,
+    kind: ManagedKind,
+    namespace: str,
+    rendered: Mapping[str, Any],
+    model: Mapping[str, Any],
+    report: ApplyReport,
+) -> dict[str, Any] | None:
+    """Create the Secret with a fresh key; if it appeared meanwhile, return the live one."""
+    body = prepare_child(rendered, model)
+    # The key exists only in this request body; it is never logged, evented or put in status.
+    body["data"] = {API_KEY_FILE_KEY: base64.b64encode(secrets.token_urlsafe(32).encode()).decode()}
+    child_name = body["metadata"]["name"]
+    try:
+        created = api.create(kind, namespace, body)
+    except ConflictError:
+        log.info("Secret/%s already exists; keeping its key", child_name)
+        return api.get(kind, namespace, child_name)
+    report.written.append(f"{kind.kind}/{child_name}")
+    log.info("created Secret/%s with a generated API key", child_name)
+    return created

@@ -1,0 +1,152 @@
+"""The kopf handlers: thin I/O glue around :func:`reconcile_model`.
+
+One reconcile serves create, update and resume (kopf's level-based pattern), plus one timer per
+model that is both the event-driven drift path and the safety net: it sleeps until a child of
+the model changes or disappears (the child watches set a per-model "nudge") or until the resync
+interval passes, then reconciles. Nothing is written to the model's spec, labels or annotations;
+the model's status is written only through kopf's ``patch``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import datetime
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import kopf
+
+from slm_operator.api.config import OperatorConfig
+from slm_operator.api.spec import API_GROUP, API_VERSION, KIND, PLURAL
+from slm_operator.controller.kubeapi import KubeApi
+from slm_operator.controller.metrics import OperatorMetrics
+from slm_operator.controller.reconcile import RESULT_INVALID, RESULT_OK, Outcome, reconcile_model
+from slm_operator.render.kinds import MANAGED_KINDS
+
+log = logging.getLogger(__name__)
+
+RECONCILE_ID = "reconcile"
+DRIFT_ID = "drift"
+
+
+@dataclass
+class ControllerContext:
+    """Everything the handlers share for one operator run."""
+
+    api: KubeApi
+    config: OperatorConfig
+    metrics: OperatorMetrics
+    resync_seconds: float = 60.0
+    nudge_gap_seconds: float = 1.0
+    _nudges: dict[tuple[str, str], asyncio.Event] = field(default_factory=dict)
+    _locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict)
+
+    def nudge_event(self, namespace: str, name: str) -> asyncio.Event:
+        return self._nudges.setdefault((namespace, name), asyncio.Event())
+
+    def lock(self, namespace: str, name: str) -> asyncio.Lock:
+        return self._locks.setdefault((namespace, name), asyncio.Lock())
+
+    def forget(self, namespace: str, name: str) -> None:
+        self._nudges.pop((namespace, name), None)
+        self._locks.pop((namespace, name), None)
+        self.metrics.set_phase(namespace, name, None)
+
+
+def utc_now() -> str:
+    """RFC 3339 with second precision and ``Z``, as Kubernetes writes times."""
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def status_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+    """Only the status keys that change (``None`` removes a key): unchanged means no request."""
+    return {
+        key: value
+        for key, value in new.items()
+        if old.get(key) != value and not (value is None and key not in old)
+    }
+
+
+async def run_reconcile(ctx: ControllerContext, body: kopf.Body, patch: kopf.Patch) -> None:
+    """Reconcile one model in a thread, then patch its status and post transition Events."""
+    meta = body.get("metadata") or {}
+    namespace, name = str(meta.get("namespace")), str(meta.get("name"))
+    started = time.monotonic()
+    async with ctx.lock(namespace, name):
+        # Re-read nothing here: kopf hands the freshest body it has seen; the reconcile is
+        # level-based, so a newer change simply triggers another pass.
+        outcome: Outcome = await asyncio.to_thread(
+            reconcile_model, _plain(body), api=ctx.api, config=ctx.config, now=utc_now()
+        )
+    ctx.metrics.observe_reconcile(outcome.result, time.monotonic() - started)
+    for key, value in status_patch(body.get("status") or {}, outcome.status).items():
+        patch.status[key] = value
+    phase = outcome.status.get("phase")
+    ctx.metrics.set_phase(namespace, name, str(phase) if phase else None)
+    for note in outcome.events:
+        kopf.event(body, type=note.type, reason=note.reason, message=note.message)
+    for kind in outcome.failed_kinds:
+        ctx.metrics.apply_errors.labels(kind=kind).inc()
+    if outcome.result == RESULT_INVALID:
+        # Final until the spec changes: no hot retry loop on input only the user can fix.
+        raise kopf.PermanentError(outcome.message)
+    if outcome.result != RESULT_OK:
+        raise kopf.TemporaryError(outcome.message, delay=outcome.retry_delay or 10)
+
+
+def _plain(body: kopf.Body) -> dict[str, Any]:
+    """A plain deep copy of kopf's live body view (safe to use from another thread)."""
+    return copy.deepcopy(dict(body))
+
+
+def register(registry: kopf.OperatorRegistry, ctx: ControllerContext) -> None:
+    """Register the handlers on ``registry`` (closures over ``ctx``; no module-level state)."""
+
+    @kopf.on.resume(API_GROUP, API_VERSION, PLURAL, id=RECONCILE_ID, registry=registry)
+    @kopf.on.create(API_GROUP, API_VERSION, PLURAL, id=RECONCILE_ID, registry=registry)
+    @kopf.on.update(API_GROUP, API_VERSION, PLURAL, id=RECONCILE_ID, registry=registry)
+    async def reconcile(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
+        await run_reconcile(ctx, body, patch)
+
+    @kopf.timer(
+        API_GROUP, API_VERSION, PLURAL, id=DRIFT_ID, interval=ctx.nudge_gap_seconds, registry=registry
+    )
+    async def drift(body: kopf.Body, patch: kopf.Patch, stopped: Any = None, **_: Any) -> None:
+        meta = body.get("metadata") or {}
+        namespace, name = str(meta.get("namespace")), str(meta.get("name"))
+        nudge = ctx.nudge_event(namespace, name)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + ctx.resync_seconds
+        # Bounded wait in short slices so operator shutdown and object deletion stop it quickly.
+        while not nudge.is_set() and not (stopped is not None and stopped.is_set()):
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(nudge.wait(), timeout=min(1.0, remaining))
+        if stopped is not None and stopped.is_set():
+            return
+        nudge.clear()
+        await run_reconcile(ctx, body, patch)
+
+    @kopf.on.delete(API_GROUP, API_VERSION, PLURAL, id="forget", optional=True, registry=registry)
+    def forget(body: kopf.Body, **_: Any) -> None:
+        # Optional: kopf adds no finalizer for it; owner references garbage-collect the children.
+        meta = body.get("metadata") or {}
+        ctx.forget(str(meta.get("namespace")), str(meta.get("name")))
+
+    for kind in MANAGED_KINDS:
+        args = (kind.group, kind.version, kind.plural) if kind.group else (kind.version, kind.plural)
+
+        @kopf.on.event(*args, id=f"child-{kind.plural}", registry=registry)
+        async def child_changed(body: kopf.Body, **_: Any) -> None:
+            # Any change or deletion of a child nudges its owner's drift timer.
+            meta = body.get("metadata") or {}
+            for ref in meta.get("ownerReferences") or []:
+                if ref.get("kind") == KIND and str(ref.get("apiVersion", "")).startswith(f"{API_GROUP}/"):
+                    ctx.nudge_event(str(meta.get("namespace")), str(ref.get("name"))).set()

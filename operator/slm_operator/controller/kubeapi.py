@@ -1,0 +1,197 @@
+"""The operator's one door to the Kubernetes API for children (not for the model itself).
+
+Every call goes through :meth:`KubeApi.call`, which makes 404/409 handling explicit and logged
+and turns transport failures and 5xx into :class:`TransientApiError` (the handler turns those
+into ``kopf.TemporaryError``). Bodies are sent and read as plain JSON dicts through the
+``kubernetes`` client's low-level ``call_api`` path: the generated ``create_*`` methods validate
+bodies client-side and map only ``201`` responses, and we apply objects of kinds (ServiceMonitor)
+the generated client does not know.
+
+The model object is never written here: its status goes through kopf's ``patch`` only.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+import kubernetes
+import urllib3
+
+from slm_operator.render.kinds import ManagedKind
+from slm_operator.render.names import FIELD_MANAGER
+
+log = logging.getLogger(__name__)
+
+APPLY_PATCH = "application/apply-patch+yaml"
+MERGE_PATCH = "application/merge-patch+json"
+
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+class ApiError(Exception):
+    """An API answer the caller must handle (status code and the server's message)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        self.status = status
+        self.message = message
+        super().__init__(f"HTTP {status}: {message}")
+
+
+class TransientApiError(ApiError):
+    """5xx, 429, timeouts and dropped connections: retried later with a delay."""
+
+
+class ConflictError(ApiError):
+    """409: the object already exists or changed under us."""
+
+
+@dataclass
+class KubeApi:
+    """A thin JSON client over ``kubernetes.client.ApiClient`` with explicit error handling."""
+
+    client: Any  # kubernetes.client.ApiClient
+    request_timeout: float = 30.0
+    discovery_ttl: float = 60.0
+    clock: Callable[[], float] = time.monotonic
+    _discovery: dict[str, tuple[float, bool]] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @classmethod
+    def from_environment(cls, *, request_timeout: float = 30.0) -> KubeApi:
+        """In-cluster service account if present, else the kubeconfig (``KUBECONFIG``/``~/.kube``)."""
+        configuration = kubernetes.client.Configuration()
+        try:
+            kubernetes.config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+        except kubernetes.config.ConfigException:
+            kubernetes.config.load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+        return cls(client=kubernetes.client.ApiClient(configuration), request_timeout=request_timeout)
+
+    # -- low level -------------------------------------------------------------------------
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Mapping[str, str] | None = None,
+        body: Any = None,
+        content_type: str = "application/json",
+    ) -> dict[str, Any] | None:
+        """One request; the decoded JSON answer, ``None`` for 404; raises :class:`ApiError`."""
+        headers = {"Accept": "application/json", "Content-Type": content_type}
+        _, url, headers, _, _ = self.client.param_serialize(
+            method=method,
+            resource_path=path,
+            query_params=list((query or {}).items()),
+            header_params=headers,
+            auth_settings=["BearerToken"],
+        )
+        payload = json.dumps(body) if body is not None else None
+        try:
+            response = self.client.call_api(
+                method, url, header_params=headers, body=payload, _request_timeout=self.request_timeout
+            )
+            raw = response.read()
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            log.warning("%s %s failed in transport: %s", method, path, type(exc).__name__)
+            raise TransientApiError(0, f"{type(exc).__name__} talking to the API server") from None
+        status = int(response.status)
+        if 200 <= status < 300:
+            return json.loads(raw) if raw else {}
+        message = _status_message(raw)
+        if status == 404:
+            log.debug("%s %s: not found", method, path)
+            return None
+        if status == 409:
+            log.info("%s %s: conflict: %s", method, path, message)
+            raise ConflictError(status, message)
+        if status == 429 or status >= 500:
+            log.warning("%s %s: transient HTTP %d: %s", method, path, status, message)
+            raise TransientApiError(status, message)
+        log.error("%s %s: HTTP %d: %s", method, path, status, message)
+        raise ApiError(status, message)
+
+    # -- objects ---------------------------------------------------------------------------
+
+    def get(self, kind: ManagedKind, namespace: str, name: str) -> dict[str, Any] | None:
+        """The live object, or ``None`` when absent."""
+        return self.call("GET", object_path(kind, namespace, name))
+
+    def list(self, kind: ManagedKind, namespace: str, label_selector: str) -> list[dict[str, Any]]:
+        """Objects of a kind in a namespace matching a label selector (empty if the kind is unknown)."""
+        answer = self.call("GET", collection_path(kind, namespace), query={"labelSelector": label_selector})
+        return list((answer or {}).get("items") or [])
+
+    def create(self, kind: ManagedKind, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """Create an object; :class:`ConflictError` if it exists."""
+        answer = self.call("POST", collection_path(kind, namespace), body=dict(body))
+        if answer is None:
+            raise ApiError(404, f"{kind.kind} cannot be created: the namespace or kind is missing")
+        return answer
+
+    def apply(self, kind: ManagedKind, namespace: str, name: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """Server-side apply with our field manager, forcing ownership of the fields we send."""
+        answer = self.call(
+            "PATCH",
+            object_path(kind, namespace, name),
+            query={"fieldManager": FIELD_MANAGER, "force": "true"},
+            body=dict(body),
+            content_type=APPLY_PATCH,
+        )
+        if answer is None:
+            raise ApiError(404, f"{kind.kind} {name} cannot be applied: the namespace or kind is missing")
+        return answer
+
+    def delete(self, kind: ManagedKind, namespace: str, name: str, *, uid: str) -> bool:
+        """Delete only the exact object we looked at (``preconditions.uid``); False if already gone."""
+        body = {
+            "apiVersion": "v1",
+            "kind": "DeleteOptions",
+            "propagationPolicy": "Background",
+            "preconditions": {"uid": uid},
+        }
+        return self.call("DELETE", object_path(kind, namespace, name), body=body) is not None
+
+    def has_api(self, group_version: str, plural: str) -> bool:
+        """Whether the API serves ``group_version``/``plural`` (discovery, cached for a minute)."""
+        key = f"{group_version}/{plural}"
+        now = self.clock()
+        with self._lock:
+            cached = self._discovery.get(key)
+            if cached is not None and now - cached[0] < self.discovery_ttl:
+                return cached[1]
+        answer = self.call("GET", f"/apis/{group_version}")
+        found = any(r.get("name") == plural for r in (answer or {}).get("resources") or [])
+        with self._lock:
+            self._discovery[key] = (now, found)
+        return found
+
+
+def collection_path(kind: ManagedKind, namespace: str) -> str:
+    """``/api/v1/namespaces/ns/services`` or ``/apis/apps/v1/namespaces/ns/deployments``."""
+    prefix = f"/apis/{kind.api_version}" if kind.group else f"/api/{kind.api_version}"
+    return f"{prefix}/namespaces/{quote(namespace, safe='')}/{kind.plural}"
+
+
+def object_path(kind: ManagedKind, namespace: str, name: str) -> str:
+    return f"{collection_path(kind, namespace)}/{quote(name, safe='')}"
+
+
+def _status_message(raw: bytes | None) -> str:
+    """The ``message`` of a Kubernetes ``Status`` answer, or a short excerpt of the body."""
+    if not raw:
+        return ""
+    try:
+        decoded = json.loads(raw)
+    except ValueError:
+        return raw[:200].decode("utf-8", "replace")
+    if isinstance(decoded, dict):
+        return str(decoded.get("message") or decoded.get("reason") or "")[:500]
+    return ""

@@ -1,0 +1,313 @@
+"""One level-based reconcile of a SmallLanguageModel: parse, plan, render, apply, observe.
+
+:func:`reconcile_model` is synchronous (the ``kubernetes`` client blocks; handlers run it in a
+thread) and returns an :class:`Outcome`: the status the model should have and the Events worth
+posting. It never writes the model itself; the kopf handler turns the outcome into a status
+patch, Events and ``kopf.PermanentError``/``kopf.TemporaryError``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from slm_operator.api.config import OperatorConfig
+from slm_operator.api.errors import FitError, SpecError
+from slm_operator.api.spec import SmallLanguageModel, parse_document
+from slm_operator.controller import conditions as cond
+from slm_operator.controller.children import ApplyReport, reconcile_children
+from slm_operator.controller.kubeapi import KubeApi, TransientApiError
+from slm_operator.desired import desired_state
+from slm_operator.render.kinds import DEPLOYMENT, SERVICE_MONITOR
+from slm_operator.render.names import api_key_secret_name, endpoint_url, selector_string
+
+log = logging.getLogger(__name__)
+
+RESULT_OK = "ok"
+RESULT_INVALID = "invalid"
+RESULT_RETRY = "retry"
+RESULT_ERROR = "error"
+
+
+@dataclass(frozen=True)
+class EventNote:
+    """An Event to post on the model (type Normal/Warning, CamelCase reason)."""
+
+    type: str
+    reason: str
+    message: str
+
+
+@dataclass
+class Outcome:
+    """What a reconcile decided: the status to hold, Events to post, and how it ended."""
+
+    status: dict[str, Any]
+    events: list[EventNote] = field(default_factory=list)
+    result: str = RESULT_OK
+    message: str = ""
+    retry_delay: float | None = None
+    written: list[str] = field(default_factory=list)
+    failed_kinds: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class DeploymentView:
+    """What the Deployment tells us about serving."""
+
+    exists: bool
+    available: bool
+    replicas: int
+    ready_replicas: int
+    message: str
+
+
+def reconcile_model(body: Mapping[str, Any], *, api: KubeApi, config: OperatorConfig, now: str) -> Outcome:
+    """Bring the model's children to the desired state and compute its status."""
+    meta = body.get("metadata") or {}
+    name, namespace = str(meta.get("name")), str(meta.get("namespace"))
+    generation = int(meta.get("generation") or 0)
+    old_status: Mapping[str, Any] = body.get("status") or {}
+    old_conditions: list[dict[str, Any]] = [dict(c) for c in old_status.get("conditions") or []]
+
+    try:
+        model = parse_document(dict(body))
+        monitoring = _monitoring_available(api, model)
+        state = desired_state(model, config, monitoring_available=monitoring)
+    except FitError as exc:
+        return _rejected(body, exc, fits=False, api=api, now=now, old=old_status)
+    except SpecError as exc:
+        return _rejected(body, exc, fits=None, api=api, now=now, old=old_status)
+    except TransientApiError as exc:
+        return _retry(old_status, f"API discovery failed: {exc}", delay=5)
+
+    report = reconcile_children(api, model=body, desired=state.objects, monitoring_available=monitoring)
+    deployment = _deployment_view(api, report, namespace, name)
+
+    conditions = old_conditions
+    conditions = cond.set_condition(conditions, cond.SPEC_VALID, "True", "Valid", "", generation, now)
+    if state.plan.fits is None:
+        fit_message = "the model's size is unknown; set spec.model.parametersBillions to check the fit"
+        conditions = cond.set_condition(
+            conditions, cond.FITS, "Unknown", "FitUnchecked", fit_message, generation, now
+        )
+    else:
+        memory = state.plan.memory
+        fit_message = f"needs {memory.required_gib} GiB of {memory.available_gib} GiB available"
+        conditions = cond.set_condition(conditions, cond.FITS, "True", "Fits", fit_message, generation, now)
+    conditions = _serving_conditions(conditions, deployment, generation, now)
+    degraded_reason, degraded_message = _degraded(report)
+    conditions = cond.set_condition(
+        conditions,
+        cond.DEGRADED,
+        "True" if degraded_reason else "False",
+        degraded_reason or "AsExpected",
+        degraded_message,
+        generation,
+        now,
+    )
+    phase = cond.derive_phase(
+        spec_ok=True,
+        deployment_exists=deployment.exists,
+        available=deployment.available,
+        degraded=degraded_reason == "ForeignObject" or bool(report.failed),
+    )
+    status = {
+        "observedGeneration": generation,
+        "phase": phase,
+        "conditions": conditions,
+        "replicas": deployment.replicas,
+        "readyReplicas": deployment.ready_replicas,
+        "selector": selector_string(name),
+        "endpoint": endpoint_url(name, namespace),
+        "apiKeySecret": _api_key_secret(model),
+        "plan": state.plan.public(),
+    }
+    outcome = Outcome(status=status, written=list(report.written), failed_kinds=list(report.failed_kinds))
+    outcome.events.extend(_transition_events(old_status, status, report))
+    if report.transient:
+        outcome.result = RESULT_RETRY
+        outcome.message = "; ".join(report.transient)
+        outcome.retry_delay = 5
+    elif report.failed:
+        outcome.result = RESULT_ERROR
+        outcome.message = "; ".join(report.failed)
+        outcome.retry_delay = 60
+    return outcome
+
+
+def _monitoring_available(api: KubeApi, model: SmallLanguageModel) -> bool:
+    """Discovery of the Prometheus Operator API, asked only when the spec leaves it to us."""
+    monitoring = model.spec.monitoring
+    if "auto" not in {str(monitoring.service_monitor), str(monitoring.prometheus_rule)}:
+        return False
+    return api.has_api(SERVICE_MONITOR.api_version, SERVICE_MONITOR.plural)
+
+
+def _rejected(
+    body: Mapping[str, Any],
+    exc: SpecError,
+    *,
+    fits: bool | None,
+    api: KubeApi,
+    now: str,
+    old: Mapping[str, Any],
+) -> Outcome:
+    """An invalid or unfit spec: report every problem, touch no child, keep what serves."""
+    meta = body.get("metadata") or {}
+    name, namespace = str(meta.get("name")), str(meta.get("namespace"))
+    generation = int(meta.get("generation") or 0)
+    message = "; ".join(f"{p.field}: {p.message}" for p in exc.problems)
+    conditions: list[dict[str, Any]] = [dict(c) for c in old.get("conditions") or []]
+    if fits is False:
+        conditions = cond.set_condition(conditions, cond.SPEC_VALID, "True", "Valid", "", generation, now)
+        conditions = cond.set_condition(
+            conditions, cond.FITS, "False", "DoesNotFit", message, generation, now
+        )
+        reason = "DoesNotFit"
+    else:
+        conditions = cond.set_condition(
+            conditions, cond.SPEC_VALID, "False", "InvalidSpec", message, generation, now
+        )
+        conditions = cond.set_condition(
+            conditions, cond.FITS, "Unknown", "SpecInvalid", "the spec must be valid first", generation, now
+        )
+        reason = "InvalidSpec"
+    try:
+        live = api.get(DEPLOYMENT, namespace, name)
+    except TransientApiError as exc2:
+        return _retry(old, f"reading the Deployment failed: {exc2}", delay=5)
+    uid = str(meta.get("uid"))
+    owned = live is not None and any(
+        r.get("uid") == uid for r in live["metadata"].get("ownerReferences") or []
+    )
+    deployment = _view(live if owned else None)
+    conditions = _serving_conditions(conditions, deployment, generation, now)
+    degraded = cond.is_true(conditions, cond.DEGRADED)
+    phase = cond.derive_phase(
+        spec_ok=False, deployment_exists=deployment.exists, available=deployment.available, degraded=degraded
+    )
+    status = {
+        "observedGeneration": generation,
+        "phase": phase,
+        "conditions": conditions,
+        "replicas": deployment.replicas,
+        "readyReplicas": deployment.ready_replicas,
+        "selector": selector_string(name),
+    }
+    outcome = Outcome(status=status, result=RESULT_INVALID, message=message)
+    old_condition = cond.get_condition(
+        old.get("conditions") or [], cond.FITS if fits is False else cond.SPEC_VALID
+    )
+    if (
+        old_condition is None
+        or old_condition.get("reason") != reason
+        or old_condition.get("message") != message
+    ):
+        outcome.events.append(EventNote("Warning", reason, message))
+    return outcome
+
+
+def _retry(old: Mapping[str, Any], message: str, *, delay: float) -> Outcome:
+    return Outcome(status=dict(old), result=RESULT_RETRY, message=message, retry_delay=delay)
+
+
+def _deployment_view(api: KubeApi, report: ApplyReport, namespace: str, name: str) -> DeploymentView:
+    live = report.live.get((DEPLOYMENT.kind, name))
+    return _view(live)
+
+
+def _view(live: Mapping[str, Any] | None) -> DeploymentView:
+    """Serving state from a Deployment: available only when its controller saw the latest spec."""
+    if live is None:
+        return DeploymentView(False, False, 0, 0, "the Deployment does not exist yet")
+    spec = live.get("spec") or {}
+    status = live.get("status") or {}
+    meta = live.get("metadata") or {}
+    wanted = int(spec.get("replicas", 1))
+    current = int(status.get("observedGeneration") or 0) >= int(meta.get("generation") or 0)
+    available_replicas = int(status.get("availableReplicas") or 0)
+    updated = int(status.get("updatedReplicas") or 0)
+    available_condition = cond.get_condition(status.get("conditions") or [], "Available")
+    condition_ok = available_condition is None or available_condition.get("status") == "True"
+    available = current and condition_ok and available_replicas >= wanted and updated >= wanted
+    message = f"{available_replicas}/{wanted} replicas available"
+    if not current:
+        message = "the Deployment controller has not observed the latest spec yet"
+    return DeploymentView(
+        exists=True,
+        available=available,
+        replicas=int(status.get("replicas") or 0),
+        ready_replicas=int(status.get("readyReplicas") or 0),
+        message=message,
+    )
+
+
+def _serving_conditions(
+    conditions: Sequence[Mapping[str, Any]], deployment: DeploymentView, generation: int, now: str
+) -> list[dict[str, Any]]:
+    if deployment.available:
+        result = cond.set_condition(
+            conditions, cond.READY, "True", "Available", deployment.message, generation, now
+        )
+        return cond.set_condition(
+            result, cond.PROGRESSING, "False", "RolloutComplete", deployment.message, generation, now
+        )
+    reason = "Unavailable" if deployment.exists else "NotCreated"
+    result = cond.set_condition(conditions, cond.READY, "False", reason, deployment.message, generation, now)
+    progressing: cond.ConditionStatus = "True" if deployment.exists else "False"
+    progress_reason = "RollingOut" if deployment.exists else "NotCreated"
+    return cond.set_condition(
+        result, cond.PROGRESSING, progressing, progress_reason, deployment.message, generation, now
+    )
+
+
+def _degraded(report: ApplyReport) -> tuple[str, str]:
+    if report.foreign:
+        names = ", ".join(report.foreign)
+        return "ForeignObject", f"not owned by this model, left untouched: {names}; rename or remove them"
+    if report.failed:
+        return "ApplyFailed", "; ".join(report.failed)
+    return "", ""
+
+
+def _api_key_secret(model: SmallLanguageModel) -> str | None:
+    auth = model.spec.auth
+    if not auth.enabled:
+        return None
+    if auth.api_key_secret_ref is not None:
+        return auth.api_key_secret_ref.name
+    return api_key_secret_name(model.name)
+
+
+def _transition_events(
+    old: Mapping[str, Any], new: Mapping[str, Any], report: ApplyReport
+) -> list[EventNote]:
+    """Events for what changed since the last status: never one per reconcile."""
+    events: list[EventNote] = []
+    plan = new.get("plan") or {}
+    if plan != old.get("plan"):
+        events.append(
+            EventNote(
+                "Normal",
+                "Planned",
+                f"{plan.get('runtime')} serving {plan.get('modelRef')} ({plan.get('quantization')}, "
+                f"{plan.get('dtype')}) on tier {plan.get('tier')}",
+            )
+        )
+    if report.written:
+        events.append(EventNote("Normal", "Applied", "wrote " + ", ".join(report.written)))
+    old_conditions = old.get("conditions") or []
+    new_conditions = new.get("conditions") or []
+    new_degraded = cond.get_condition(new_conditions, cond.DEGRADED) or {}
+    old_degraded = cond.get_condition(old_conditions, cond.DEGRADED) or {}
+    if new_degraded.get("status") == "True" and (
+        old_degraded.get("status") != "True" or old_degraded.get("message") != new_degraded.get("message")
+    ):
+        events.append(EventNote("Warning", str(new_degraded.get("reason")), str(new_degraded.get("message"))))
+    if cond.is_true(new_conditions, cond.READY) and not cond.is_true(old_conditions, cond.READY):
+        ready = cond.get_condition(new_conditions, cond.READY) or {}
+        events.append(EventNote("Normal", "Ready", str(ready.get("message"))))
+    return events

@@ -1,0 +1,183 @@
+"""``slmctl run``: start the operator (kopf) for all namespaces or a fixed list of them."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import kopf
+
+from slm_operator.catalog.loader import load_config
+from slm_operator.controller import settings as operator_settings
+from slm_operator.controller.handlers import ControllerContext, register
+from slm_operator.controller.kubeapi import KubeApi
+from slm_operator.controller.metrics import OperatorMetrics
+
+log = logging.getLogger(__name__)
+
+CONFIG_ENV = "SLM_OPERATOR_CONFIG"
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """The parsed command line of ``slmctl run``."""
+
+    namespaces: tuple[str, ...]
+    config_path: str | None
+    liveness: str | None
+    metrics_port: int
+    standalone: bool
+    request_timeout: float
+    watch_timeout: float
+    resync_seconds: float
+    verbose: bool
+
+    @property
+    def clusterwide(self) -> bool:
+        return not self.namespaces
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="slmctl run",
+        description="Run the slm-operator: reconcile SmallLanguageModels into inference services.",
+    )
+    scope = parser.add_mutually_exclusive_group()
+    scope.add_argument(
+        "-A", "--all-namespaces", action="store_true", help="Serve every namespace (the default)."
+    )
+    scope.add_argument(
+        "-n",
+        "--namespace",
+        action="append",
+        dest="namespaces",
+        metavar="NS",
+        help="Serve only this namespace (repeatable) for a namespaced install.",
+    )
+    parser.add_argument(
+        "--config",
+        default=os.environ.get(CONFIG_ENV),
+        help=f"Operator configuration YAML (tiers, catalog, images); default built-ins (env {CONFIG_ENV}).",
+    )
+    parser.add_argument(
+        "--liveness",
+        default=None,
+        metavar="URL",
+        help="Serve kopf's liveness probe, e.g. http://0.0.0.0:8080/healthz.",
+    )
+    parser.add_argument(
+        "--metrics-port", type=int, default=9090, help="Prometheus metrics port (0 disables); default 9090."
+    )
+    peering = parser.add_mutually_exclusive_group()
+    peering.add_argument(
+        "--standalone",
+        dest="standalone",
+        action="store_true",
+        default=True,
+        help="Run without peering: a single replica with a Recreate strategy (the default).",
+    )
+    peering.add_argument(
+        "--peering",
+        dest="standalone",
+        action="store_false",
+        help="Coordinate replicas through kopf peering (needs the peering CRDs).",
+    )
+    parser.add_argument(
+        "--request-timeout", type=float, default=60.0, help="Seconds before one API request gives up."
+    )
+    parser.add_argument(
+        "--watch-timeout", type=float, default=300.0, help="Seconds before a watch is re-opened server-side."
+    )
+    parser.add_argument(
+        "--resync-seconds",
+        type=float,
+        default=60.0,
+        help="Reconcile every model at least this often, even with no event (the safety net).",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="Log more.")
+    return parser
+
+
+def parse_options(argv: Sequence[str]) -> RunOptions:
+    """Parse ``slmctl run`` arguments."""
+    args = build_parser().parse_args(list(argv))
+    return RunOptions(
+        namespaces=tuple(args.namespaces or ()),
+        config_path=args.config or None,
+        liveness=args.liveness,
+        metrics_port=args.metrics_port,
+        standalone=args.standalone,
+        request_timeout=args.request_timeout,
+        watch_timeout=args.watch_timeout,
+        resync_seconds=args.resync_seconds,
+        verbose=args.verbose,
+    )
+
+
+def build_operator(
+    options: RunOptions,
+) -> tuple[kopf.OperatorRegistry, kopf.OperatorSettings, ControllerContext]:
+    """The registry, settings and shared context for one run (no I/O beyond reading config)."""
+    config = load_config(options.config_path)
+    timeouts = operator_settings.Timeouts(
+        watch_server=options.watch_timeout,
+        watch_client=options.watch_timeout + 30,
+        request=options.request_timeout,
+    )
+    settings = kopf.OperatorSettings()
+    operator_settings.configure(settings, standalone=options.standalone, timeouts=timeouts)
+    ctx = ControllerContext(
+        api=KubeApi.from_environment(request_timeout=options.request_timeout),
+        config=config,
+        metrics=OperatorMetrics(),
+        resync_seconds=options.resync_seconds,
+    )
+    registry = kopf.OperatorRegistry()
+
+    @kopf.on.login(registry=registry)
+    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        # The same kubeconfig / in-cluster discovery as the children's client uses.
+        return kopf.login_via_client(**kwargs)
+
+    register(registry, ctx)
+    return registry, settings, ctx
+
+
+async def run_operator(
+    options: RunOptions,
+    *,
+    stop_flag: asyncio.Event | None = None,
+    ready_flag: asyncio.Event | None = None,
+    context: list[ControllerContext] | None = None,
+) -> None:
+    """Run the operator until stopped (a signal, or ``stop_flag``)."""
+    registry, settings, ctx = build_operator(options)
+    if context is not None:
+        context.append(ctx)
+    if options.metrics_port:
+        ctx.metrics.serve(options.metrics_port)
+    scope = "all namespaces" if options.clusterwide else ", ".join(options.namespaces)
+    log.info("slm-operator serving %s (%s)", scope, "standalone" if options.standalone else "peering")
+    await kopf.operator(
+        registry=registry,
+        settings=settings,
+        clusterwide=options.clusterwide,
+        namespaces=list(options.namespaces),
+        liveness_endpoint=options.liveness,
+        standalone=options.standalone,
+        stop_flag=stop_flag,
+        ready_flag=ready_flag,
+    )
+
+
+def main(argv: list[str]) -> int:
+    """Entry point of ``slmctl run``."""
+    options = parse_options(argv)
+    kopf.configure(verbose=options.verbose)
+    asyncio.run(run_operator(options))
+    return 0
