@@ -14,6 +14,10 @@ class _Dumper(yaml.SafeDumper):
     def ignore_aliases(self, data: Any) -> bool:
         return True
 
+    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
+        # Indent list items under their key, as kubectl and most manifests do.
+        super().increase_indent(flow, False)
+
 
 def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
     # Scripts and Modelfiles read best as literal blocks; PyYAML falls back to quoting on its
