@@ -28,17 +28,17 @@ from slm_operator.planning.memory import (
     round_gib,
 )
 
-# Quality order within one width: the original checkpoint first, then formats that keep more
-# precision (FP8 and W8A8 before GPTQ-Int8 and GGUF Q8_0; AWQ before W4A16/GPTQ-Int4 before
-# GGUF K-quants). Width (bits) always dominates.
+# Quality order within one width (bits always dominate): the original checkpoint first; at 8
+# bits FP8 and W8A8 before GPTQ-Int8 before GGUF Q8_0; at 4 bits AWQ before W4A16 before
+# GPTQ-Int4 before the GGUF K-quant and Q4_0. One sequence satisfies both widths.
 _METHOD_ORDER: tuple[str, ...] = (
     Quantization.NONE,
     Quantization.FP8,
     Quantization.INT8,
-    Quantization.GPTQ,
-    Quantization.Q8_0,
     Quantization.AWQ,
     Quantization.INT4,
+    Quantization.GPTQ,
+    Quantization.Q8_0,
     Quantization.Q4_K_M,
     Quantization.Q4_0,
 )
