@@ -358,6 +358,18 @@ def _rows(node: dict[str, Any], path: str, required: bool) -> Iterator[str]:
         yield from _rows(child, f"{path}.{name}", name in node.get("required", []))
 
 
+_OPERATOR_ONLY_CHECKS = (
+    "`spec.vllm.extraArgs[i]`: every flag against the allow-list below, values typed and ranged, "
+    "`--enable-auto-tool-choice` only with `--tool-call-parser`, no flag twice, no contradicting pair",
+    "`spec.ollama.modelfile.parameters.<name>`: real PARAMETER names with typed, ranged values; "
+    "`num_ctx` no larger than `spec.model.contextLength` when that is set",
+    "`spec.ollama.modelfile.system`, `.template`, `.messages[i].content`: no NUL and no triple quotes",
+    "`spec.network.allowFrom[i].ipBlock.cidr` and `.except[j]`: parseable CIDRs with a prefix length",
+    "`spec.model`: the catalog id exists, the variant fits the tier, gated models have "
+    "`modelAccessSecretRef` (the planner; see `slmctl plan`)",
+)
+
+
 def reference_markdown() -> str:
     """The API reference: every field with its type, default, validation and description."""
     table_head = (
@@ -376,6 +388,12 @@ def reference_markdown() -> str:
         "## Object-level rules",
         "",
         *[f"- {rule['message']} (`{rule['rule']}`)" for rule in _root_rules()],
+        "",
+        "## Checked by the operator (and `slmctl plan`) only",
+        "",
+        "CEL cannot express these cheaply; the operator refuses them with the field named:",
+        "",
+        *[f"- {line}" for line in _OPERATOR_ONLY_CHECKS],
         "",
         "## spec",
         "",
