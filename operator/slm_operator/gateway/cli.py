@@ -189,7 +189,7 @@ def main(argv: list[str]) -> int:
         return 2
     configure_logging(args.log_level)
     # Imported here so that parsing flags (and --help) stays fast and free of aiohttp.
-    from slm_operator.gateway.server import serve  # noqa: PLC0415
+    from slm_operator.gateway.server import serve
 
     try:
         asyncio.run(serve(config))

@@ -79,7 +79,8 @@ class GatewayConfig:
     shutdown_grace_seconds: float = 20.0
 
     def __post_init__(self) -> None:
-        parse_upstream(self.upstream)
+        # Frozen, so the normalized URL (no trailing slash) is stored the dataclass way.
+        object.__setattr__(self, "upstream", parse_upstream(self.upstream))
         if self.runtime not in RUNTIMES:
             raise GatewayConfigError(
                 f"--runtime: expected one of {', '.join(RUNTIMES)}, got {self.runtime!r}"

@@ -127,4 +127,4 @@ class ApiKeys:
         if changed:
             # Never the keys themselves: only how many there are and where they come from.
             level = logging.INFO if digests else logging.WARNING
-            log.log(level, "%s from %s", message, self._path)
+            log.log(level, "%s: %s", self._path, message)

@@ -13,6 +13,7 @@ import json
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -38,6 +39,14 @@ async def wait_for(condition: Callable[[], bool], within: float = 5.0) -> None:
         # Polling: metric values and similar state have no event to wait on; the deadline bounds it.
         while not condition():  # noqa: ASYNC110
             await asyncio.sleep(0.01)
+
+
+def write_key_file(path: Path, content: str | None) -> None:
+    """Write (or, with None, delete) a key file; a plain function, as file I/O is instant here."""
+    if content is None:
+        path.unlink()
+    else:
+        path.write_text(content)
 
 
 def sample(running: RunningGateway, name: str, **labels: str) -> float:
@@ -120,7 +129,8 @@ class FakeRuntime:
     async def _record(self, request: web.Request) -> bytes:
         body = await request.read()
         self.hits[request.path] += 1
-        self.seen.append(Seen(request.method, request.path_qs, dict(request.headers), body))
+        headers = {name.lower(): value for name, value in request.headers.items()}
+        self.seen.append(Seen(request.method, request.path_qs, headers, body))
         return body
 
     # --- control paths -------------------------------------------------------------------------
@@ -161,6 +171,9 @@ class FakeRuntime:
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         document = json.loads(await self._record(request))
+        if document.get("model") not in self.models:  # vLLM's answer for a name it does not serve
+            message = f"The model `{document.get('model')}` does not exist."
+            return web.json_response({"object": "error", "message": message, "code": 404}, status=404)
         if document.get("stream"):
             return await self._sse(request, document, lambda tok: {"delta": {"content": tok}}, chat=True)
         text = "".join(self.script.tokens)

@@ -16,7 +16,11 @@ CHAT = "/v1/chat/completions"
 
 
 def chat_body(*, stream: bool, usage: bool = False) -> dict[str, object]:
-    body: dict[str, object] = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "stream": stream}
+    body: dict[str, object] = {
+        "model": MODEL,
+        "messages": [{"role": "user", "content": "hi"}],
+        "stream": stream,
+    }
     if usage:
         body["stream_options"] = {"include_usage": True}
     return body
@@ -57,3 +61,175 @@ async def test_first_chunk_reaches_the_client_while_the_runtime_is_still_generat
     assert [content_of(e) for e in events if content_of(e)] == [",", " world", "!"]
     assert events[-1] == b"data: [DONE]"
     await wait_for(lambda: sample(gateway, "slm_gateway_in_flight_requests", model=MODEL) == 0)
+
+
+async def test_client_disconnect_cancels_the_runtime_request(
+    vllm: FakeRuntime, start: StartGateway, client: aiohttp.ClientSession
+) -> None:
+    vllm.script.gate = asyncio.Event()  # never set: the runtime would otherwise go on generating
+    gateway = await start(vllm)
+    response = await client.post(gateway.api_url + CHAT, json=chat_body(stream=True), headers=bearer())
+    await asyncio.wait_for(vllm.first_chunk_sent.wait(), 5)
+    response.close()  # the client hangs up mid-stream
+    await asyncio.wait_for(vllm.client_gone.wait(), 5)
+    assert not vllm.stream_finished.is_set()
+    await wait_for(
+        lambda: sample(gateway, "slm_gateway_requests_total", model=MODEL, route=CHAT, code="499") == 1
+    )
+    assert sample(gateway, "slm_gateway_in_flight_requests", model=MODEL) == 0
+
+
+async def test_client_disconnect_before_the_answer_cancels_the_runtime_request(
+    vllm: FakeRuntime, start: StartGateway, client: aiohttp.ClientSession
+) -> None:
+    vllm.answer_gate = asyncio.Event()
+    gateway = await start(vllm)
+    request = asyncio.create_task(
+        client.post(gateway.api_url + CHAT, json=chat_body(stream=False), headers=bearer())
+    )
+    await wait_for(lambda: vllm.hits[CHAT] == 1)
+    request.cancel()  # the client gives up while the runtime is still thinking
+    with pytest.raises(asyncio.CancelledError):
+        await request
+    await asyncio.wait_for(vllm.client_gone.wait(), 5)
+    await wait_for(
+        lambda: sample(gateway, "slm_gateway_requests_total", model=MODEL, route=CHAT, code="499") == 1
+    )
+
+
+async def test_a_stalled_stream_is_closed_after_the_upstream_timeout(
+    vllm: FakeRuntime, start: StartGateway, client: aiohttp.ClientSession
+) -> None:
+    vllm.script.gate = asyncio.Event()  # never set: the runtime stalls after its first token
+    gateway = await start(vllm, upstream_timeout=0.3)
+    async with client.post(gateway.api_url + CHAT, json=chat_body(stream=True), headers=bearer()) as response:
+        assert response.status == 200
+        # The connection is cut rather than ended cleanly, so the client knows the answer is partial.
+        with pytest.raises(aiohttp.ClientPayloadError):
+            await response.read()
+    assert sample(gateway, "slm_gateway_upstream_errors_total", model=MODEL, reason="stream_stalled") == 1
+    await asyncio.wait_for(vllm.client_gone.wait(), 5)
+
+
+async def test_an_answer_that_never_starts_gets_504(
+    vllm: FakeRuntime, start: StartGateway, client: aiohttp.ClientSession
+) -> None:
+    vllm.answer_gate = asyncio.Event()  # never set
+    gateway = await start(vllm, upstream_timeout=0.3)
+    async with client.post(
+        gateway.api_url + CHAT, json=chat_body(stream=False), headers=bearer()
+    ) as response:
+        assert response.status == 504
+        error = (await response.json())["error"]
+    assert error["code"] == "upstream_timeout"
+    assert sample(gateway, "slm_gateway_upstream_errors_total", model=MODEL, reason="timeout") == 1
+    assert sample(gateway, "slm_gateway_requests_total", model=MODEL, route=CHAT, code="504") == 1
+
+
+def closed_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on (bound once, then released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def test_an_unreachable_runtime_gets_502_with_a_json_error(
+    start: StartGateway, client: aiohttp.ClientSession
+) -> None:
+    gateway = await start(f"http://127.0.0.1:{closed_port()}")
+    async with client.post(
+        gateway.api_url + CHAT, json=chat_body(stream=False), headers=bearer()
+    ) as response:
+        assert response.status == 502
+        error = (await response.json())["error"]
+    assert error == {
+        "message": "The model runtime is unreachable.",
+        "type": "upstream_error",
+        "code": "upstream_unavailable",
+    }
+    assert sample(gateway, "slm_gateway_upstream_errors_total", model=MODEL, reason="connect") == 1
+
+
+async def test_a_body_over_the_limit_gets_413_without_reaching_the_runtime(
+    vllm: FakeRuntime, start: StartGateway, client: aiohttp.ClientSession
+) -> None:
+    gateway = await start(vllm, max_body_bytes=1024)
+    body = json.dumps({"prompt": "x" * 2000}).encode()
+    async with client.post(gateway.api_url + "/v1/completions", data=body, headers=bearer()) as response:
+        assert response.status == 413
+        assert (await response.json())["error"]["code"] == "request_too_large"
+
+    async def chunked() -> object:  # no Content-Length: the limit is enforced while reading
+        for _ in range(4):
+            yield b" " * 400
+
+    async with client.post(gateway.api_url + "/v1/completions", data=chunked(), headers=bearer()) as response:
+        assert response.status == 413
+    assert vllm.hits["/v1/completions"] == 0
+
+
+async def test_a_body_at_the_limit_passes(
+    vllm: FakeRuntime, start: StartGateway, client: aiohttp.ClientSession
+) -> None:
+    gateway = await start(vllm, max_body_bytes=1024)
+    body = json.dumps({"prompt": "x"}).encode()
+    body += b" " * (1024 - len(body))
+    async with client.post(gateway.api_url + "/v1/completions", data=body, headers=bearer()) as response:
+        assert response.status == 200
+    assert vllm.seen[-1].body == body
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"", b"{", b"not json", b"[1, 2]", b'"a string"', b"\xff\xfe{}"],
+    ids=["empty", "truncated", "text", "array", "string", "not-utf8"],
+)
+async def test_a_body_that_is_not_a_json_object_gets_400(
+    body: bytes, vllm: FakeRuntime, start: StartGateway, client: aiohttp.ClientSession
+) -> None:
+    gateway = await start(vllm)
+    async with client.post(gateway.api_url + CHAT, data=body, headers=bearer()) as response:
+        assert response.status == 400
+        assert (await response.json())["error"]["code"] == "invalid_json"
+    assert vllm.hits[CHAT] == 0
+
+
+async def test_original_bytes_go_upstream_without_credentials_or_hop_by_hop_headers(
+    vllm: FakeRuntime, start: StartGateway, client: aiohttp.ClientSession
+) -> None:
+    gateway = await start(vllm)
+    # Odd spacing and key order: a re-encoded body would not be byte-identical.
+    body = (
+        b'{ "stream" : false,\n  "messages": [{"role":"user","content":"caf\\u00e9"}], "model":"qwen3-0-6b" }'
+    )
+    headers = {
+        **bearer(),
+        "Content-Type": "application/json",
+        "X-Request-Id": "abc-123",
+        "Connection": "keep-alive, X-Hop",
+        "X-Hop": "must not pass",
+        "Proxy-Authorization": "Basic c2VjcmV0",
+    }
+    async with client.post(gateway.api_url + CHAT + "?trace=1", data=body, headers=headers) as response:
+        assert response.status == 200
+    seen = vllm.seen[-1]
+    assert seen.body == body
+    assert seen.path == CHAT + "?trace=1"
+    assert "authorization" not in seen.headers
+    assert "proxy-authorization" not in seen.headers
+    assert "x-hop" not in seen.headers
+    assert seen.headers["x-request-id"] == "abc-123"
+    assert seen.headers["content-type"] == "application/json"
+
+
+async def test_runtime_errors_pass_through_unchanged(
+    vllm: FakeRuntime, start: StartGateway, client: aiohttp.ClientSession
+) -> None:
+    gateway = await start(vllm)
+    body = {"model": "no-such-model", "messages": [{"role": "user", "content": "hi"}]}
+    async with client.post(gateway.api_url + CHAT, json=body, headers=bearer()) as response:
+        assert response.status == 404
+        answer = await response.json()
+    assert answer == {"object": "error", "message": "The model `no-such-model` does not exist.", "code": 404}
+    assert sample(gateway, "slm_gateway_requests_total", model=MODEL, route=CHAT, code="404") == 1
+    assert sample(gateway, "slm_gateway_upstream_errors_total", model=MODEL, reason="connect") == 0
