@@ -956,10 +956,11 @@ class Scheduling(_Model):
     )
 
 
+# Parenthesised: CEL's ?: binds looser than ||, so the rule embedding it needs the brackets.
 _ONE_REPLICA_AT_MOST = (
-    "(has(self.autoscaling) && has(self.autoscaling.enabled) && self.autoscaling.enabled) "
+    "((has(self.autoscaling) && has(self.autoscaling.enabled) && self.autoscaling.enabled) "
     "? (has(self.autoscaling.maxReplicas) ? self.autoscaling.maxReplicas : 4) <= 1 "
-    ": (has(self.replicas) ? self.replicas : 1) <= 1"
+    ": (has(self.replicas) ? self.replicas : 1) <= 1)"
 )
 
 
