@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from pathlib import Path
 
 import pytest
 
@@ -619,3 +620,16 @@ def test_catalog_model_round_trips_through_camel_case(config: OperatorConfig) ->
     assert "slidingWindow" in data
     assert "weightBytes" in data["variants"][0]
     assert CatalogModel.model_validate(data) == model
+
+
+def test_docs_list_every_model_variant_and_tier(config: OperatorConfig) -> None:
+    # docs/catalog.md carries the fact table with sources; a catalog change must update it.
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "catalog.md").read_text(encoding="utf-8")
+    for model_id, model in config.catalog.items():
+        assert f"| `{model_id}` | {model.parameters:,} |" in docs, model_id
+        for variant in model.variants:
+            assert f"`{variant.ref}`" in docs, variant.ref
+    for tier_name in config.tiers:
+        assert f"| `{tier_name}` |" in docs, tier_name
+    assert config.images.vllm in docs
+    assert config.images.ollama in docs
