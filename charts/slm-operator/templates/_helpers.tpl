@@ -50,14 +50,13 @@ app.kubernetes.io/component: operator
 
 {{/*
 The operator image. The tag defaults to the chart's appVersion (never "latest"); a digest,
-when given, pins the exact image. The gateway sidecar of every model uses the same image.
+when given, replaces the tag (repository@sha256:..., the form the operator accepts for images). The gateway sidecar of every model uses the same image.
 */}}
 {{- define "slm-operator.image" -}}
-{{- $tag := default .Chart.AppVersion .Values.image.tag }}
 {{- if .Values.image.digest }}
-{{- printf "%s:%s@%s" .Values.image.repository $tag .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
 {{- else }}
-{{- printf "%s:%s" .Values.image.repository $tag }}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
 {{- end }}
 {{- end }}
 

@@ -1,0 +1,143 @@
+"""The chart's RBAC grants exactly what the operator calls: no wildcard, nothing missing, nothing
+extra, in both the all-namespaces and the namespaced install.
+
+The expectation is :func:`slm_operator.controller.permissions.all_permissions`, which derives
+the application rules from the renderer's own list of managed kinds.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Iterable
+from typing import Any
+
+import pytest
+from chart_support import NAMESPACE, ROOT, find, rendered_objects, value_sets
+
+from slm_operator.controller.permissions import all_permissions
+from slm_operator.render.kinds import MANAGED_KINDS
+
+Grant = tuple[str, str, str]  # (apiGroup, resource, verb)
+SERVICE_ACCOUNT = "slm-slm-operator"
+WATCHED = ("team-a", "team-b", NAMESPACE)  # chart_support's "namespaced" value set
+CLUSTER_SCOPED_RESOURCES = {("", "namespaces"), ("apiextensions.k8s.io", "customresourcedefinitions")}
+
+
+def _grants(rules: Iterable[dict[str, Any]]) -> set[Grant]:
+    return {
+        (group, resource, verb)
+        for rule in rules
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
+
+
+def _expected(purpose: str | None = None) -> set[Grant]:
+    return {
+        (p.group, p.resource, verb)
+        for p in all_permissions()
+        if purpose is None or p.purpose == purpose
+        for verb in p.verbs
+    }
+
+
+def _bound_roles(
+    objects: list[dict[str, Any]], binding_kind: str, namespace: str | None
+) -> list[dict[str, Any]]:
+    """Roles bound to the operator's ServiceAccount by bindings of one kind (and namespace)."""
+    role_kind = "ClusterRole" if binding_kind == "ClusterRoleBinding" else "Role"
+    roles = []
+    for binding in find(objects, binding_kind):
+        if namespace is not None and binding["metadata"].get("namespace") != namespace:
+            continue
+        assert binding["subjects"] == [
+            {"kind": "ServiceAccount", "name": SERVICE_ACCOUNT, "namespace": NAMESPACE}
+        ]
+        assert binding["roleRef"]["kind"] == role_kind
+        (role,) = [
+            r
+            for r in find(objects, role_kind, binding["roleRef"]["name"])
+            if r["metadata"].get("namespace") == binding["metadata"].get("namespace")
+        ]
+        roles.append(role)
+    return roles
+
+
+def _rules(roles: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [rule for role in roles for rule in role["rules"]]
+
+
+@pytest.mark.parametrize("name", tuple(value_sets()))
+def test_no_wildcards_anywhere(name: str) -> None:
+    for obj in rendered_objects(name):
+        if obj["kind"] not in {"ClusterRole", "Role"}:
+            continue
+        for rule in obj["rules"]:
+            for field in ("apiGroups", "resources", "verbs"):
+                assert "*" not in rule[field], f"{obj['metadata']['name']}: {field} has a wildcard"
+            assert "resourceNames" not in rule
+            assert "nonResourceURLs" not in rule
+
+
+def test_all_namespaces_mode_grants_exactly_what_the_operator_calls() -> None:
+    objects = rendered_objects("default")
+    assert find(objects, "Role") == []
+    assert find(objects, "RoleBinding") == []
+    roles = _bound_roles(objects, "ClusterRoleBinding", None)
+    assert _grants(_rules(roles)) == _expected()
+
+
+def test_namespaced_mode_grants_exactly_what_the_operator_calls_in_each_namespace() -> None:
+    objects = rendered_objects("namespaced")
+    cluster_grants = _grants(_rules(_bound_roles(objects, "ClusterRoleBinding", None)))
+    # Cluster-wide, only what a Role cannot grant: reads of cluster-scoped resources.
+    assert {(group, resource) for group, resource, _ in cluster_grants} <= CLUSTER_SCOPED_RESOURCES
+    for namespace in WATCHED:
+        namespaced_grants = _grants(_rules(_bound_roles(objects, "RoleBinding", namespace)))
+        assert namespaced_grants | cluster_grants == _expected(), namespace
+        assert not namespaced_grants & cluster_grants
+    role_namespaces = {r["metadata"]["namespace"] for r in find(objects, "Role")}
+    assert role_namespaces == set(WATCHED)
+
+
+@pytest.mark.parametrize("name", ["default", "namespaced"])
+def test_roles_are_grouped_into_framework_and_application(name: str) -> None:
+    objects = rendered_objects(name)
+    by_group: dict[str, set[Grant]] = {"framework": set(), "application": set()}
+    for role in find(objects, "ClusterRole") + find(objects, "Role"):
+        group = role["metadata"]["labels"]["slm.dev/rbac-group"]
+        assert role["metadata"]["name"].endswith(f"-{group}")
+        by_group[group] |= _grants(role["rules"])
+    assert by_group["framework"] == _expected("framework")
+    assert by_group["application"] == _expected("application")
+
+
+def test_application_rules_cover_every_managed_kind() -> None:
+    """The application group follows the renderer's list of kinds (not a copy of it)."""
+    objects = rendered_objects("default")
+    (application,) = find(objects, "ClusterRole", "slm-slm-operator-application")
+    resources = {(group, resource) for group, resource, _ in _grants(application["rules"])}
+    assert resources == {(kind.group, kind.plural) for kind in MANAGED_KINDS}
+
+
+def test_no_rbac_when_disabled() -> None:
+    from chart_support import render_templates
+
+    objects = list(rendered_objects("default"))
+    assert find(objects, "ClusterRole")
+    templates = render_templates({"rbac": {"create": False}})
+    assert not any("kind: ClusterRole" in text or "kind: Role" in text for text in templates.values())
+
+
+def test_generated_rbac_file_is_up_to_date() -> None:
+    spec = importlib.util.spec_from_file_location(
+        "sync_chart_files", ROOT / "scripts" / "sync_chart_files.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.RBAC_FILE.read_text(encoding="utf-8") == module.rbac_text(), (
+        "run `python scripts/sync_chart_files.py`"
+    )
