@@ -633,3 +633,12 @@ def test_docs_list_every_model_variant_and_tier(config: OperatorConfig) -> None:
         assert f"| `{tier_name}` |" in docs, tier_name
     assert config.images.vllm in docs
     assert config.images.ollama in docs
+
+
+@pytest.mark.parametrize("model_id", [m for m in CATALOG_IDS if m.startswith("gemma-3-")])
+def test_gemma_3_original_needs_bfloat16(config: OperatorConfig, model_id: str) -> None:
+    # vLLM lists gemma3 in _FLOAT16_NOT_SUPPORTED_MODELS: no --dtype half fallback on a T4.
+    original = next(
+        v for v in config.catalog[model_id].variants if v.quantization == "none" and v.runtime == "vllm"
+    )
+    assert original.min_compute_capability == 8.0
