@@ -161,6 +161,13 @@ INVALID_CASES: list[tuple[str, dict[str, Any], str, str, str | None]] = [
         None,
     ),
     (
+        "source-traversal",
+        with_spec(model={"source": "pvc://models/../../etc"}),
+        "spec.model.source",
+        "'..' segments",
+        "spec.model.source: a path may not contain",
+    ),
+    (
         "catalog-case",
         with_spec(model={"catalog": "Phi-4"}),
         "spec.model.catalog",

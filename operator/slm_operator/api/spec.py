@@ -125,6 +125,16 @@ def cel_rules(*rules: tuple[str, str]) -> dict[str, Any]:
     return {"x-kubernetes-validations": [{"rule": rule, "message": message} for rule, message in rules]}
 
 
+# A pvc:// path is joined under the claim's mount point; "." and ".." segments could leave it.
+DOT_SEGMENT = r"/[.][.]?(/|$)"
+
+
+def _no_dot_segments(value: str) -> str:
+    if re.search(DOT_SEGMENT, value):
+        raise ValueError("a path may not contain '.' or '..' segments")
+    return value
+
+
 def _no_latest(value: str) -> str:
     if value.endswith(":latest"):
         raise ValueError("images must be pinned to an exact tag or digest, never ':latest'")
@@ -153,10 +163,16 @@ class ModelRef(_Model):
         description="A catalog id (see `slmctl catalog`), e.g. phi-4-mini. Exactly one of catalog and "
         "source.",
     )
-    source: str | None = Field(
+    source: (
+        Annotated[str, Field(pattern=SOURCE_PATTERN, max_length=300), AfterValidator(_no_dot_segments)] | None
+    ) = Field(
         default=None,
-        pattern=SOURCE_PATTERN,
-        max_length=300,
+        json_schema_extra=cel_rules(
+            (
+                f"!self.matches('{DOT_SEGMENT}')",
+                "spec.model.source: a path may not contain '.' or '..' segments",
+            )
+        ),
         description=(
             "An explicit model source instead of a catalog id: hf://org/repo, ollama://name:tag or "
             "pvc://claim/path. Exactly one of catalog and source."
