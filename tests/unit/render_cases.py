@@ -97,7 +97,7 @@ class Case:
         return model, make_plan(model, **self.plan)
 
 
-USER_AFFINITY = {
+USER_AFFINITY: dict[str, Any] = {
     "nodeAffinity": {
         "requiredDuringSchedulingIgnoredDuringExecution": {
             "nodeSelectorTerms": [

@@ -45,7 +45,7 @@ def test_init_container_runs_the_constant_script_with_values_in_env() -> None:
 
 
 def test_no_user_value_reaches_the_script_text() -> None:
-    spec = {
+    spec: dict[str, Any] = {
         "hardware": {"tier": "cpu"},
         "model": {"source": "ollama://library/qwen3:4b-q4_K_M", "servedName": "evil:name/with.dots-and_x"},
         "ollama": {
@@ -92,8 +92,8 @@ def test_script_passes_shellcheck() -> None:
 FAKE_OLLAMA = """#!/bin/sh
 printf '%s\\n' "$*" >> "$FAKE_LOG"
 case "$1" in
-  serve) exec sleep 30 ;;
-  list) exit 0 ;;
+  serve) : > "$FAKE_LOG.up"; exec sleep 30 ;;
+  list) [ -f "$FAKE_LOG.up" ] ;;
   pull) exit "$FAKE_PULL_EXIT" ;;
   show) [ "$FAKE_CACHED" = "yes" ] ;;
   create|cp) exit 0 ;;
