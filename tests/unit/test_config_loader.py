@@ -40,6 +40,11 @@ def test_empty_file_is_the_builtin_configuration() -> None:
     assert load("# only a comment\n") == builtin_config()
 
 
+def test_empty_sections_change_nothing() -> None:
+    # "catalog:" with every entry commented out is null, not a request to drop the catalog.
+    assert load("tiers:\ncatalog:\n#  my-model: {}\nimages:\ndefaults:\n") == builtin_config()
+
+
 def test_override_one_field_of_a_tier_keeps_the_rest() -> None:
     config = load(
         """

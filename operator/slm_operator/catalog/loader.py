@@ -138,6 +138,9 @@ def _parse_user_document(text: str, *, origin: str) -> dict[str, Any]:
         raise ConfigError(
             f"{origin}: {unknown[0]}: unknown top-level key (expected one of {', '.join(TOP_LEVEL_KEYS)})"
         )
+    # A section left empty ("catalog:" above commented-out entries) is null in YAML: it means
+    # "nothing to change", never "remove every built-in model".
+    data = {section: value for section, value in data.items() if value is not None}
     for section in TOP_LEVEL_KEYS:
         value = data.get(section)
         if value is not None and not isinstance(value, Mapping):
