@@ -203,7 +203,9 @@ def openapi_schema() -> dict[str, Any]:
         "properties": {
             "apiVersion": {"description": "slm.dev/v1alpha1", "type": "string"},
             "kind": {"description": "SmallLanguageModel", "type": "string"},
-            "metadata": {"description": "Standard object metadata.", "type": "object"},
+            # Only `type: object`: the API server forbids anything else on the root metadata
+            # (even a description) except restrictions on name and generateName.
+            "metadata": {"type": "object"},
             "spec": spec_schema(),
             "status": status_schema(),
         },
