@@ -36,6 +36,7 @@ from slm_operator.api.spec import (
     VLLM_OPERATOR_FLAGS,
     VLLM_REFUSED_FLAGS,
     SmallLanguageModelSpec,
+    format_number,
 )
 from slm_operator.api.status import SmallLanguageModelStatus
 
@@ -417,7 +418,7 @@ def reference_markdown() -> str:
     for flag in sorted(VLLM_ALLOWED_FLAGS.values(), key=lambda f: f.name):
         value = {"switch": "none", "choice": " \\| ".join(flag.choices)}.get(flag.kind, flag.kind)
         if flag.minimum is not None:
-            value += f" {flag.minimum:g}..{flag.maximum:g}"
+            value += f" {format_number(flag.minimum)}..{format_number(flag.maximum)}"
         needs = f" (needs {flag.requires})" if flag.requires else ""
         lines.append(f"| `{flag.name}` | {value} | {flag.help}{needs} |")
     lines += ["", "Flags the operator sets from the spec (refused in extraArgs):", ""]
@@ -435,8 +436,7 @@ def reference_markdown() -> str:
     ]
     for param in sorted(OLLAMA_PARAMETERS.values(), key=lambda p: p.name):
         kind = "string or list of strings" if param.kind == "stop" else param.kind
-        low = "" if param.minimum is None else f"{param.minimum:g}"
-        high = "" if param.maximum is None else f"{param.maximum:g}"
+        low, high = format_number(param.minimum), format_number(param.maximum)
         bounds = f"{low}..{high}" if low or high else ""
         lines.append(f"| `{param.name}` | {kind} | {bounds} | {param.help} |")
     lines += ["", "Refused names:", ""]

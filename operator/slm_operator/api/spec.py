@@ -587,6 +587,13 @@ VLLM_SHORT_FLAGS: dict[str, str] = {
 }
 
 
+def format_number(value: float | None) -> str:
+    """A bound as people write it: 1048576, not 1.04858e+06; 0.5 stays 0.5."""
+    if value is None:
+        return ""
+    return str(int(value)) if float(value).is_integer() else repr(value)
+
+
 def _check_vllm_value(flag: VllmFlag, value: str) -> str | None:
     """The problem with one flag's value, or None."""
     if value == "":
@@ -600,7 +607,8 @@ def _check_vllm_value(flag: VllmFlag, value: str) -> str | None:
         if (flag.minimum is not None and number < flag.minimum) or (
             flag.maximum is not None and number > flag.maximum
         ):
-            return f"{flag.name} must be between {flag.minimum:g} and {flag.maximum:g}, got {value}"
+            low, high = format_number(flag.minimum), format_number(flag.maximum)
+            return f"{flag.name} must be between {low} and {high}, got {value}"
     elif flag.kind == "choice" and value not in flag.choices:
         return f"{flag.name} must be one of {', '.join(flag.choices)}; got {value!r}"
     elif flag.kind == "name" and not re.fullmatch(_NAME_VALUE, value):
@@ -769,9 +777,9 @@ def _number_problem(param: OllamaParameter, value: Any) -> str | None:
     if param.kind == "int" and not isinstance(value, int):
         return f"must be an integer, got {value!r}"
     if param.minimum is not None and value < param.minimum:
-        return f"must be at least {param.minimum:g}, got {value}"
+        return f"must be at least {format_number(param.minimum)}, got {value}"
     if param.maximum is not None and value > param.maximum:
-        return f"must be at most {param.maximum:g}, got {value}"
+        return f"must be at most {format_number(param.maximum)}, got {value}"
     return None
 
 
