@@ -31,10 +31,10 @@ CRD = crd_manifest()
 SCHEMA = CRD["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
 
 
-def _load_spec_table() -> ModuleType:
-    # The invalid-spec table lives with the unit tests; load it by path (tests/ is not a package).
-    path = ROOT / "tests" / "unit" / "test_spec_validation.py"
-    module_spec = importlib.util.spec_from_file_location("spec_table", path)
+def _load_module(name: str, path: Path) -> ModuleType:
+    # The spec tables and plan fixtures live with the unit tests; load them by path (tests/ is
+    # not a package).
+    module_spec = importlib.util.spec_from_file_location(name, path)
     assert module_spec is not None
     assert module_spec.loader is not None
     module = importlib.util.module_from_spec(module_spec)
@@ -42,7 +42,7 @@ def _load_spec_table() -> ModuleType:
     return module
 
 
-TABLE = _load_spec_table()
+TABLE = _load_module("spec_table", ROOT / "tests" / "unit" / "test_spec_validation.py")
 VALID_DOCS: list[tuple[str, dict[str, Any]]] = [
     ("minimal", TABLE.MINIMAL_DOC),
     ("architecture-example", TABLE.FULL_DOC),
@@ -229,3 +229,37 @@ def test_rules_without_defaults_behave_the_same() -> None:
         assert cel_failures(SCHEMA, doc) == []
     for case in CEL_CASES:
         assert any(f.startswith(case[4]) for f in cel_failures(SCHEMA, case[1])), case[0]
+
+
+@pytest.mark.parametrize("doc", [d for _, d in VALID_DOCS], ids=[n for n, _ in VALID_DOCS])
+def test_schema_defaults_agree_with_the_pydantic_defaults(doc: dict[str, Any]) -> None:
+    """What the API server stores after defaulting parses to the same spec as what the user wrote."""
+    defaulted = with_defaults(SCHEMA, doc)
+    assert TABLE.parse_document(defaulted) == TABLE.parse_document(doc)
+
+
+def test_a_full_status_matches_the_status_schema() -> None:
+    """A status shaped like the operator's (plan via plan_status) passes the CRD, so nothing is pruned."""
+    crd_unit = _load_module("crd_unit", ROOT / "tests" / "unit" / "test_crd.py")
+    status = {
+        "observedGeneration": 2,
+        "phase": "Ready",
+        "conditions": [
+            {
+                "type": "Ready",
+                "status": "True",
+                "reason": "ModelLoaded",
+                "message": "",
+                "lastTransitionTime": "2026-11-29T19:00:00Z",
+                "observedGeneration": 2,
+            }
+        ],
+        "replicas": 1,
+        "readyReplicas": 1,
+        "selector": "slm.dev/model=phi-4-mini",
+        "endpoint": "http://phi-4-mini.ai.svc.cluster.local:8000/v1",
+        "apiKeySecret": "phi-4-mini-api-key",
+        "plan": crd_unit.plan_status(crd_unit.a_plan(fits=None, weights=None)),
+    }
+    assert schema_errors(TABLE.MINIMAL_DOC | {"status": status}) == []
+    assert schema_errors(TABLE.MINIMAL_DOC | {"status": status | {"phase": "Running"}}) != []
