@@ -2,11 +2,12 @@
 default tier, at the defaults (contextLength min(model max, 8192), maxConcurrency 8).
 
 Each row is the expected variant (repo id or Ollama tag), quantization, dtype and GPU count, or
-the expectation that nothing fits. The rows were derived from the rules in ARCHITECTURE §6 and
-the catalog's sizes and reviewed by hand (e.g. Qwen3-8B takes FP8 on an L4 because bf16 needs
-26.5 GiB against 19.8 and FP8 runs natively from compute capability 8.9; T4-class tiers serve
-float16 because Turing has no bfloat16; Phi-3.5-mini has no GQA, so its 24 GiB KV cache at 8 x
-8192 tokens fits only the 40 GB-and-larger GPUs). When the catalog changes, review the diff of
+the expectation that nothing fits, or that the tier's GPUs can run no variant. The rows were
+derived from the rules in ARCHITECTURE §6 and the catalog's sizes and reviewed by hand (e.g.
+Qwen3-8B takes FP8 on an L4 because bf16 needs 26.5 GiB against 19.8 and FP8 runs natively from
+compute capability 8.9; T4-class tiers serve float16 because Turing has no bfloat16, except for
+Gemma 3, which vLLM refuses to run in float16; Phi-3.5-mini has no GQA, so its 24 GiB KV cache
+at 8 x 8192 tokens fits only the 40 GB-and-larger GPUs). When the catalog changes, review the diff of
 this table as carefully as the catalog change itself.
 """
 
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from slm_operator.api.errors import FitError
+from slm_operator.api.errors import FitError, SpecError
 from slm_operator.api.plan import Plan
 from slm_operator.api.spec import parse_document
 from slm_operator.catalog.loader import builtin_config
@@ -33,9 +34,10 @@ class Ok:
     gpus: int
 
 
-DOES_NOT_FIT = None
+DOES_NOT_FIT = "does not fit"
+CANNOT_RUN = "cannot run"  # no variant the tier's GPUs can run (e.g. Gemma 3 needs bf16, so >= 8.0)
 
-TABLE: list[tuple[str, str, Ok | None]] = [
+TABLE: list[tuple[str, str, Ok | str]] = [
     ("phi-4-mini", "cpu", Ok("phi4-mini:3.8b-q8_0", "q8_0", "q8_0", 0)),
     ("phi-4-mini", "edge", DOES_NOT_FIT),
     ("phi-4-mini", "gpu-large", Ok("microsoft/Phi-4-mini-instruct", "none", "bfloat16", 1)),
@@ -100,14 +102,14 @@ TABLE: list[tuple[str, str, Ok | None]] = [
     ("gemma-3-4b", "edge", DOES_NOT_FIT),
     ("gemma-3-4b", "gpu-large", Ok("google/gemma-3-4b-it", "none", "bfloat16", 1)),
     ("gemma-3-4b", "gpu-medium", Ok("google/gemma-3-4b-it", "none", "bfloat16", 1)),
-    ("gemma-3-4b", "gpu-small", DOES_NOT_FIT),
+    ("gemma-3-4b", "gpu-small", CANNOT_RUN),
     ("gemma-3-4b", "nvidia-a100-40gb", Ok("google/gemma-3-4b-it", "none", "bfloat16", 1)),
     ("gemma-3-4b", "nvidia-a100-80gb", Ok("google/gemma-3-4b-it", "none", "bfloat16", 1)),
     ("gemma-3-4b", "nvidia-a10g", Ok("google/gemma-3-4b-it", "none", "bfloat16", 1)),
     ("gemma-3-4b", "nvidia-h100-80gb", Ok("google/gemma-3-4b-it", "none", "bfloat16", 1)),
     ("gemma-3-4b", "nvidia-l4", Ok("google/gemma-3-4b-it", "none", "bfloat16", 1)),
     ("gemma-3-4b", "nvidia-l40s", Ok("google/gemma-3-4b-it", "none", "bfloat16", 1)),
-    ("gemma-3-4b", "nvidia-t4", DOES_NOT_FIT),
+    ("gemma-3-4b", "nvidia-t4", CANNOT_RUN),
     ("llama-3.2-3b", "cpu", Ok("llama3.2:3b-instruct-fp16", "none", "f16", 0)),
     ("llama-3.2-3b", "edge", DOES_NOT_FIT),
     ("llama-3.2-3b", "gpu-large", Ok("meta-llama/Llama-3.2-3B-Instruct", "none", "bfloat16", 1)),
@@ -185,14 +187,23 @@ def test_table_covers_every_family_on_every_default_tier() -> None:
 
 
 @pytest.mark.parametrize(("model_id", "tier", "expected"), TABLE, ids=[f"{m}@{t}" for m, t, _ in TABLE])
-def test_plan(model_id: str, tier: str, expected: Ok | None) -> None:
-    if expected is None:
+def test_plan(model_id: str, tier: str, expected: Ok | str) -> None:
+    if expected == DOES_NOT_FIT:
         with pytest.raises(FitError) as info:
             _plan_default(model_id, tier)
         problem = info.value.problems[0]
         assert problem.field == "spec.hardware.tier"
         assert f"does not fit tier {tier}" in problem.message
         return
+    if expected == CANNOT_RUN:
+        with pytest.raises(SpecError) as refused:
+            _plan_default(model_id, tier)
+        assert not isinstance(refused.value, FitError)
+        problem = refused.value.problems[0]
+        assert problem.field == "spec.hardware.tier"
+        assert f"tier {tier} has compute capability" in problem.message
+        return
+    assert isinstance(expected, Ok)
     plan = _plan_default(model_id, tier)
     assert (plan.model_ref, plan.quantization, plan.dtype, plan.gpus) == (
         expected.ref,
