@@ -388,6 +388,7 @@ INVALID_CASES: list[tuple[str, dict[str, Any], str, str, str | None]] = [
         None,
     ),
     ("vllm-chat-template", vllm("--chat-template", "/t.jinja"), "spec.vllm.extraArgs[0]", "is refused", None),
+    ("vllm-removed-flag", vllm("--disable-log-requests"), "spec.vllm.extraArgs[0]", "no longer logs", None),
     (
         "vllm-url",
         vllm("--otlp-traces-endpoint=ftp://x"),
@@ -582,7 +583,7 @@ def test_every_problem_is_reported_at_once() -> None:
         ["--enable-lora", "--max-loras", "4", "--max-lora-rank=64"],
         ["--kv-cache-dtype", "fp8", "--enforce-eager", "--cpu-offload-gb", "2.5"],
         ["--otlp-traces-endpoint", "http://otel-collector.observability:4317"],
-        ["--seed", "0", "--generation-config", "vllm", "--disable-log-requests"],
+        ["--seed", "0", "--generation-config", "vllm", "--disable-log-stats"],
         ["--no-enable-prefix-caching", "--enable-chunked-prefill", "--reasoning-parser", "qwen3"],
     ],
 )

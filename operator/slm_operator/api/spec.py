@@ -536,7 +536,6 @@ VLLM_ALLOWED_FLAGS: dict[str, VllmFlag] = {
         VllmFlag(
             "--max-logprobs", "int", "most log-probabilities a request may ask for", minimum=0, maximum=1024
         ),
-        VllmFlag("--disable-log-requests", "switch", "do not log request details"),
         VllmFlag("--disable-log-stats", "switch", "do not log engine statistics"),
         # Only the built-in sources: a folder path would need a mounted file the spec cannot provide.
         VllmFlag(
@@ -572,13 +571,19 @@ VLLM_REFUSED_FLAGS: dict[str, str] = {
         "is refused: it runs Python code from the model repository inside the pod; every catalog model is "
         "supported natively by vLLM, so it stays off"
     ),
+    # vLLM deprecated the flag when request logging became opt-in (vllm-project/vllm#21739) and
+    # later removed it (#29402): accepting it would crash pods after an image upgrade.
+    "--disable-log-requests": (
+        "is refused: vLLM no longer logs requests by default and has removed this flag, so a pod "
+        "using it would fail to start after an image upgrade; leave it out"
+    ),
     "--chat-template": (
         "is refused: it takes a file path or an inline Jinja template, and the pod has no user files; "
         "use a model whose tokenizer ships a chat template"
     ),
 }
 
-_REFUSED_SWITCHES = frozenset({"--trust-remote-code"})
+_REFUSED_SWITCHES = frozenset({"--trust-remote-code", "--disable-log-requests"})
 
 VLLM_SHORT_FLAGS: dict[str, str] = {
     "-tp": "--tensor-parallel-size",
