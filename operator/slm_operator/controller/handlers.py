@@ -144,8 +144,11 @@ def register(registry: kopf.OperatorRegistry, ctx: ControllerContext) -> None:
         args = (kind.group, kind.version, kind.plural) if kind.group else (kind.version, kind.plural)
 
         @kopf.on.event(*args, id=f"child-{kind.plural}", registry=registry)
-        async def child_changed(body: kopf.Body, **_: Any) -> None:
-            # Any change or deletion of a child nudges its owner's drift timer.
+        async def child_changed(body: kopf.Body, type: str | None = None, **_: Any) -> None:
+            # Any change or deletion of a child nudges its owner's drift timer. The initial
+            # listing (type None) is skipped: the resume reconcile covers the time we were away.
+            if type is None:
+                return
             meta = body.get("metadata") or {}
             for ref in meta.get("ownerReferences") or []:
                 if ref.get("kind") == KIND and str(ref.get("apiVersion", "")).startswith(f"{API_GROUP}/"):

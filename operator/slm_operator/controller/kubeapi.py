@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -70,8 +71,16 @@ class KubeApi:
         try:
             kubernetes.config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
         except kubernetes.config.ConfigException:
-            kubernetes.config.load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+            # Read KUBECONFIG now: the client library reads it once, at import time.
+            kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]
+                config_file=os.environ.get("KUBECONFIG", "~/.kube/config"), client_configuration=configuration
+            )
         return cls(client=kubernetes.client.ApiClient(configuration), request_timeout=request_timeout)
+
+    @property
+    def configuration(self) -> Any:
+        """The ``kubernetes.client.Configuration`` in use (server, credentials, CA)."""
+        return self.client.configuration
 
     # -- low level -------------------------------------------------------------------------
 
@@ -93,10 +102,11 @@ class KubeApi:
             header_params=headers,
             auth_settings=["BearerToken"],
         )
-        payload = json.dumps(body) if body is not None else None
         try:
+            # The REST layer JSON-encodes dict bodies for JSON and YAML content types alike
+            # (JSON is valid YAML, so an apply patch goes out as JSON).
             response = self.client.call_api(
-                method, url, header_params=headers, body=payload, _request_timeout=self.request_timeout
+                method, url, header_params=headers, body=body, _request_timeout=self.request_timeout
             )
             raw = response.read()
         except (urllib3.exceptions.HTTPError, OSError) as exc:
