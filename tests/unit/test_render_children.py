@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -119,3 +120,20 @@ def test_dump_objects_is_a_yaml_stream_without_aliases() -> None:
     assert "&id" not in text
     assert "*id" not in text
     assert dump_objects([]) == ""
+
+
+def plain_types(value: Any) -> set[type]:
+    """Every Python type found in a nested value."""
+    if isinstance(value, dict):
+        return {dict}.union(*(plain_types(k) | plain_types(v) for k, v in value.items()))
+    if isinstance(value, list):
+        return {list}.union(*(plain_types(v) for v in value))
+    return {type(value)}
+
+
+@pytest.mark.parametrize("c", CASES, ids=lambda c: c.id)
+def test_objects_are_plain_json_data(c: Case) -> None:
+    # The operator sends these bodies as JSON; enums or pydantic objects must not leak in.
+    for obj in render(c):
+        assert plain_types(obj) <= {dict, list, str, int, float, bool, type(None)}
+        assert json.loads(json.dumps(obj)) == obj
