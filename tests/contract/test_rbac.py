@@ -141,3 +141,13 @@ def test_generated_rbac_file_is_up_to_date() -> None:
     assert module.RBAC_FILE.read_text(encoding="utf-8") == module.rbac_text(), (
         "run `python scripts/sync_chart_files.py`"
     )
+
+
+def test_security_doc_rbac_table_matches_the_code() -> None:
+    rows = set()
+    for line in (ROOT / "docs" / "security.md").read_text(encoding="utf-8").splitlines():
+        cells = [cell.strip().strip("`") for cell in line.strip().strip("|").split("|")]
+        if len(cells) == 4 and cells[0] in {"framework", "application"}:
+            group = "" if cells[1] == "core" else cells[1]
+            rows.add((cells[0], group, cells[2], tuple(v.strip() for v in cells[3].split(","))))
+    assert rows == {(p.purpose, p.group, p.resource, p.verbs) for p in all_permissions()}
