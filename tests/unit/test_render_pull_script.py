@@ -113,6 +113,7 @@ def run_script(tmp_path: Path, **env: str) -> tuple[int, list[str]]:
     environment = {
         "PATH": f"{bin_dir}:{os.environ.get('PATH', '/usr/bin:/bin')}",
         "FAKE_LOG": str(log),
+        "TMPDIR": str(tmp_path),
         "FAKE_PULL_EXIT": "0",
         "FAKE_CACHED": "no",
         "MODEL_TAG": "qwen3:4b",
@@ -192,6 +193,7 @@ def test_script_gives_up_when_the_server_never_answers(tmp_path: Path) -> None:
         "MODELFILE": "",
         "PULL_POLICY": "always",
         "SERVER_START_TIMEOUT": "2",
+        "TMPDIR": str(tmp_path),
     }
     result = subprocess.run(
         ["/bin/sh", "-c", PULL_SCRIPT],

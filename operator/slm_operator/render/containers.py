@@ -65,14 +65,15 @@ STARTUP_FAILURE_THRESHOLD = 180
 # `ollama pull` talks to a running server, hence the temporary background `ollama serve`.
 PULL_SCRIPT = """\
 set -eu
-ollama serve >/tmp/ollama-pull-serve.log 2>&1 &
+log="${TMPDIR:-/tmp}/ollama-pull-serve.log"
+ollama serve >"$log" 2>&1 &
 server=$!
 trap 'kill "$server" 2>/dev/null || true' EXIT
 waited=0
 until ollama list >/dev/null 2>&1; do
   if ! kill -0 "$server" 2>/dev/null; then
     echo "ollama serve exited early:" >&2
-    cat /tmp/ollama-pull-serve.log >&2
+    cat "$log" >&2
     exit 1
   fi
   if [ "$waited" -ge "$SERVER_START_TIMEOUT" ]; then
