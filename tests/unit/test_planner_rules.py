@@ -68,6 +68,11 @@ def test_fp8_kv_cache_halves_the_kv_estimate() -> None:
     fp8 = plan({**base, "vllm": {"extraArgs": ["--kv-cache-dtype", "fp8"]}})
     assert fp8.memory.kv_cache_gib == pytest.approx(plain.memory.kv_cache_gib / 2, abs=0.01)
     assert fp8.kv_cache_dtype == "fp8"
+    # the renderer emits --kv-cache-dtype from the plan, so the user's copy is not passed twice
+    assert not any(a.startswith("--kv-cache-dtype") for a in fp8.engine_args)
+    inline = plan({**base, "vllm": {"extraArgs": ["--kv-cache-dtype=fp8", "--enforce-eager"]}})
+    assert inline.kv_cache_dtype == "fp8"
+    assert inline.engine_args == ["--enforce-eager"]
 
 
 def test_auto_prefers_quality_then_falls_back_to_smaller_variants_as_context_grows() -> None:

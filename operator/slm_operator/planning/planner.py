@@ -17,7 +17,13 @@ from dataclasses import dataclass
 from slm_operator.api.config import Accelerator, CatalogModel, Engine, OperatorConfig, Tier, Variant
 from slm_operator.api.errors import FitError, SpecError, SpecProblem
 from slm_operator.api.plan import MemoryPlan, Plan, Scheduling
-from slm_operator.api.spec import Quantization, Runtime, SmallLanguageModel, SmallLanguageModelSpec
+from slm_operator.api.spec import (
+    Quantization,
+    Runtime,
+    SmallLanguageModel,
+    SmallLanguageModelSpec,
+    vllm_flag_values,
+)
 from slm_operator.planning.memory import (
     MemoryEstimate,
     available_gib,
@@ -77,6 +83,7 @@ _GGUF_DTYPE: dict[str, str] = {
     Quantization.Q4_0: "q4_0",
 }
 _GPU_RESOURCE = "nvidia.com/gpu"
+KV_CACHE_FLAG = "--kv-cache-dtype"
 
 
 @dataclass(frozen=True)
@@ -176,13 +183,20 @@ def _engine(spec: SmallLanguageModelSpec, tier_name: str, tier: Tier, problems: 
 
 def _kv_cache_dtype(spec: SmallLanguageModelSpec) -> str:
     """The KV-cache dtype the user asked vLLM for in extraArgs (``auto`` otherwise)."""
-    args = spec.vllm.extra_args
-    for i, arg in enumerate(args):
-        if arg.startswith("--kv-cache-dtype="):
-            return arg.split("=", 1)[1]
-        if arg == "--kv-cache-dtype" and i + 1 < len(args):
-            return args[i + 1]
-    return "auto"
+    return vllm_flag_values(spec.vllm.extra_args).get(KV_CACHE_FLAG) or "auto"
+
+
+def _user_engine_args(spec: SmallLanguageModelSpec) -> list[str]:
+    """The user's extraArgs minus --kv-cache-dtype, which the plan carries and the renderer emits."""
+    args, skip_next = [], False
+    for arg in spec.vllm.extra_args:
+        if skip_next:
+            skip_next = False
+        elif arg == KV_CACHE_FLAG:
+            skip_next = True
+        elif not arg.startswith(f"{KV_CACHE_FLAG}="):
+            args.append(arg)
+    return args
 
 
 # --- catalog models ----------------------------------------------------------------------------
@@ -278,7 +292,7 @@ def _plan_catalog(ctx: _Context, entry: CatalogModel) -> Plan:
         quantization=str(variant.quantization),
         dtype=dtype,
         context_length=context_length,
-        engine_args=[*variant.vllm_args, *ctx.spec.vllm.extra_args] if ctx.engine == Engine.VLLM else [],
+        engine_args=[*variant.vllm_args, *_user_engine_args(ctx.spec)] if ctx.engine == Engine.VLLM else [],
         gated=entry.gated,
         memory=est,
         fits=True,
@@ -529,7 +543,7 @@ def _plan_source(ctx: _Context) -> Plan:
         quantization="auto" if quantization == Quantization.AUTO else str(quantization),
         dtype=dtype,
         context_length=context_length,
-        engine_args=list(spec.vllm.extra_args) if ctx.engine == Engine.VLLM else [],
+        engine_args=_user_engine_args(spec) if ctx.engine == Engine.VLLM else [],
         gated=False,
         memory=memory,
         fits=fits,
