@@ -56,6 +56,7 @@ def value_sets() -> dict[str, dict[str, Any]]:
                     "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
                 },
                 "cpu": {"memoryGiB": 32, "cpu": "8"},
+                "gpu-large": None,  # removes a built-in tier
             },
             "catalog": {"qwen3-0.6b-mirror": _copied_catalog_entry()},
             "images": {"vllm": "vllm/vllm-openai:v0.10.2", "ollama": "ollama/ollama:0.12.5"},

@@ -9,12 +9,14 @@ Dockerfile builds a pinned, multi-stage, non-root image.
 
 from __future__ import annotations
 
+import json
 import re
 import tomllib
 from pathlib import Path
 from typing import Any
 
 import helm_python
+import jsonschema  # type: ignore[import-untyped]  # installed with kubernetes-validate
 import kubernetes_validate
 import pytest
 import yaml
@@ -35,7 +37,7 @@ from slm_operator.catalog.loader import gateway_image, load_config_text
 KUBERNETES_VERSIONS = ("1.29", "1.31", "1.33")
 VALUE_SETS = tuple(value_sets())
 CRD_SOURCE = ROOT / "crds" / "slm.dev_smalllanguagemodels.yaml"
-PROMETHEUS_SCHEMA_DIR = ROOT / "tests" / "data"
+PROMETHEUS_SCHEMA_DIR = ROOT / "tests" / "data" / "prometheus-operator"
 
 
 def _chart_yaml() -> dict[str, Any]:
@@ -288,6 +290,7 @@ def test_custom_values_reach_the_operator_configuration() -> None:
     assert config.tiers["rtx-4090"].compute_capability == 8.9
     assert config.tiers["cpu"].memory_gib == 32
     assert config.tiers["gpu-small"].gpus == 1  # built-in tiers are kept
+    assert "gpu-large" not in config.tiers  # ... unless removed with null
     assert "qwen3-0.6b-mirror" in config.catalog
     assert config.images.vllm == "vllm/vllm-openai:v0.10.2"
     assert config.defaults.context_length == 4096
@@ -341,13 +344,12 @@ def test_service_monitor_shape() -> None:
     assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
     assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
     assert [e["port"] for e in monitor["spec"]["endpoints"]] == [p["name"] for p in service["spec"]["ports"]]
-    schema = PROMETHEUS_SCHEMA_DIR / "servicemonitor.json"
-    if schema.exists():
-        import json
-
-        import jsonschema
-
-        jsonschema.validate(monitor, json.loads(schema.read_text(encoding="utf-8")))
+    # The Prometheus Operator's own schema, shipped in tests/data (see its README).
+    schema = json.loads((PROMETHEUS_SCHEMA_DIR / "servicemonitor.json").read_text(encoding="utf-8"))
+    errors = [
+        f"{list(e.path)}: {e.message}" for e in jsonschema.Draft202012Validator(schema).iter_errors(monitor)
+    ]
+    assert errors == []
 
 
 def test_network_policy_allows_only_metrics_in_and_dns_and_api_server_out() -> None:
