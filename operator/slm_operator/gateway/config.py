@@ -52,9 +52,10 @@ def parse_address(text: str, *, flag: str) -> Address:
 
 
 def parse_upstream(text: str) -> str:
-    """Check the runtime's base URL (http or https, with a host) and drop a trailing slash."""
+    """Check the runtime's base URL (http, with a host) and drop a trailing slash."""
     parts = urlsplit(text.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    # Plain http only: the runtime listens on the pod's loopback interface.
+    if parts.scheme != "http" or not parts.hostname:
         raise GatewayConfigError(f"--upstream: expected http://HOST:PORT, got {text!r}")
     if parts.query or parts.fragment:
         raise GatewayConfigError("--upstream: must not have a query or fragment")

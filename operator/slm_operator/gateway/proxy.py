@@ -14,7 +14,6 @@ import logging
 import time
 from dataclasses import dataclass
 
-import aiohttp
 from aiohttp import hdrs, web
 from multidict import CIMultiDict, CIMultiDictProxy
 
@@ -33,6 +32,7 @@ from slm_operator.gateway.routes import (
     Route,
 )
 from slm_operator.gateway.tokens import StreamObserver, usage_tokens
+from slm_operator.gateway.upstream import UpstreamError, UpstreamPool, UpstreamResponse
 
 access_log = logging.getLogger("slm_operator.gateway.access")
 log = logging.getLogger(__name__)
@@ -55,7 +55,9 @@ class Outcome:
     error: str | None = None
 
 
-def filter_headers(headers: CIMultiDictProxy[str], drop: frozenset[str]) -> CIMultiDict[str]:
+def filter_headers(
+    headers: CIMultiDict[str] | CIMultiDictProxy[str], drop: frozenset[str]
+) -> CIMultiDict[str]:
     """Copy ``headers`` without the names in ``drop`` (lower case) or listed in ``Connection``."""
     connection = headers.get(hdrs.CONNECTION)
     if connection:
@@ -77,18 +79,18 @@ class Gateway:
         self,
         config: GatewayConfig,
         *,
-        session: aiohttp.ClientSession,
+        upstream: UpstreamPool,
         keys: ApiKeys | None,
         metrics: GatewayMetrics,
         readiness: ReadinessChecker,
     ) -> None:
         self._config = config
-        self._session = session
+        self._upstream = upstream
         self._keys = keys
         self._metrics = metrics
         self._readiness = readiness
-        self._base_url = config.upstream
         self._max_body = config.max_body_bytes
+        self._model_json = json.dumps(config.model)
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         """Answer one request on the API port and record it."""
@@ -174,23 +176,15 @@ class Gateway:
 
     async def _read_json_body(self, request: web.BaseRequest) -> bytes | web.Response:
         """The request body if it is a JSON object within the size limit, else the refusal."""
-        too_large = errors.error_response(
-            413,
-            f"Request body is larger than {self._max_body} bytes.",
-            kind="invalid_request_error",
-            code="request_too_large",
-        )
         length = request.content_length
         if length is not None and length > self._max_body:
-            too_large.force_close()  # do not read (or wait for) a body we refuse
-            return too_large
+            return self._too_large()
         chunks: list[bytes] = []
         size = 0
         while chunk := await request.content.readany():
             size += len(chunk)
             if size > self._max_body:
-                too_large.force_close()
-                return too_large
+                return self._too_large()
             chunks.append(chunk)
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         try:
@@ -206,63 +200,64 @@ class Gateway:
             )
         return body
 
+    def _too_large(self) -> web.Response:
+        refusal = errors.error_response(
+            413,
+            f"Request body is larger than {self._max_body} bytes.",
+            kind="invalid_request_error",
+            code="request_too_large",
+        )
+        refusal.force_close()  # do not read (or wait for) the rest of a body we refuse
+        return refusal
+
     async def _forward(
         self, request: web.BaseRequest, route: Route, body: bytes | None, outcome: Outcome, start: float
     ) -> web.StreamResponse:
-        url = self._base_url + route.path
-        if request.query_string:
-            url = f"{url}?{request.query_string}"
+        # The raw target keeps the query exactly as the client sent it; the path is the route's own.
+        raw = request.raw_path
+        query = raw.find("?")
+        target = route.path if query < 0 else route.path + raw[query:]
         headers = filter_headers(request.headers, NOT_FORWARDED_UPSTREAM)
         try:
-            upstream = await self._session.request(route.method, url, data=body, headers=headers)
-        except TimeoutError:
-            return await self._upstream_failed(
-                request, outcome, 504, "timeout", "The model runtime did not answer in time."
-            )
-        except aiohttp.ClientConnectorError:
-            return await self._upstream_failed(
-                request, outcome, 502, "connect", "The model runtime is unreachable."
-            )
-        except aiohttp.ClientError:
-            return await self._upstream_failed(
-                request, outcome, 502, "disconnected", "The model runtime closed the connection."
-            )
+            upstream = await self._upstream.request(route.method, target, headers, body)
+        except UpstreamError as exc:
+            return await self._upstream_failed(request, outcome, exc.kind)
         try:
             if upstream.content_type == _SSE:
                 return await self._stream(request, route, upstream, outcome, start)
             return await self._relay(request, route, upstream, outcome, start)
-        except BaseException:
-            upstream.close()
-            raise
         finally:
-            upstream.release()
+            upstream.close()  # a no-op once the body was read to the end (the connection is reused)
 
     async def _upstream_failed(
-        self, request: web.BaseRequest, outcome: Outcome, status: int, reason: str, message: str
+        self, request: web.BaseRequest, outcome: Outcome, kind: str
     ) -> web.StreamResponse:
-        outcome.error = reason
-        self._metrics.upstream_error(reason)
-        code = "upstream_timeout" if status == 504 else "upstream_unavailable"
-        return await self._answer(request, outcome, errors.upstream_error(status, message, code))
+        outcome.error = kind
+        self._metrics.upstream_error(kind)
+        if kind == "timeout":
+            response = errors.upstream_error(
+                504, "The model runtime did not answer in time.", "upstream_timeout"
+            )
+        elif kind == "connect":
+            response = errors.upstream_error(502, "The model runtime is unreachable.", "upstream_unavailable")
+        else:
+            response = errors.upstream_error(
+                502, "The model runtime closed the connection.", "upstream_unavailable"
+            )
+        return await self._answer(request, outcome, response)
 
     async def _relay(
         self,
         request: web.BaseRequest,
         route: Route,
-        upstream: aiohttp.ClientResponse,
+        upstream: UpstreamResponse,
         outcome: Outcome,
         start: float,
     ) -> web.StreamResponse:
         try:
             payload = await upstream.read()
-        except TimeoutError:
-            return await self._upstream_failed(
-                request, outcome, 504, "timeout", "The model runtime did not answer in time."
-            )
-        except aiohttp.ClientError:
-            return await self._upstream_failed(
-                request, outcome, 502, "disconnected", "The model runtime closed the connection."
-            )
+        except UpstreamError as exc:
+            return await self._upstream_failed(request, outcome, exc.kind)
         response = web.Response(
             status=upstream.status,
             body=payload,
@@ -283,7 +278,7 @@ class Gateway:
         self,
         request: web.BaseRequest,
         route: Route,
-        upstream: aiohttp.ClientResponse,
+        upstream: UpstreamResponse,
         outcome: Outcome,
         start: float,
     ) -> web.StreamResponse:
@@ -299,12 +294,11 @@ class Gateway:
             await response.prepare(request)
             while True:
                 try:
-                    chunk = await upstream.content.readany()
-                except TimeoutError:
-                    self._abort(request, outcome, "stream_stalled")
-                    return response
-                except aiohttp.ClientError:
-                    self._abort(request, outcome, "stream_broken")
+                    chunk = await upstream.next_chunk()
+                except UpstreamError as exc:
+                    self._abort(
+                        request, outcome, "stream_stalled" if exc.kind == "timeout" else "stream_broken"
+                    )
                     return response
                 if not chunk:
                     break
@@ -314,7 +308,6 @@ class Gateway:
             await response.write_eof()
         except ConnectionError:  # the client went away while we were writing to it
             outcome.status = CLIENT_CLOSED
-            upstream.close()
         finally:
             if observer is not None:
                 outcome.tokens = observer.output_tokens
@@ -333,20 +326,22 @@ class Gateway:
             transport.close()
 
     def _log_access(self, method: str, route: str, outcome: Outcome, duration: float) -> None:
-        # Fixed fields only: never the prompt, the answer, the key or the raw path.
+        # Fixed fields only: never the prompt, the answer, the key or the raw path. Formatted by
+        # hand (it runs for every request): every string here is either JSON-encoded once at
+        # start-up (the model) or from a fixed set (route, error) or an HTTP token (method).
+        ttft = "null" if outcome.ttft is None else f"{outcome.ttft:.6f}"
+        tokens = "null" if outcome.tokens is None else str(outcome.tokens)
+        error = "null" if outcome.error is None else f'"{outcome.error}"'
         access_log.info(
-            json.dumps(
-                {
-                    "msg": "request",
-                    "model": self._config.model,
-                    "method": method,
-                    "route": route,
-                    "status": outcome.status,
-                    "duration_s": round(duration, 6),
-                    "ttft_s": None if outcome.ttft is None else round(outcome.ttft, 6),
-                    "output_tokens": outcome.tokens,
-                    "stream": outcome.streamed,
-                    "error": outcome.error,
-                }
-            )
+            '{"msg": "request", "model": %s, "method": "%s", "route": "%s", "status": %d, '
+            '"duration_s": %.6f, "ttft_s": %s, "output_tokens": %s, "stream": %s, "error": %s}',
+            self._model_json,
+            method,
+            route,
+            outcome.status,
+            duration,
+            ttft,
+            tokens,
+            "true" if outcome.streamed else "false",
+            error,
         )

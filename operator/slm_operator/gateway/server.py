@@ -16,12 +16,12 @@ from slm_operator.gateway.keys import ApiKeys
 from slm_operator.gateway.metrics import GatewayMetrics
 from slm_operator.gateway.proxy import Gateway
 from slm_operator.gateway.readiness import ReadinessChecker
+from slm_operator.gateway.upstream import UpstreamPool
 
 log = logging.getLogger(__name__)
 
-# Keep-alive connections to the runtime: it is on localhost, so idle ones cost little, and
-# reusing them saves a TCP handshake per request.
-UPSTREAM_KEEPALIVE_SECONDS = 30.0
+# Bound on a scrape of the runtime's own /metrics (readiness checks have their own, shorter one).
+SIDE_REQUEST_TIMEOUT_SECONDS = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +34,7 @@ class RunningGateway:
     _api_runner: web.BaseRunner
     _metrics_runner: web.BaseRunner
     _session: aiohttp.ClientSession
+    _upstream: UpstreamPool
 
     @property
     def api_url(self) -> str:
@@ -49,6 +50,7 @@ class RunningGateway:
         """Stop listening, let running requests finish (up to the grace period), close the client."""
         await self._api_runner.cleanup()
         await self._metrics_runner.cleanup()
+        self._upstream.close()
         await self._session.close()
 
 
@@ -100,16 +102,9 @@ def _bound_address(runner: web.BaseRunner, wanted: Address) -> Address:
 async def start_gateway(config: GatewayConfig, *, metrics: GatewayMetrics | None = None) -> RunningGateway:
     """Bind both ports and start serving; call ``stop()`` on the result to shut down."""
     metrics = metrics if metrics is not None else GatewayMetrics(config.model)
-    timeout = aiohttp.ClientTimeout(
-        total=None, sock_connect=config.upstream_timeout, sock_read=config.upstream_timeout
-    )
-    session = aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=UPSTREAM_KEEPALIVE_SECONDS),
-        timeout=timeout,
-        # Bytes pass through untouched; without Accept-Encoding the runtime sends them unencoded.
-        auto_decompress=False,
-        skip_auto_headers=("Accept-Encoding",),
-    )
+    # aiohttp serves the side paths only (readiness checks, /metrics/runtime); requests go
+    # through the lean UpstreamPool.
+    session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=SIDE_REQUEST_TIMEOUT_SECONDS))
     keys = (
         ApiKeys(config.api_key_file, recheck_seconds=config.key_recheck_seconds)
         if config.api_key_file is not None
@@ -129,7 +124,8 @@ async def start_gateway(config: GatewayConfig, *, metrics: GatewayMetrics | None
         cache_seconds=config.readiness_cache_seconds,
         on_result=record_upstream,
     )
-    gateway = Gateway(config, session=session, keys=keys, metrics=metrics, readiness=readiness)
+    upstream = UpstreamPool(config.upstream, timeout=config.upstream_timeout)
+    gateway = Gateway(config, upstream=upstream, keys=keys, metrics=metrics, readiness=readiness)
     # handler_cancellation: a client that hangs up cancels its handler, which closes the
     # runtime's connection too, so the runtime stops generating for nobody. access_log=None:
     # the gateway writes its own JSON access log.
@@ -153,6 +149,7 @@ async def start_gateway(config: GatewayConfig, *, metrics: GatewayMetrics | None
         _api_runner=api_runner,
         _metrics_runner=metrics_runner,
         _session=session,
+        _upstream=upstream,
     )
     log.info(
         "gateway for %s model %r on %s (metrics on %s), runtime at %s",

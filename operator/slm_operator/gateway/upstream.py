@@ -1,0 +1,251 @@
+"""A small HTTP/1.1 client for the one hop to the runtime on localhost.
+
+The gateway forwards every request to one fixed origin on the loopback interface. aiohttp's
+general-purpose client spent more CPU per request than the rest of the gateway together
+(cookie jar, URL joining, redirects, tracing hooks, per-request timer objects; measured in
+docs/benchmarks.md), so the hot path uses this client instead: keep-alive connections over
+asyncio streams, one write per request, and just the response framing the runtimes use
+(Content-Length, chunked, or until close). Readiness checks and ``/metrics/runtime`` keep using
+aiohttp.
+
+Request headers come from aiohttp's server parser, which rejects CR and LF in names and values,
+so they cannot split the request written here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable
+from typing import TypeVar
+from urllib.parse import urlsplit
+
+from multidict import CIMultiDict
+
+# Drop idle connections sooner than the runtimes do (uvicorn, which serves vLLM, closes idle
+# keep-alive connections after 5 s), so a reused connection is almost never already closed.
+IDLE_SECONDS = 2.0
+# The most response-header bytes accepted (asyncio's StreamReader limit).
+HEADER_LIMIT = 64 * 1024
+
+T = TypeVar("T")
+
+
+class UpstreamError(Exception):
+    """The runtime could not be reached, did not answer in time, or broke off.
+
+    ``kind`` is ``connect`` (nothing listens), ``timeout`` (silence longer than the limit) or
+    ``disconnected`` (the connection closed or the bytes made no sense).
+    """
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+class _Connection:
+    __slots__ = ("idle_since", "reader", "writer")
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.idle_since = 0.0
+
+    def usable(self, now: float) -> bool:
+        return (
+            not self.reader.at_eof() and not self.writer.is_closing() and now - self.idle_since < IDLE_SECONDS
+        )
+
+    def close(self) -> None:
+        # abort, not close: nothing more is owed to the runtime on this connection, and the
+        # runtime sees the connection go at once (that is how it learns to stop generating).
+        self.writer.transport.abort()
+
+
+class UpstreamResponse:
+    """A response whose head has been read; read the body with ``read`` or ``next_chunk``."""
+
+    __slots__ = ("_chunked", "_conn", "_done", "_pool", "_remaining", "content_type", "headers", "status")
+
+    def __init__(self, pool: UpstreamPool, conn: _Connection, status: int, headers: CIMultiDict[str]) -> None:
+        self._pool = pool
+        self._conn = conn
+        self.status = status
+        self.headers = headers
+        self.content_type = headers.get("Content-Type", "").partition(";")[0].strip().lower()
+        self._chunked = "chunked" in headers.get("Transfer-Encoding", "").lower()
+        length = headers.get("Content-Length")
+        if self._chunked:
+            self._remaining = -1
+        elif length is not None and length.strip().isdigit():
+            self._remaining = int(length)
+        elif status in (204, 304):
+            self._remaining = 0
+        else:
+            self._remaining = -2  # until the runtime closes the connection
+        self._done = False
+        if self._remaining == 0:
+            self._finish()
+
+    async def read(self) -> bytes:
+        """The whole body (for answers that are not streamed)."""
+        if self._remaining > 0:
+            body = await self._pool.io(self._conn.reader.readexactly(self._remaining))
+            self._remaining = 0
+            self._finish()
+            return body
+        parts = []
+        while chunk := await self.next_chunk():
+            parts.append(chunk)
+        return b"".join(parts)
+
+    async def next_chunk(self) -> bytes:
+        """The next piece of the body as it arrives; ``b""`` at the end."""
+        if self._done:
+            return b""
+        reader = self._conn.reader
+        io = self._pool.io
+        if self._chunked:
+            size_line = await io(reader.readuntil(b"\r\n"))
+            try:
+                size = int(size_line.split(b";", 1)[0], 16)
+            except ValueError as exc:
+                raise UpstreamError("disconnected", "bad chunk size from the runtime") from exc
+            if size == 0:
+                while (await io(reader.readuntil(b"\r\n"))) != b"\r\n":  # trailer fields, ignored
+                    pass
+                self._finish()
+                return b""
+            data = await io(reader.readexactly(size + 2))
+            return data[:-2]
+        if self._remaining == -2:
+            data = await io(reader.read(65536))
+            if not data:
+                self._done = True
+                self._conn.close()  # a body delimited by close leaves nothing to reuse
+            return data
+        data = await io(reader.read(min(self._remaining, 65536)))
+        if not data:
+            raise UpstreamError("disconnected", "the runtime closed the connection mid-answer")
+        self._remaining -= len(data)
+        if self._remaining == 0:
+            self._finish()
+        return data
+
+    def _finish(self) -> None:
+        self._done = True
+        if self.headers.get("Connection", "").lower() == "close":
+            self._conn.close()
+        else:
+            self._pool.release(self._conn)
+
+    def close(self) -> None:
+        """Give up on the rest of the body: the connection is closed, not reused."""
+        if not self._done:
+            self._done = True
+            self._conn.close()
+
+
+class UpstreamPool:
+    """Keep-alive connections to one runtime; ``request`` sends one request and reads its head."""
+
+    def __init__(self, base_url: str, *, timeout: float) -> None:
+        parts = urlsplit(base_url)
+        if parts.scheme != "http" or not parts.hostname:
+            raise ValueError(f"the runtime client speaks plain http to a host, got {base_url!r}")
+        self._host = parts.hostname
+        self._port = parts.port or 80
+        self._prefix = parts.path.rstrip("/")
+        self._host_header = parts.netloc
+        self._timeout = timeout
+        self._idle: list[_Connection] = []
+
+    async def io(self, awaitable: Awaitable[T]) -> T:
+        """Await one read or connect under the silence limit, turning failures into UpstreamError."""
+        try:
+            async with asyncio.timeout(self._timeout):
+                return await awaitable
+        except TimeoutError as exc:
+            raise UpstreamError("timeout", f"no answer from the runtime within {self._timeout:g} s") from exc
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError) as exc:
+            raise UpstreamError("disconnected", "the runtime closed the connection") from exc
+
+    async def request(
+        self, method: str, target: str, headers: CIMultiDict[str], body: bytes | None
+    ) -> UpstreamResponse:
+        """Send a request for ``target`` (path and query) and return once the response head arrived."""
+        lines = [f"{method} {self._prefix}{target} HTTP/1.1\r\nHost: {self._host_header}\r\n"]
+        lines.extend(f"{name}: {value}\r\n" for name, value in headers.items())
+        lines.append(f"Content-Length: {len(body)}\r\n\r\n" if body is not None else "\r\n")
+        head = "".join(lines).encode("utf-8", "surrogateescape")
+        payload = head + body if body else head
+        conn, reused = await self._acquire()
+        try:
+            return await self._exchange(conn, payload)
+        except UpstreamError as exc:
+            # A kept-alive connection the runtime closed just as we reused it: the runtime never
+            # saw the request, so send it once more on a fresh connection.
+            if not (reused and exc.kind == "disconnected"):
+                raise
+        conn = await self._connect()
+        return await self._exchange(conn, payload)
+
+    async def _exchange(self, conn: _Connection, payload: bytes) -> UpstreamResponse:
+        try:
+            conn.writer.write(payload)
+            while True:
+                head = await self.io(conn.reader.readuntil(b"\r\n\r\n"))
+                status, headers = _parse_head(head)
+                if status >= 200:
+                    return UpstreamResponse(self, conn, status, headers)
+                # 1xx interim answers are skipped (the gateway never sends Expect: 100-continue).
+        except BaseException:
+            conn.close()
+            raise
+
+    async def _acquire(self) -> tuple[_Connection, bool]:
+        now = time.monotonic()
+        while self._idle:
+            conn = self._idle.pop()
+            if conn.usable(now):
+                return conn, True
+            conn.close()
+        return await self._connect(), False
+
+    async def _connect(self) -> _Connection:
+        try:
+            reader, writer = await self.io(
+                asyncio.open_connection(self._host, self._port, limit=HEADER_LIMIT)
+            )
+        except OSError as exc:
+            raise UpstreamError("connect", f"cannot connect to the runtime ({exc.strerror or exc})") from exc
+        except UpstreamError as exc:
+            raise UpstreamError("connect" if exc.kind == "disconnected" else exc.kind, str(exc)) from exc
+        return _Connection(reader, writer)
+
+    def release(self, conn: _Connection) -> None:
+        """Return a connection whose response was read to the end."""
+        conn.idle_since = time.monotonic()
+        self._idle.append(conn)
+
+    def close(self) -> None:
+        """Close every idle connection (responses in progress close theirs)."""
+        for conn in self._idle:
+            conn.close()
+        self._idle.clear()
+
+
+def _parse_head(head: bytes) -> tuple[int, CIMultiDict[str]]:
+    lines = head.decode("latin-1").split("\r\n")
+    status_line = lines[0]
+    if not status_line.startswith("HTTP/1.") or len(status_line) < 12 or not status_line[9:12].isdigit():
+        raise UpstreamError("disconnected", "the runtime's answer is not HTTP/1.x")
+    headers: CIMultiDict[str] = CIMultiDict()
+    for line in lines[1:]:
+        if not line:
+            continue
+        name, sep, value = line.partition(":")
+        if not sep:
+            raise UpstreamError("disconnected", "malformed header from the runtime")
+        headers.add(name.strip(), value.strip())
+    return int(status_line[9:12]), headers
