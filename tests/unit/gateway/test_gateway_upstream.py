@@ -1,0 +1,197 @@
+"""The runtime client on its own, against a raw TCP server that sends exactly the bytes a test wants."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from multidict import CIMultiDict
+
+from slm_operator.gateway.upstream import UpstreamError, UpstreamPool
+
+pytestmark = pytest.mark.timeout(10)
+
+
+class RawServer:
+    """Answers each request with the next canned reply; records requests and connections."""
+
+    def __init__(self) -> None:
+        self.replies: list[bytes | None] = []  # None: close the connection instead of answering
+        self.requests: list[bytes] = []
+        self.connections = 0
+        self.close_after_reply = False
+        self.port = 0
+        self._server: asyncio.Server | None = None
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        assert self._server is not None
+        self._server.close()
+        await self._server.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n"):
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":")[1])
+                self.requests.append(head + await reader.readexactly(length))
+                reply = self.replies.pop(0)
+                if reply is None:
+                    break
+                writer.write(reply)
+                await writer.drain()
+                if self.close_after_reply:
+                    break
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[RawServer]:
+    raw = RawServer()
+    await raw.start()
+    yield raw
+    await raw.stop()
+
+
+def pool_for(server: RawServer, timeout: float = 2.0) -> UpstreamPool:
+    return UpstreamPool(f"http://127.0.0.1:{server.port}", timeout=timeout)
+
+
+JSON_REPLY = b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 12\r\n\r\n{"ok": true}'
+
+
+async def test_request_bytes_and_keep_alive_reuse(server: RawServer) -> None:
+    server.replies = [JSON_REPLY, JSON_REPLY]
+    pool = pool_for(server)
+    headers = CIMultiDict({"Content-Type": "application/json", "X-Request-Id": "r1"})
+    for _ in range(2):
+        response = await pool.request("POST", "/v1/completions?x=1", headers, b'{"a":1}')
+        assert response.status == 200
+        assert response.content_type == "application/json"
+        assert await response.read() == b'{"ok": true}'
+    assert server.connections == 1  # the second request reused the first connection
+    assert server.requests[0] == (
+        b"POST /v1/completions?x=1 HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
+        b"Content-Type: application/json\r\nX-Request-Id: r1\r\nContent-Length: 7\r\n\r\n"
+        b'{"a":1}' % server.port
+    )
+    pool.close()
+
+
+async def test_get_has_no_body_and_no_length(server: RawServer) -> None:
+    server.replies = [JSON_REPLY]
+    pool = pool_for(server)
+    response = await pool.request("GET", "/v1/models", CIMultiDict(), None)
+    await response.read()
+    assert b"Content-Length" not in server.requests[0]
+    pool.close()
+
+
+async def test_chunked_body_arrives_chunk_by_chunk(server: RawServer) -> None:
+    server.replies = [
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream; charset=utf-8\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n"
+        b"6\r\ndata: \r\n3;ext=1\r\nabc\r\n0\r\nX-Trailer: t\r\n\r\n"
+    ]
+    pool = pool_for(server)
+    response = await pool.request("POST", "/v1/chat/completions", CIMultiDict(), b"{}")
+    assert response.content_type == "text/event-stream"
+    assert [await response.next_chunk() for _ in range(3)] == [b"data: ", b"abc", b""]
+    assert "Transfer-Encoding" in response.headers
+    pool.close()
+
+
+async def test_a_body_delimited_by_close(server: RawServer) -> None:
+    server.replies = [b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nall of it"]
+    server.close_after_reply = True
+    pool = pool_for(server)
+    response = await pool.request("GET", "/v1/models", CIMultiDict(), None)
+    assert await response.read() == b"all of it"
+    pool.close()
+
+
+async def test_interim_1xx_answers_are_skipped(server: RawServer) -> None:
+    server.replies = [b"HTTP/1.1 100 Continue\r\n\r\n" + JSON_REPLY]
+    pool = pool_for(server)
+    response = await pool.request("POST", "/v1/completions", CIMultiDict(), b"{}")
+    assert response.status == 200
+    pool.close()
+
+
+async def test_a_closed_keep_alive_connection_is_retried_once(server: RawServer) -> None:
+    # The runtime closes the kept-alive connection instead of answering the second request
+    # (the race of an idle timeout); the request goes again on a fresh connection.
+    server.replies = [JSON_REPLY, None, JSON_REPLY]
+    pool = pool_for(server)
+    first = await pool.request("GET", "/v1/models", CIMultiDict(), None)
+    await first.read()
+    second = await pool.request("GET", "/v1/models", CIMultiDict(), None)
+    assert second.status == 200
+    assert server.connections == 2
+    assert len(server.requests) == 3
+    pool.close()
+
+
+async def test_a_fresh_connection_that_closes_is_an_error(server: RawServer) -> None:
+    server.replies = [None]
+    pool = pool_for(server)
+    with pytest.raises(UpstreamError) as caught:
+        await pool.request("GET", "/v1/models", CIMultiDict(), None)
+    assert caught.value.kind == "disconnected"
+    assert server.connections == 1  # not retried: nothing was reused
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [b"SSH-2.0-OpenSSH\r\n\r\n", b"HTTP/1.1 200 OK\r\nno colon here\r\n\r\n"],
+    ids=["not-http", "bad-header"],
+)
+async def test_garbage_is_an_error(reply: bytes, server: RawServer) -> None:
+    server.replies = [reply]
+    pool = pool_for(server)
+    with pytest.raises(UpstreamError) as caught:
+        await pool.request("GET", "/v1/models", CIMultiDict(), None)
+    assert caught.value.kind == "disconnected"
+
+
+async def test_silence_is_a_timeout(server: RawServer) -> None:
+    server.replies = [b"HTTP/1.1 200 OK\r\n"]  # half a head, then nothing
+    pool = pool_for(server, timeout=0.2)
+    with pytest.raises(UpstreamError) as caught:
+        await pool.request("GET", "/v1/models", CIMultiDict(), None)
+    assert caught.value.kind == "timeout"
+
+
+async def test_nothing_listening_is_a_connect_error() -> None:
+    raw = RawServer()
+    await raw.start()
+    await raw.stop()  # the port is now closed
+    pool = pool_for(raw)
+    with pytest.raises(UpstreamError) as caught:
+        await pool.request("GET", "/v1/models", CIMultiDict(), None)
+    assert caught.value.kind == "connect"
+
+
+async def test_a_body_cut_short_is_an_error(server: RawServer) -> None:
+    server.replies = [b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort"]
+    server.close_after_reply = True
+    pool = pool_for(server)
+    response = await pool.request("GET", "/v1/models", CIMultiDict(), None)
+    with pytest.raises(UpstreamError):
+        await response.read()
+
+
+def test_only_plain_http() -> None:
+    with pytest.raises(ValueError, match="plain http"):
+        UpstreamPool("https://127.0.0.1:8443", timeout=1)
