@@ -17,18 +17,18 @@ from typing import Any
 
 import pytest
 import yaml
+from emulator import ClusterEmulator, DeploymentController
 
 from slm_operator.api.spec import API_GROUP, API_VERSION, KIND, PLURAL
 from slm_operator.controller.handlers import ControllerContext
 from slm_operator.controller.run import parse_options, run_operator
 from slm_operator.render.kinds import MANAGED_KINDS
-from emulator import ClusterEmulator, DeploymentController
 
 NAMESPACE = "ns1"
 SLM = f"{API_GROUP}/{API_VERSION}/{PLURAL}"
 
 
-@pytest.fixture()
+@pytest.fixture
 def kmock_options() -> dict[str, Any]:
     """Make kmock's own fixture serve our extended emulator."""
     return {"cls": ClusterEmulator}
@@ -42,7 +42,11 @@ def declare_resources(emulator: ClusterEmulator, *, monitoring: bool = False) ->
         "subresources": ["status", "scale"],
         "shortnames": ["slm", "slms"],
     }
-    emulator.resources["v1/namespaces"] = {"kind": "Namespace", "namespaced": False, "verbs": ["get", "list", "watch"]}
+    emulator.resources["v1/namespaces"] = {
+        "kind": "Namespace",
+        "namespaced": False,
+        "verbs": ["get", "list", "watch"],
+    }
     emulator.resources["apiextensions.k8s.io/v1/customresourcedefinitions"] = {
         "kind": "CustomResourceDefinition",
         "namespaced": False,
@@ -61,7 +65,7 @@ def declare_resources(emulator: ClusterEmulator, *, monitoring: bool = False) ->
         }
 
 
-@pytest.fixture()
+@pytest.fixture
 async def cluster(kmock: ClusterEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ClusterEmulator:
     """The emulator with our kinds declared, one namespace, and ``KUBECONFIG`` pointing at it."""
     declare_resources(kmock)
@@ -82,7 +86,7 @@ async def cluster(kmock: ClusterEmulator, tmp_path: Path, monkeypatch: pytest.Mo
     return kmock
 
 
-@pytest.fixture()
+@pytest.fixture
 def deployments(cluster: ClusterEmulator) -> DeploymentController:
     controller = DeploymentController(cluster)
     controller.install()
@@ -101,7 +105,9 @@ class OperatorHandle:
     async def start(self) -> None:
         self._stop, ready = asyncio.Event(), asyncio.Event()
         self._task = asyncio.create_task(
-            run_operator(parse_options(self.argv), stop_flag=self._stop, ready_flag=ready, context=self.contexts)
+            run_operator(
+                parse_options(self.argv), stop_flag=self._stop, ready_flag=ready, context=self.contexts
+            )
         )
         await wait_for(lambda: ready.is_set() or (self._task is not None and self._task.done()), timeout=15)
         if self._task.done():
@@ -143,8 +149,10 @@ OPERATOR_ARGV = [
 ]
 
 
-@pytest.fixture()
-async def operator(cluster: ClusterEmulator, deployments: DeploymentController) -> AsyncIterator[OperatorHandle]:
+@pytest.fixture
+async def operator(
+    cluster: ClusterEmulator, deployments: DeploymentController
+) -> AsyncIterator[OperatorHandle]:
     handle = OperatorHandle(argv=list(OPERATOR_ARGV))
     await handle.start()
     try:
@@ -154,7 +162,8 @@ async def operator(cluster: ClusterEmulator, deployments: DeploymentController) 
         await deployments.settle()
 
 
-async def wait_for(predicate: Callable[[], Any], *, timeout: float, message: str = "") -> Any:
+# A poller, not a context: the bounded wait is the point (asyncio.timeout would need a loop anyway).
+async def wait_for(predicate: Callable[[], Any], *, timeout: float, message: str = "") -> Any:  # noqa: ASYNC109
     """Poll ``predicate`` until it returns something truthy, at most ``timeout`` seconds."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
@@ -167,7 +176,7 @@ async def wait_for(predicate: Callable[[], Any], *, timeout: float, message: str
         await asyncio.sleep(0.05)
 
 
-@pytest.fixture()
+@pytest.fixture
 def operator_logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
     caplog.set_level(logging.DEBUG)
     return caplog

@@ -115,7 +115,9 @@ class ClusterEmulator(KubernetesEmulator):
 
     # -- test helpers ------------------------------------------------------------------------
 
-    def inject(self, method: str, path: str, *, status: int = 500, delay: float = 0.0, times: int = 1) -> Fault:
+    def inject(
+        self, method: str, path: str, *, status: int = 500, delay: float = 0.0, times: int = 1
+    ) -> Fault:
         """Fail (or stall) the next ``times`` requests whose method and path match."""
         fault = Fault(method=method.upper(), path=re.compile(path), status=status, delay=delay, times=times)
         self.faults.append(fault)
@@ -144,7 +146,9 @@ class ClusterEmulator(KubernetesEmulator):
             if r == res and (namespace is None or ns == namespace) and not obj.deleted
         ]
 
-    async def server_create(self, resource: str, namespace: str | None, body: Mapping[str, Any]) -> dict[str, Any]:
+    async def server_create(
+        self, resource: str, namespace: str | None, body: Mapping[str, Any]
+    ) -> dict[str, Any]:
         """Create an object as another client would (no request recorded)."""
         res = references.resource(resource)
         async with self._state_lock:
@@ -153,12 +157,20 @@ class ClusterEmulator(KubernetesEmulator):
         return obj
 
     async def server_patch(
-        self, resource: str, namespace: str | None, name: str, patch: Mapping[str, Any], *, subresource: str = ""
+        self,
+        resource: str,
+        namespace: str | None,
+        name: str,
+        patch: Mapping[str, Any],
+        *,
+        subresource: str = "",
     ) -> dict[str, Any]:
         """Merge-patch an object as another client would (e.g. a controller writing status)."""
         res = references.resource(resource)
         async with self._state_lock:
-            obj = self._merge_patch(res, namespace, name, dict(patch), subresource=subresource, manager="test")
+            obj = self._merge_patch(
+                res, namespace, name, dict(patch), subresource=subresource, manager="test"
+            )
         await self._after_write(res, obj)
         return obj
 
@@ -261,7 +273,9 @@ class ClusterEmulator(KubernetesEmulator):
         self._last_rv = next(self._rv)
         return str(self._last_rv)
 
-    def _create(self, resource: references.resource, namespace: str | None, body: dict[str, Any]) -> dict[str, Any]:
+    def _create(
+        self, resource: references.resource, namespace: str | None, body: dict[str, Any]
+    ) -> dict[str, Any]:
         obj = copy.deepcopy(body)
         meta = obj.setdefault("metadata", {})
         if not meta.get("name"):
@@ -459,7 +473,10 @@ class ClusterEmulator(KubernetesEmulator):
             (res, ns, nm)
             for (res, ns, nm), obj in list(self._objects.items())
             if not obj.deleted
-            and any(ref.get("uid") == owner_uid for ref in obj.raw.get("metadata", {}).get("ownerReferences") or [])
+            and any(
+                ref.get("uid") == owner_uid
+                for ref in obj.raw.get("metadata", {}).get("ownerReferences") or []
+            )
         ]
         for res, ns, nm in dependents:
             if self._get(res, ns, nm) is not None:
@@ -470,7 +487,9 @@ class ClusterEmulator(KubernetesEmulator):
     def _list(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
         assert request.resource is not None
         if self._resource_info(request.resource) is None:
-            return _status(404, "NotFound", f"the server could not find the requested resource {request.resource}")
+            return _status(
+                404, "NotFound", f"the server could not find the requested resource {request.resource}"
+            )
         selector = request.params.get("labelSelector", "")
         items = [
             copy.deepcopy(obj.raw)
@@ -492,7 +511,8 @@ class ClusterEmulator(KubernetesEmulator):
         )
 
     async def _watch(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
-        assert request.resource is not None and request._raw_request is not None
+        assert request.resource is not None
+        assert request._raw_request is not None
         timeout = float(request.params.get("timeoutSeconds") or 300)
         watcher = _Watcher(
             resource=request.resource,
@@ -531,9 +551,7 @@ class ClusterEmulator(KubernetesEmulator):
         return [
             {"type": "ADDED", "object": copy.deepcopy(obj.raw)}
             for (res, ns, nm), obj in self._objects.items()
-            if res == watcher.resource
-            and not obj.deleted
-            and _watch_matches(watcher, {"object": obj.raw})
+            if res == watcher.resource and not obj.deleted and _watch_matches(watcher, {"object": obj.raw})
         ]
 
     def _publish(self, resource: references.resource, type_: str, obj: dict[str, Any]) -> None:
@@ -801,7 +819,14 @@ def _json(obj: Any, status: int = 200) -> aiohttp.web.Response:
 
 
 def _status(code: int, reason: str, message: str) -> aiohttp.web.Response:
-    body = {"apiVersion": "v1", "kind": "Status", "status": "Failure", "code": code, "reason": reason, "message": message}
+    body = {
+        "apiVersion": "v1",
+        "kind": "Status",
+        "status": "Failure",
+        "code": code,
+        "reason": reason,
+        "message": message,
+    }
     return aiohttp.web.json_response(body, status=code)
 
 
@@ -860,11 +885,15 @@ class DeploymentController:
                 {
                     "type": "Available",
                     "status": "True" if ready >= replicas else "False",
-                    "reason": "MinimumReplicasAvailable" if ready >= replicas else "MinimumReplicasUnavailable",
+                    "reason": "MinimumReplicasAvailable"
+                    if ready >= replicas
+                    else "MinimumReplicasUnavailable",
                 }
             ],
         }
-        await self.emulator.server_patch("apps/v1/deployments", namespace, name, {"status": status}, subresource="status")
+        await self.emulator.server_patch(
+            "apps/v1/deployments", namespace, name, {"status": status}, subresource="status"
+        )
 
     async def settle(self) -> None:
         """Wait for pending status reports (bounded by their fixed delay)."""

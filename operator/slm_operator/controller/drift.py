@@ -26,7 +26,7 @@ APPLIED_HASH_ANNOTATION = "slm.dev/applied-hash"
 # user's extra item in such a list (an injected sidecar, an extra env var) is not drift.
 _LIST_MAP_KEYS = ("name", "containerPort", "port", "mountPath", "type")
 
-_QUANTITY = re.compile(r"^([+-]?[0-9.]+)([a-zA-Z]*)$")
+_QUANTITY = re.compile(r"^([+-]?[0-9.]+)([a-zA-Z]*[0-9]*)$")
 _SUFFIX = {
     "": Decimal(1),
     "m": Decimal("0.001"),

@@ -1,0 +1,115 @@
+"""Command line, kopf settings, status patches, API paths and metrics of the operator shell."""
+
+from __future__ import annotations
+
+import logging
+
+import kopf
+import pytest
+
+from slm_operator.controller.handlers import status_patch
+from slm_operator.controller.kubeapi import collection_path, object_path
+from slm_operator.controller.metrics import OperatorMetrics
+from slm_operator.controller.run import parse_options
+from slm_operator.controller.settings import Timeouts, configure, watch_selector
+from slm_operator.render.kinds import DEPLOYMENT, SECRET, SERVICE_MONITOR
+
+
+def test_defaults_serve_all_namespaces_standalone_with_metrics_on_9090(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("SLM_OPERATOR_CONFIG", raising=False)
+    options = parse_options([])
+    assert options.clusterwide
+    assert options.standalone
+    assert options.metrics_port == 9090
+    assert options.config_path is None
+
+
+def test_namespaces_repeat_and_peering_is_opt_in(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SLM_OPERATOR_CONFIG", "/etc/slm/config.yaml")
+    options = parse_options(
+        ["--namespace", "a", "-n", "b", "--peering", "--liveness", "http://0.0.0.0:8080/healthz"]
+    )
+    assert options.namespaces == ("a", "b")
+    assert not options.clusterwide
+    assert not options.standalone
+    assert options.config_path == "/etc/slm/config.yaml"
+    assert options.liveness == "http://0.0.0.0:8080/healthz"
+
+
+def test_all_namespaces_and_namespace_exclude_each_other() -> None:
+    with pytest.raises(SystemExit):
+        parse_options(["--all-namespaces", "--namespace", "a"])
+
+
+def test_settings_are_pinned() -> None:
+    settings = kopf.OperatorSettings()
+    configure(
+        settings,
+        standalone=True,
+        timeouts=Timeouts(watch_server=123, watch_client=150, connect=7, request=45),
+    )
+    assert isinstance(settings.persistence.progress_storage, kopf.AnnotationsProgressStorage)
+    assert isinstance(settings.persistence.diffbase_storage, kopf.AnnotationsDiffBaseStorage)
+    assert settings.persistence.progress_storage.prefix == "slm.dev"
+    assert settings.persistence.diffbase_storage.prefix == "slm.dev"
+    assert settings.persistence.finalizer == "slm.dev/finalizer"
+    assert (settings.watching.server_timeout, settings.watching.client_timeout) == (123, 150)
+    assert settings.watching.connect_timeout == 7
+    assert settings.networking.request_timeout == 45
+    assert settings.posting.level == logging.WARNING
+    assert settings.posting.loggers is False
+    assert settings.peering.standalone is True
+    selectors = dict(settings.watching.label_selectors.items())
+    assert set(selectors.values()) == {"app.kubernetes.io/managed-by=slm-operator"}
+    assert len(selectors) == 10
+
+
+def test_watch_selector_shapes() -> None:
+    assert watch_selector("", "v1", "secrets") == ("v1", "secrets")
+    assert watch_selector("apps", "v1", "deployments") == ("apps", "v1", "deployments")
+
+
+def test_status_patch_holds_only_changes() -> None:
+    old = {"phase": "Ready", "replicas": 1, "apiKeySecret": "m-api-key"}
+    assert status_patch(old, {"phase": "Ready", "replicas": 1, "apiKeySecret": "m-api-key"}) == {}
+    assert status_patch(old, {"phase": "Deploying", "replicas": 1, "apiKeySecret": None}) == {
+        "phase": "Deploying",
+        "apiKeySecret": None,
+    }
+    assert status_patch({}, {"apiKeySecret": None}) == {}
+
+
+def test_api_paths() -> None:
+    assert collection_path(SECRET, "ns") == "/api/v1/namespaces/ns/secrets"
+    assert object_path(DEPLOYMENT, "ns", "m") == "/apis/apps/v1/namespaces/ns/deployments/m"
+    assert (
+        object_path(SERVICE_MONITOR, "ns", "m")
+        == "/apis/monitoring.coreos.com/v1/namespaces/ns/servicemonitors/m"
+    )
+
+
+def _value(metrics: OperatorMetrics, name: str, **labels: str) -> float | None:
+    return metrics.registry.get_sample_value(name, labels)
+
+
+def test_metrics_count_reconciles_phases_and_apply_errors() -> None:
+    metrics = OperatorMetrics()
+    metrics.observe_reconcile("ok", 0.2)
+    metrics.observe_reconcile("ok", 0.3)
+    metrics.observe_reconcile("invalid", 0.1)
+    metrics.apply_errors.labels(kind="Deployment").inc()
+    metrics.set_phase("ns", "a", "Ready")
+    metrics.set_phase("ns", "b", "Ready")
+    metrics.set_phase("ns", "b", "Degraded")
+    metrics.set_phase("ns", "c", "Ready")
+    metrics.set_phase("ns", "c", None)
+    assert _value(metrics, "slm_operator_reconcile_total", result="ok") == 2
+    assert _value(metrics, "slm_operator_reconcile_duration_seconds_count", result="invalid") == 1
+    assert _value(metrics, "slm_operator_models", phase="Ready") == 1
+    assert _value(metrics, "slm_operator_models", phase="Degraded") == 1
+    assert _value(metrics, "slm_operator_models", phase="Failed") == 0
+    assert _value(metrics, "slm_operator_apply_errors_total", kind="Deployment") == 1
+    versions = [s.labels["version"] for m in metrics.build_info.collect() for s in m.samples]
+    assert len(versions) == 1
