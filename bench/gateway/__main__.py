@@ -2,9 +2,14 @@
 
 Three processes: the fake runtime (``bench.gateway.upstream``), the real gateway started exactly
 as in a pod (``python -m slm_operator.gateway`` with an API-key file, JSON access log on), and
-this load generator. On a machine with 2 or more CPUs the load generator is pinned to CPU 0 and
-the runtime and gateway share CPU 1, like a runtime and its sidecar sharing a pod's CPU while
-clients run elsewhere; the throughput ratio then says how much of that CPU the gateway takes.
+this load generator. ``--placement`` pins them on a machine with 2 or more CPUs:
+
+- ``shared`` (default): the load generator on CPU 0, the runtime and the gateway share CPU 1, like
+  a runtime and its sidecar sharing a pod's CPU while clients run elsewhere. The throughput ratio
+  then says how much of that one CPU the gateway takes from the runtime.
+- ``separate``: the load generator and the runtime on CPU 0, the gateway alone on CPU 1, like a
+  sidecar with its own CPU; the ratio then says whether the gateway keeps up with the runtime.
+- ``none``: the scheduler decides.
 
 Direct and gateway batches alternate within every round (direct first on even rounds, gateway
 first on odd ones), so drift of the machine affects both alike. Each batch is bounded in time
@@ -96,11 +101,22 @@ def wait_for_line(
     raise TimeoutError(f"no {pattern.pattern!r} in {path} after {within} s")
 
 
-def pin(pid: int, cpu: int) -> bool:
-    if (os.cpu_count() or 1) < 2 or not hasattr(os, "sched_setaffinity"):
-        return False
-    os.sched_setaffinity(pid, {cpu})
-    return True
+PLACEMENTS = {
+    # name: (load generator CPU, runtime CPU, gateway CPU, description)
+    "shared": (0, 1, 1, "load generator on CPU 0; runtime and gateway share CPU 1"),
+    "separate": (0, 0, 1, "load generator and runtime on CPU 0; gateway alone on CPU 1"),
+}
+
+
+def place(placement: str, upstream: int, gateway: int) -> str:
+    """Pin the three processes; returns a description of what was done."""
+    if placement == "none" or (os.cpu_count() or 1) < 2 or not hasattr(os, "sched_setaffinity"):
+        return "unpinned (the scheduler decides)"
+    client_cpu, upstream_cpu, gateway_cpu, description = PLACEMENTS[placement]
+    os.sched_setaffinity(0, {client_cpu})
+    os.sched_setaffinity(upstream, {upstream_cpu})
+    os.sched_setaffinity(gateway, {gateway_cpu})
+    return description
 
 
 async def wait_ready(url: str, within: float) -> None:
@@ -189,7 +205,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--cap", type=int, default=50_000, help="most requests in one batch")
     parser.add_argument("--chunks", type=int, default=16, help="content events per streamed answer")
     parser.add_argument("--chunk-delay", type=float, default=0.001, help="seconds between streamed events")
-    parser.add_argument("--no-pin", action="store_true", help="leave CPU placement to the scheduler")
+    parser.add_argument("--placement", choices=[*PLACEMENTS, "none"], default="shared", help="CPU pinning")
     parser.add_argument("--json", type=Path, help="also write the raw summary here")
     return parser.parse_args(argv)
 
@@ -246,8 +262,7 @@ def main(argv: list[str]) -> int:
             processes.append(gateway)
             listening = re.compile(r"on 127\.0\.0\.1:(\d+) \(metrics")
             gateway_port = int(wait_for_line(gateway_log, listening, gateway, 15))
-            pinned = not args.no_pin and pin(0, 0) and pin(upstream.pid, 1) and pin(gateway.pid, 1)
-            placement = "client on CPU 0; runtime and gateway share CPU 1" if pinned else "unpinned"
+            placement = place(args.placement, upstream.pid, gateway.pid)
             print(f"machine: {info}; placement: {placement}", flush=True)
             print(HEADER, flush=True)
             rows = asyncio.run(measure(args, upstream_port, gateway_port))

@@ -179,6 +179,11 @@ class Gateway:
         length = request.content_length
         if length is not None and length > self._max_body:
             return self._too_large()
+        if request.headers.get(hdrs.EXPECT, "").lower() == "100-continue":
+            # curl and others hold the body back until told to go on; aiohttp's router would
+            # answer this, the low-level server leaves it to the handler.
+            await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            request.writer.output_size = 0
         chunks: list[bytes] = []
         size = 0
         while chunk := await request.content.readany():

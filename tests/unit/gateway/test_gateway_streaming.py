@@ -233,3 +233,15 @@ async def test_runtime_errors_pass_through_unchanged(
     assert answer == {"object": "error", "message": "The model `no-such-model` does not exist.", "code": 404}
     assert sample(gateway, "slm_gateway_requests_total", model=MODEL, route=CHAT, code="404") == 1
     assert sample(gateway, "slm_gateway_upstream_errors_total", model=MODEL, reason="connect") == 0
+
+
+async def test_expect_100_continue_is_answered(
+    vllm: FakeRuntime, start: StartGateway, client: aiohttp.ClientSession
+) -> None:
+    gateway = await start(vllm)
+    # The client sends the body only after the gateway's interim "100 Continue".
+    async with client.post(
+        gateway.api_url + CHAT, json=chat_body(stream=False), headers=bearer(), expect100=True
+    ) as response:
+        assert response.status == 200
+    assert "expect" not in vllm.seen[-1].headers
