@@ -228,3 +228,43 @@ def test_script_knows_every_condition_and_the_failed_phase() -> None:
     for kind in ConditionType:
         assert f'"{kind.value}"' in source, kind
     assert f'"{Phase.FAILED.value}"' in source
+
+
+def _application(name: str) -> dict[str, Any]:
+    app: dict[str, Any] = yaml.safe_load((ROOT / "deploy" / "argocd" / name).read_text(encoding="utf-8"))
+    assert app["apiVersion"] == "argoproj.io/v1alpha1"
+    assert app["kind"] == "Application"
+    return app
+
+
+def _wave(app: dict[str, Any]) -> int:
+    return int(app["metadata"].get("annotations", {}).get("argocd.argoproj.io/sync-wave", "0"))
+
+
+def test_example_applications_install_the_operator_before_the_models() -> None:
+    root = _application("root.yaml")
+    operator = _application("applications/slm-operator.yaml")
+    models = _application("applications/models.yaml")
+    # The app of apps syncs exactly the folder holding the two children.
+    assert (ROOT / root["spec"]["source"]["path"] / "slm-operator.yaml").exists()
+    assert _wave(operator) < _wave(models)
+    # The chart path and the model files the Applications point at exist in this repository.
+    assert (ROOT / operator["spec"]["source"]["path"] / "Chart.yaml").exists()
+    models_dir = ROOT / models["spec"]["source"]["path"]
+    included = models["spec"]["source"]["directory"]["include"]
+    assert (models_dir / included).exists()
+    assert "SkipDryRunOnMissingResource=true" in models["spec"]["syncPolicy"]["syncOptions"]
+    assert "ServerSideApply=true" in operator["spec"]["syncPolicy"]["syncOptions"]
+    # Nothing needs ignoring: the operator never writes a model's spec (docs/gitops.md).
+    assert "ignoreDifferences" not in models["spec"]
+
+
+def test_example_chart_values_pass_the_chart_schema() -> None:
+    import helm_python
+
+    operator = _application("applications/slm-operator.yaml")
+    values = operator["spec"]["source"]["helm"]["valuesObject"]
+    chart = helm_python.Chart.load(ROOT / operator["spec"]["source"]["path"])
+    assert chart.render(
+        values, name=operator["spec"]["source"]["helm"]["releaseName"], namespace="slm-system"
+    )
