@@ -8,8 +8,8 @@ would against a real cluster.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
+import threading
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -95,36 +95,44 @@ def deployments(cluster: ClusterEmulator) -> DeploymentController:
 
 @dataclass
 class OperatorHandle:
-    """A running operator; ``restart()`` stops it and starts a fresh one (a pod restart)."""
+    """A running operator on its own thread and event loop, as ``slmctl run`` runs it.
+
+    ``restart()`` stops it and starts a fresh one (a pod restart: nothing survives in memory).
+    """
 
     argv: list[str]
     contexts: list[ControllerContext] = field(default_factory=list)
-    _stop: asyncio.Event | None = None
-    _task: asyncio.Task[None] | None = None
+    errors: list[BaseException] = field(default_factory=list)
+    _stop: threading.Event | None = None
+    _thread: threading.Thread | None = None
 
     async def start(self) -> None:
-        self._stop, ready = asyncio.Event(), asyncio.Event()
-        self._task = asyncio.create_task(
-            run_operator(
-                parse_options(self.argv), stop_flag=self._stop, ready_flag=ready, context=self.contexts
-            )
-        )
-        await wait_for(lambda: ready.is_set() or (self._task is not None and self._task.done()), timeout=15)
-        if self._task.done():
-            self._task.result()  # surface a start-up failure
+        self._stop, ready = threading.Event(), threading.Event()
+        options = parse_options(self.argv)
+        stop = self._stop
+
+        def serve() -> None:
+            try:
+                asyncio.run(run_operator(options, stop_flag=stop, ready_flag=ready, context=self.contexts))
+            except BaseException as exc:  # reported by start() and stop()
+                self.errors.append(exc)
+
+        self._thread = threading.Thread(target=serve, name="slm-operator", daemon=True)
+        self._thread.start()
+        thread = self._thread
+        await wait_for(lambda: ready.is_set() or not thread.is_alive(), timeout=15, message="operator ready")
+        if self.errors:
+            raise self.errors[0]
 
     async def stop(self) -> None:
-        if self._stop is None or self._task is None:
+        if self._stop is None or self._thread is None:
             return
         self._stop.set()
-        # kopf ends its root task by cancellation when the stop flag is set.
-        with contextlib.suppress(asyncio.CancelledError):
-            try:
-                await asyncio.wait_for(self._task, timeout=20)
-            except TimeoutError:
-                self._task.cancel()
-                await self._task
-        self._stop = self._task = None
+        await asyncio.to_thread(self._thread.join, 20)
+        assert not self._thread.is_alive(), "the operator did not stop within 20 s"
+        self._stop = self._thread = None
+        real = [e for e in self.errors if not isinstance(e, asyncio.CancelledError)]
+        assert not real, f"the operator failed: {real!r}"
 
     async def restart(self) -> None:
         await self.stop()
@@ -133,6 +141,10 @@ class OperatorHandle:
     @property
     def ctx(self) -> ControllerContext:
         return self.contexts[-1]
+
+    def nudge(self, name: str) -> None:
+        """What a child's watch event does: wake the model's drift timer."""
+        self.ctx.nudge(NAMESPACE, name)
 
 
 OPERATOR_ARGV = [

@@ -170,9 +170,10 @@ async def test_invalid_update_changes_no_child_and_says_why_once(
     assert condition(cluster, "tiny", "Ready")["status"] == "True"
     await wait_for(lambda: "InvalidSpec" in reasons(cluster, "tiny"), timeout=10)
     # A nudge (as a child event would cause) re-runs the reconcile: still no write, no new Event.
-    operator.ctx.nudge_event(NAMESPACE, "tiny").set()
-    await wait_for(lambda: not operator.ctx.nudge_event(NAMESPACE, "tiny").is_set(), timeout=10)
-    await asyncio.sleep(1.5)
+    count = reconciles(operator.ctx)
+    operator.nudge("tiny")
+    await wait_for(lambda: reconciles(operator.ctx) > count, timeout=10)
+    await asyncio.sleep(1.0)
     assert children(cluster) == before
     warnings = [e for e in events(cluster, "tiny") if e.get("type") == "Warning"]
     assert [e["reason"] for e in warnings] == ["InvalidSpec"]
@@ -242,8 +243,8 @@ async def test_autoscaling_toggles_the_hpa_and_hands_over_replicas(
     )
     # The HPA scales the Deployment through its scale subresource; the operator leaves it alone.
     await cluster.server_patch(DEPLOYMENTS, NAMESPACE, "tiny", {"spec": {"replicas": 3}}, subresource="scale")
-    operator.ctx.nudge_event(NAMESPACE, "tiny").set()
     count = reconciles(operator.ctx)
+    operator.nudge("tiny")
     await wait_for(lambda: reconciles(operator.ctx) > count, timeout=10)
     assert child(cluster, DEPLOYMENTS, "tiny")["spec"]["replicas"] == 3  # type: ignore[index]
 
@@ -371,7 +372,7 @@ async def test_second_reconcile_with_nothing_changed_writes_nothing(
     # A forced reconcile through the drift timer ...
     mark = cluster.request_count
     count = reconciles(operator.ctx)
-    operator.ctx.nudge_event(NAMESPACE, "tiny").set()
+    operator.nudge("tiny")
     await wait_for(lambda: reconciles(operator.ctx) > count, timeout=10)
     await asyncio.sleep(0.5)
     assert [(r.method, r.url.path) for r in cluster.writes(mark)] == []

@@ -43,11 +43,18 @@ class ControllerContext:
     metrics: OperatorMetrics
     resync_seconds: float = 60.0
     nudge_gap_seconds: float = 1.0
+    loop: asyncio.AbstractEventLoop | None = None  # the operator's loop, set when it starts
     _nudges: dict[tuple[str, str], asyncio.Event] = field(default_factory=dict)
     _locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict)
 
     def nudge_event(self, namespace: str, name: str) -> asyncio.Event:
         return self._nudges.setdefault((namespace, name), asyncio.Event())
+
+    def nudge(self, namespace: str, name: str) -> None:
+        """Ask for a reconcile of one model soon; safe to call from any thread."""
+        if self.loop is None:
+            raise RuntimeError("the operator is not running")
+        self.loop.call_soon_threadsafe(lambda: self.nudge_event(namespace, name).set())
 
     def lock(self, namespace: str, name: str) -> asyncio.Lock:
         return self._locks.setdefault((namespace, name), asyncio.Lock())

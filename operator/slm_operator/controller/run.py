@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import os
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -172,12 +173,13 @@ def connection_info(configuration: Any) -> kopf.ConnectionInfo:
 async def run_operator(
     options: RunOptions,
     *,
-    stop_flag: asyncio.Event | None = None,
-    ready_flag: asyncio.Event | None = None,
+    stop_flag: asyncio.Event | threading.Event | None = None,
+    ready_flag: asyncio.Event | threading.Event | None = None,
     context: list[ControllerContext] | None = None,
 ) -> None:
     """Run the operator until stopped (a signal, or ``stop_flag``)."""
     registry, settings, ctx = build_operator(options)
+    ctx.loop = asyncio.get_running_loop()
     if context is not None:
         context.append(ctx)
     if options.metrics_port:
