@@ -448,3 +448,93 @@ def test_build_context_contains_what_the_dockerfile_copies() -> None:
     for sources in copied:
         for source in sources:
             assert Path(ROOT / source).exists(), f"Dockerfile copies {source}, which is missing"
+
+
+# Sample GPU nodes per provider, labelled as reference/models-and-gpus.md §4-5 describes.
+PRESET_NODES: dict[str, dict[str, dict[str, str]]] = {
+    "gke": {
+        "t4": {"cloud.google.com/gke-accelerator": "nvidia-tesla-t4"},
+        "l4": {"cloud.google.com/gke-accelerator": "nvidia-l4"},
+        "a100-40gb": {"cloud.google.com/gke-accelerator": "nvidia-tesla-a100"},
+        "a100-80gb": {"cloud.google.com/gke-accelerator": "nvidia-a100-80gb"},
+        "h100": {"cloud.google.com/gke-accelerator": "nvidia-h100-80gb"},
+    },
+    "eks": {
+        name: {
+            "karpenter.k8s.aws/instance-gpu-manufacturer": "nvidia",
+            "karpenter.k8s.aws/instance-gpu-name": gpu,
+            "karpenter.k8s.aws/instance-gpu-memory": memory,
+        }
+        for name, gpu, memory in (
+            ("t4", "t4", "16384"),
+            ("l4", "l4", "23034"),
+            ("a100-40gb", "a100", "40960"),
+            ("a100-80gb", "a100", "81920"),
+            ("h100", "h100", "81559"),
+        )
+    },
+    "aks": {
+        name: {"kubernetes.azure.com/accelerator": "nvidia", "node.kubernetes.io/instance-type": size}
+        for name, size in (
+            ("t4", "Standard_NC4as_T4_v3"),
+            ("a100-40gb", "Standard_ND96asr_v4"),
+            ("a100-80gb", "Standard_NC24ads_A100_v4"),
+            ("h100", "Standard_ND96isr_H100_v5"),
+        )
+    },
+}
+# Which sample nodes each tier must admit (all others must be rejected).
+PRESET_ADMITS = {
+    "gpu-small": {"t4", "l4", "a100-40gb", "a100-80gb", "h100"},
+    "gpu-medium": {"l4", "a100-40gb", "a100-80gb", "h100"},
+    "gpu-large": {"a100-80gb", "h100"},
+    "nvidia-t4": {"t4"},
+    "nvidia-l4": {"l4"},
+    "nvidia-a100-40gb": {"a100-40gb"},
+    "nvidia-a100-80gb": {"a100-80gb"},
+    "nvidia-h100-80gb": {"h100"},
+}
+
+
+def _expression_matches(labels: dict[str, str], key: str, operator: str, values: list[str]) -> bool:
+    """core/v1 NodeSelectorRequirement semantics (Gt/Lt compare integers)."""
+    if operator == "Exists":
+        return key in labels
+    if operator == "DoesNotExist":
+        return key not in labels
+    if key not in labels:
+        return False
+    value = labels[key]
+    if operator == "In":
+        return value in values
+    if operator == "NotIn":
+        return value not in values
+    if operator == "Gt":
+        return int(value) > int(values[0])
+    if operator == "Lt":
+        return int(value) < int(values[0])
+    raise AssertionError(f"unknown operator {operator}")
+
+
+def _tier_admits(tier: Any, labels: dict[str, str]) -> bool:
+    if any(labels.get(key) != value for key, value in tier.node_selector.items()):
+        return False
+    if not tier.node_affinity:
+        return True
+    return any(
+        all(_expression_matches(labels, e.key, e.operator, list(e.values)) for e in term.match_expressions)
+        for term in tier.node_affinity
+    )
+
+
+@pytest.mark.parametrize("preset", sorted(PRESET_NODES))
+def test_tier_presets_admit_exactly_the_gpus_they_claim(preset: str) -> None:
+    config = load_config_text(_config_text(preset), origin=preset)
+    nodes = PRESET_NODES[preset]
+    checked = [name for name in PRESET_ADMITS if name in config.tiers]  # the rest are removed
+    assert len(checked) >= 6
+    for tier_name in checked:
+        admitted = PRESET_ADMITS[tier_name]
+        expected = admitted & set(nodes)
+        actual = {node for node, labels in nodes.items() if _tier_admits(config.tiers[tier_name], labels)}
+        assert actual == expected, f"{preset}: {tier_name}"
