@@ -35,7 +35,6 @@ from slm_operator.gateway.tokens import StreamObserver, usage_tokens
 from slm_operator.gateway.upstream import UpstreamError, UpstreamPool, UpstreamResponse
 
 access_log = logging.getLogger("slm_operator.gateway.access")
-log = logging.getLogger(__name__)
 
 # Status recorded when the client went away before its answer was complete (nginx's convention;
 # never sent, since there is nobody left to send it to).
