@@ -225,8 +225,13 @@ class UpstreamPool:
 
     def release(self, conn: _Connection) -> None:
         """Return a connection whose response was read to the end."""
-        conn.idle_since = time.monotonic()
+        now = time.monotonic()
+        conn.idle_since = now
         self._idle.append(conn)
+        # Connections are taken from the end; after a burst the oldest ones at the start would
+        # otherwise linger half-closed. Retiring one expired connection per release keeps it O(1).
+        if not self._idle[0].usable(now):
+            self._idle.pop(0).close()
 
     def close(self) -> None:
         """Close every idle connection (responses in progress close theirs)."""

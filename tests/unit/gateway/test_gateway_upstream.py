@@ -195,3 +195,25 @@ async def test_a_body_cut_short_is_an_error(server: RawServer) -> None:
 def test_only_plain_http() -> None:
     with pytest.raises(ValueError, match="plain http"):
         UpstreamPool("https://127.0.0.1:8443", timeout=1)
+
+
+async def test_expired_idle_connections_are_retired(
+    server: RawServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server.replies = [JSON_REPLY, JSON_REPLY, JSON_REPLY]
+    pool = pool_for(server)
+    clock = [1000.0]
+    monkeypatch.setattr("slm_operator.gateway.upstream.time.monotonic", lambda: clock[0])
+    # Two requests at once open two connections; both go back to the pool.
+    first, second = await asyncio.gather(
+        pool.request("GET", "/v1/models", CIMultiDict(), None),
+        pool.request("GET", "/v1/models", CIMultiDict(), None),
+    )
+    await first.read()
+    await second.read()
+    assert server.connections == 2
+    clock[0] += 10  # both are now older than the idle limit
+    third = await pool.request("GET", "/v1/models", CIMultiDict(), None)
+    await third.read()
+    assert server.connections == 3  # the expired ones were not reused
+    pool.close()
