@@ -245,3 +245,56 @@ async def test_expect_100_continue_is_answered(
     ) as response:
         assert response.status == 200
     assert "expect" not in vllm.seen[-1].headers
+
+
+async def raw_runtime(reply: bytes) -> tuple[asyncio.Server, str]:
+    """A runtime that reads one request head, sends ``reply`` and hangs up."""
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(reply)
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    return server, f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+
+
+async def test_a_runtime_that_hangs_up_before_answering_gets_502(
+    start: StartGateway, client: aiohttp.ClientSession
+) -> None:
+    server, url = await raw_runtime(b"")
+    try:
+        gateway = await start(url)
+        async with client.get(gateway.api_url + "/v1/models", headers=bearer()) as response:
+            assert response.status == 502
+            assert (await response.json())["error"]["message"] == "The model runtime closed the connection."
+    finally:
+        server.close()
+    assert sample(gateway, "slm_gateway_upstream_errors_total", model=MODEL, reason="disconnected") == 1
+
+
+async def test_a_stream_cut_by_the_runtime_is_cut_for_the_client(
+    start: StartGateway, client: aiohttp.ClientSession
+) -> None:
+    event = b'data: {"choices": [{"delta": {"content": "Hel"}}]}\n\n'
+    partial = (
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+        + f"{len(event):x}\r\n".encode()
+        + event
+        + b"\r\n"
+    )
+    server, url = await raw_runtime(partial)  # ... and no terminating chunk
+    try:
+        gateway = await start(url)
+        async with client.post(
+            gateway.api_url + CHAT, json=chat_body(stream=True), headers=bearer()
+        ) as response:
+            assert response.status == 200
+            assert await response.content.readline() == event.splitlines(keepends=True)[0]
+            with pytest.raises(aiohttp.ClientPayloadError):
+                await response.read()
+    finally:
+        server.close()
+    assert sample(gateway, "slm_gateway_upstream_errors_total", model=MODEL, reason="stream_broken") == 1
+    assert sample(gateway, "slm_gateway_output_tokens_total", model=MODEL, route=CHAT) == 1
