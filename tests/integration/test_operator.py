@@ -8,14 +8,16 @@ import base64
 import json
 
 import pytest
-from conftest import NAMESPACE, SLM, OperatorHandle, wait_for
+from conftest import NAMESPACE, SLM, OperatorHandle, declare_resources, wait_for
 from emulator import ClusterEmulator, DeploymentController
 from scenario import (
     DEPLOYMENTS,
     HPAS,
     NETWORK_POLICIES,
     PDBS,
+    PROMETHEUS_RULES,
     SECRETS,
+    SERVICE_MONITORS,
     SERVICES,
     child,
     children,
@@ -383,3 +385,25 @@ async def test_second_reconcile_with_nothing_changed_writes_nothing(
     await wait_for(lambda: reconciles(operator.ctx) >= 1, timeout=20)
     await asyncio.sleep(1.0)
     assert [(r.method, r.url.path) for r in cluster.writes(mark)] == []
+
+
+@pytest.fixture
+def with_monitoring(cluster: ClusterEmulator) -> ClusterEmulator:
+    """The Prometheus Operator's CRDs are installed (declared before the operator starts)."""
+    declare_resources(cluster, monitoring=True)
+    return cluster
+
+
+async def test_monitoring_objects_follow_discovery_and_the_spec(
+    with_monitoring: ClusterEmulator, operator: OperatorHandle
+) -> None:
+    cluster = with_monitoring
+    await create_ready(cluster)
+    assert child(cluster, SERVICE_MONITORS, "tiny") is not None
+    assert child(cluster, PROMETHEUS_RULES, "tiny") is not None
+    await patch_spec(
+        cluster, "tiny", {"monitoring": {"serviceMonitor": "disabled", "prometheusRule": "disabled"}}
+    )
+    await wait_for(lambda: child(cluster, SERVICE_MONITORS, "tiny") is None, timeout=15, message="pruned")
+    await wait_for(lambda: child(cluster, PROMETHEUS_RULES, "tiny") is None, timeout=15, message="pruned")
+    assert child(cluster, DEPLOYMENTS, "tiny") is not None

@@ -10,7 +10,6 @@ the model's status is written only through kopf's ``patch``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import copy
 import datetime
 import logging
@@ -127,15 +126,16 @@ def register(registry: kopf.OperatorRegistry, ctx: ControllerContext) -> None:
         meta = body.get("metadata") or {}
         namespace, name = str(meta.get("namespace")), str(meta.get("name"))
         nudge = ctx.nudge_event(namespace, name)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + ctx.resync_seconds
-        # Bounded wait in short slices so operator shutdown and object deletion stop it quickly.
-        while not nudge.is_set() and not (stopped is not None and stopped.is_set()):
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                break
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(nudge.wait(), timeout=min(1.0, remaining))
+        # Sleep until a child changes (nudge), the resync interval passes, or kopf stops the
+        # timer (object deleted, operator exiting) -- whichever comes first.
+        waiters: list[asyncio.Future[Any]] = [asyncio.ensure_future(nudge.wait())]
+        if stopped is not None:
+            waiters.append(asyncio.ensure_future(stopped.wait()))
+        try:
+            await asyncio.wait(waiters, timeout=ctx.resync_seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
         if stopped is not None and stopped.is_set():
             return
         nudge.clear()

@@ -139,10 +139,12 @@ def reconcile_model(body: Mapping[str, Any], *, api: KubeApi, config: OperatorCo
 
 
 def _monitoring_available(api: KubeApi, model: SmallLanguageModel) -> bool:
-    """Discovery of the Prometheus Operator API, asked only when the spec leaves it to us."""
-    monitoring = model.spec.monitoring
-    if "auto" not in {str(monitoring.service_monitor), str(monitoring.prometheus_rule)}:
-        return False
+    """Whether the Prometheus Operator API is served (discovery, cached briefly).
+
+    Asked even when the spec disables monitoring: the answer also decides which kinds are
+    listed for pruning, so a ServiceMonitor is removed once monitoring is turned off.
+    """
+    del model  # the renderer applies the spec's auto/enabled/disabled to this answer
     return api.has_api(SERVICE_MONITOR.api_version, SERVICE_MONITOR.plural)
 
 

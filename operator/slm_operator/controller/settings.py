@@ -69,6 +69,10 @@ def configure(settings: kopf.OperatorSettings, *, standalone: bool, timeouts: Ti
     settings.peering.name = PEERING_NAME
     settings.peering.mandatory = not standalone
 
+    # The drift timer waits on kopf's stop flag, so it exits at once; give it a moment beyond
+    # kopf's zero-time cycles before kopf falls back to polling through the storages.
+    settings.background.instant_exit_timeout = 0.1
+
     # Permanent errors are final; TemporaryError carries its own delay; other exceptions back off.
     settings.execution.default_backoff = 10
 
