@@ -180,6 +180,12 @@ async def test_invalid_update_changes_no_child_and_says_why_once(
     warnings = [e for e in events(cluster, "tiny") if e.get("type") == "Warning"]
     assert [e["reason"] for e in warnings] == ["InvalidSpec"]
 
+    # Fixing the spec is picked up at once (the permanent error was only for generation 2).
+    await patch_spec(cluster, "tiny", {"model": {"catalog": "smollm2-135m", "contextLength": 4096}})
+    await wait_for(lambda: condition(cluster, "tiny", "SpecValid").get("status") == "True", timeout=20)
+    await wait_for(lambda: status(cluster, "tiny").get("plan", {}).get("contextLength") == 4096, timeout=20)
+    assert status(cluster, "tiny")["observedGeneration"] == 3
+
 
 async def test_spec_that_fits_nowhere_is_reported_with_numbers(
     cluster: ClusterEmulator, operator: OperatorHandle

@@ -185,7 +185,7 @@ def _rejected(
     owned = live is not None and any(
         r.get("uid") == uid for r in live["metadata"].get("ownerReferences") or []
     )
-    deployment = _view(live if owned else None)
+    deployment = deployment_view(live if owned else None)
     conditions = _serving_conditions(conditions, deployment, generation, now)
     degraded = cond.is_true(conditions, cond.DEGRADED)
     phase = cond.derive_phase(
@@ -218,10 +218,10 @@ def _retry(old: Mapping[str, Any], message: str, *, delay: float) -> Outcome:
 
 def _deployment_view(api: KubeApi, report: ApplyReport, namespace: str, name: str) -> DeploymentView:
     live = report.live.get((DEPLOYMENT.kind, name))
-    return _view(live)
+    return deployment_view(live)
 
 
-def _view(live: Mapping[str, Any] | None) -> DeploymentView:
+def deployment_view(live: Mapping[str, Any] | None) -> DeploymentView:
     """Serving state from a Deployment: available only when its controller saw the latest spec."""
     if live is None:
         return DeploymentView(False, False, 0, 0, "the Deployment does not exist yet")
