@@ -110,6 +110,10 @@ class Gateway:
             # request, including the runtime's connection, is closed on the way out.
             outcome.status = CLIENT_CLOSED
             raise
+        except Exception:
+            # A bug, not a runtime failure: aiohttp logs it and answers 500; count it as such.
+            outcome.status = 500
+            raise
         finally:
             duration = time.perf_counter() - start
             self._metrics.observe_request(label, outcome.status, duration, outcome.ttft, outcome.tokens)
