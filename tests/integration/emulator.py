@@ -21,7 +21,8 @@ Emulated (and nothing more):
   One set of owned fields per manager; ``force`` conflicts are not modelled (the operator
   always forces).
 * **merge patch** (``application/merge-patch+json``; strategic merge is treated the same, so
-  lists are replaced): RFC 7386, ``null`` deletes.
+  lists are replaced): RFC 7386, ``null`` deletes. **JSON patch** (RFC 6902, as kopf writes
+  its annotations and finalizers): a failed ``test`` op answers 422, as the API server does.
 * **status subresource isolation**: ``PATCH .../status`` changes only ``status``; ``PATCH`` on
   the main resource ignores ``status`` (for resources declared with the ``status`` subresource).
   ``PATCH .../scale`` writes ``spec.replicas``.

@@ -84,7 +84,7 @@ def reconcile_model(body: Mapping[str, Any], *, api: KubeApi, config: OperatorCo
         return _retry(old_status, f"API discovery failed: {exc}", delay=5)
 
     report = reconcile_children(api, model=body, desired=state.objects, monitoring_available=monitoring)
-    deployment = _deployment_view(api, report, namespace, name)
+    deployment = deployment_view(report.live.get((DEPLOYMENT.kind, name)))
 
     conditions = old_conditions
     conditions = cond.set_condition(conditions, cond.SPEC_VALID, "True", "Valid", "", generation, now)
@@ -214,11 +214,6 @@ def _rejected(
 
 def _retry(old: Mapping[str, Any], message: str, *, delay: float) -> Outcome:
     return Outcome(status=dict(old), result=RESULT_RETRY, message=message, retry_delay=delay)
-
-
-def _deployment_view(api: KubeApi, report: ApplyReport, namespace: str, name: str) -> DeploymentView:
-    live = report.live.get((DEPLOYMENT.kind, name))
-    return deployment_view(live)
 
 
 def deployment_view(live: Mapping[str, Any] | None) -> DeploymentView:
