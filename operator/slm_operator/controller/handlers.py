@@ -24,7 +24,13 @@ from slm_operator.api.config import OperatorConfig
 from slm_operator.api.spec import API_GROUP, API_VERSION, KIND, PLURAL
 from slm_operator.controller.kubeapi import KubeApi
 from slm_operator.controller.metrics import OperatorMetrics
-from slm_operator.controller.reconcile import RESULT_INVALID, RESULT_OK, Outcome, reconcile_model
+from slm_operator.controller.reconcile import (
+    RESULT_ERROR,
+    RESULT_INVALID,
+    RESULT_OK,
+    Outcome,
+    reconcile_model,
+)
 from slm_operator.render.kinds import MANAGED_KINDS
 
 log = logging.getLogger(__name__)
@@ -54,6 +60,10 @@ class ControllerContext:
         if self.loop is None:
             raise RuntimeError("the operator is not running")
         self.loop.call_soon_threadsafe(lambda: self.nudge_event(namespace, name).set())
+
+    def tracks(self, namespace: str, name: str) -> bool:
+        """Whether this operator has seen the model and not forgotten it."""
+        return (namespace, name) in self._nudges
 
     def lock(self, namespace: str, name: str) -> asyncio.Lock:
         return self._locks.setdefault((namespace, name), asyncio.Lock())
@@ -86,9 +96,14 @@ async def run_reconcile(ctx: ControllerContext, body: kopf.Body, patch: kopf.Pat
     async with ctx.lock(namespace, name):
         # Re-read nothing here: kopf hands the freshest body it has seen; the reconcile is
         # level-based, so a newer change simply triggers another pass.
-        outcome: Outcome = await asyncio.to_thread(
-            reconcile_model, _plain(body), api=ctx.api, config=ctx.config, now=utc_now()
-        )
+        try:
+            outcome: Outcome = await asyncio.to_thread(
+                reconcile_model, _plain(body), api=ctx.api, config=ctx.config, now=utc_now()
+            )
+        except Exception:
+            # A bug or an unexpected API answer: counted, then kopf retries with its backoff.
+            ctx.metrics.observe_reconcile(RESULT_ERROR, time.monotonic() - started)
+            raise
     ctx.metrics.observe_reconcile(outcome.result, time.monotonic() - started)
     for key, value in status_patch(body.get("status") or {}, outcome.status).items():
         patch.status[key] = value
@@ -159,4 +174,9 @@ def register(registry: kopf.OperatorRegistry, ctx: ControllerContext) -> None:
             meta = body.get("metadata") or {}
             for ref in meta.get("ownerReferences") or []:
                 if ref.get("kind") == KIND and str(ref.get("apiVersion", "")).startswith(f"{API_GROUP}/"):
-                    ctx.nudge_event(str(meta.get("namespace")), str(ref.get("name"))).set()
+                    key = (str(meta.get("namespace")), str(ref.get("name")))
+                    # A deletion seen for a model we no longer track is garbage collection
+                    # after the model went: do not re-create its bookkeeping.
+                    if type == "DELETED" and not ctx.tracks(*key):
+                        continue
+                    ctx.nudge_event(*key).set()

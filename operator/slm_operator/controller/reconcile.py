@@ -295,7 +295,12 @@ def _transition_events(
             )
         )
     if report.written:
-        events.append(EventNote("Normal", "Applied", "wrote " + ", ".join(report.written)))
+        applied = [w for w in report.written if not w.startswith("-")]
+        deleted = [w[1:] for w in report.written if w.startswith("-")]
+        parts = (["applied " + ", ".join(applied)] if applied else []) + (
+            ["deleted " + ", ".join(deleted)] if deleted else []
+        )
+        events.append(EventNote("Normal", "Applied", "; ".join(parts)))
     old_conditions = old.get("conditions") or []
     new_conditions = new.get("conditions") or []
     new_degraded = cond.get_condition(new_conditions, cond.DEGRADED) or {}
