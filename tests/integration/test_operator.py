@@ -9,7 +9,7 @@ import json
 
 import pytest
 from conftest import NAMESPACE, SLM, OperatorHandle, declare_resources, wait_for
-from emulator import ClusterEmulator, DeploymentController
+from emulator import APPLY_PATCH, ClusterEmulator, DeploymentController
 from scenario import (
     DEPLOYMENTS,
     HPAS,
@@ -249,6 +249,13 @@ async def test_autoscaling_toggles_the_hpa_and_hands_over_replicas(
     await wait_for(
         lambda: child(cluster, PDBS, "tiny") is not None, timeout=15, message="PDB for minReplicas 2"
     )
+    applies = [
+        r
+        for r in cluster.writes()
+        if r.url.path.endswith("/deployments/tiny") and r.headers.get("Content-Type") == APPLY_PATCH
+    ]
+    assert "replicas" in applies[0].data["spec"]  # before autoscaling: the operator's field
+    assert "replicas" not in applies[-1].data["spec"]  # with an HPA: not rendered, not applied
     # The HPA scales the Deployment through its scale subresource; the operator leaves it alone.
     await cluster.server_patch(DEPLOYMENTS, NAMESPACE, "tiny", {"spec": {"replicas": 3}}, subresource="scale")
     count = reconciles(operator.ctx)
@@ -284,6 +291,7 @@ async def test_server_errors_and_timeouts_converge(
 ) -> None:
     cluster.inject("POST", r"/namespaces/ns1/secrets$", status=500, times=2)
     cluster.inject("PATCH", r"/namespaces/ns1/deployments/tiny$", status=503, times=2)
+    cluster.inject("PATCH", r"/namespaces/ns1/networkpolicies/tiny$", status=409, times=1)
     # Longer than the operator's request timeout (2 s): the client gives up and retries.
     cluster.inject("PATCH", r"/namespaces/ns1/services/tiny$", delay=3.0, times=1)
     await cluster.server_create(SLM, NAMESPACE, model("tiny"))
@@ -301,7 +309,7 @@ async def test_server_errors_and_timeouts_converge(
         for sample in metric.samples
         if sample.name.endswith("_total") and sample.value > 0
     }
-    assert {"Secret", "Deployment"} <= failed
+    assert {"Secret", "Deployment", "NetworkPolicy"} <= failed
 
 
 async def test_restart_mid_reconcile_converges_without_duplicates(
@@ -311,6 +319,8 @@ async def test_restart_mid_reconcile_converges_without_duplicates(
     cluster.inject("PATCH", r"/namespaces/ns1/services/tiny$", delay=1.5, times=1)
     await cluster.server_create(SLM, NAMESPACE, model("tiny"))
     await wait_for(lambda: child(cluster, SECRETS, "tiny-api-key") is not None, timeout=15)
+    # The Service apply is stalled, so the NetworkPolicy after it is not written yet.
+    assert child(cluster, NETWORK_POLICIES, "tiny") is None
     await operator.restart()
     await wait_for(lambda: phase(cluster, "tiny") == "Ready", timeout=30, message="Ready after restart")
     secret_history = cluster.objects[SECRETS, NAMESPACE, "tiny-api-key"].history
