@@ -423,3 +423,20 @@ async def test_monitoring_objects_follow_discovery_and_the_spec(
     await wait_for(lambda: child(cluster, SERVICE_MONITORS, "tiny") is None, timeout=15, message="pruned")
     await wait_for(lambda: child(cluster, PROMETHEUS_RULES, "tiny") is None, timeout=15, message="pruned")
     assert child(cluster, DEPLOYMENTS, "tiny") is not None
+
+
+async def test_transient_errors_on_a_serving_model_do_not_flap_its_status(
+    cluster: ClusterEmulator, operator: OperatorHandle
+) -> None:
+    await create_ready(cluster)
+    ready_since = condition(cluster, "tiny", "Ready")["lastTransitionTime"]
+    good = containers(cluster, "tiny")
+    fault = cluster.inject("PATCH", r"/namespaces/ns1/deployments/tiny$", status=500, times=2)
+    drifted = [dict(good[0], image="registry.example/other:1"), *good[1:]]  # type: ignore[index]
+    await cluster.server_patch(
+        DEPLOYMENTS, NAMESPACE, "tiny", {"spec": {"template": {"spec": {"containers": drifted}}}}
+    )
+    await wait_for(lambda: fault.hits == 2, timeout=20, message="both failures served")
+    assert phase(cluster, "tiny") == "Ready"
+    assert condition(cluster, "tiny", "Ready")["lastTransitionTime"] == ready_since
+    await wait_for(lambda: containers(cluster, "tiny") == good, timeout=20, message="drift repaired")

@@ -76,6 +76,8 @@ def reconcile_children(
             if live is not None and not is_owned_by(live, uid):
                 report.foreign.append(label)
                 continue
+            if live is not None:
+                report.live[(kind.kind, child_name)] = live  # what serves, even if the write fails
             if _is_generated_secret(rendered):
                 if live is None:
                     live = _create_api_key_secret(api, kind, namespace, rendered, model, report)

@@ -137,10 +137,17 @@ def register(registry: kopf.OperatorRegistry, ctx: ControllerContext) -> None:
     @kopf.timer(
         API_GROUP, API_VERSION, PLURAL, id=DRIFT_ID, interval=ctx.nudge_gap_seconds, registry=registry
     )
-    async def drift(body: kopf.Body, patch: kopf.Patch, stopped: Any = None, **_: Any) -> None:
+    async def drift(
+        body: kopf.Body, patch: kopf.Patch, retry: int = 0, stopped: Any = None, **_: Any
+    ) -> None:
         meta = body.get("metadata") or {}
         namespace, name = str(meta.get("namespace")), str(meta.get("name"))
         nudge = ctx.nudge_event(namespace, name)
+        if retry:
+            # kopf re-invokes after a TemporaryError's delay: retry now, do not wait again.
+            nudge.clear()
+            await run_reconcile(ctx, body, patch)
+            return
         # Sleep until a child changes (nudge), the resync interval passes, or kopf stops the
         # timer (object deleted, operator exiting) -- whichever comes first.
         waiters: list[asyncio.Future[Any]] = [asyncio.ensure_future(nudge.wait())]

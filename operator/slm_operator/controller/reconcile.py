@@ -84,6 +84,14 @@ def reconcile_model(body: Mapping[str, Any], *, api: KubeApi, config: OperatorCo
         return _retry(old_status, f"API discovery failed: {exc}", delay=5)
 
     report = reconcile_children(api, model=body, desired=state.objects, monitoring_available=monitoring)
+    if report.transient:
+        # Incomplete knowledge: keep the status as it is (no flapping conditions on a serving
+        # model) and try again shortly.
+        outcome = _retry(old_status, "; ".join(report.transient), delay=5)
+        outcome.written, outcome.failed_kinds = list(report.written), list(report.failed_kinds)
+        if report.written:
+            outcome.events.extend(_transition_events(old_status, dict(old_status), report))
+        return outcome
     deployment = deployment_view(report.live.get((DEPLOYMENT.kind, name)))
 
     conditions = old_conditions
@@ -127,11 +135,7 @@ def reconcile_model(body: Mapping[str, Any], *, api: KubeApi, config: OperatorCo
     }
     outcome = Outcome(status=status, written=list(report.written), failed_kinds=list(report.failed_kinds))
     outcome.events.extend(_transition_events(old_status, status, report))
-    if report.transient:
-        outcome.result = RESULT_RETRY
-        outcome.message = "; ".join(report.transient)
-        outcome.retry_delay = 5
-    elif report.failed:
+    if report.failed:
         outcome.result = RESULT_ERROR
         outcome.message = "; ".join(report.failed)
         outcome.retry_delay = 60
