@@ -164,7 +164,7 @@ def register(registry: kopf.OperatorRegistry, ctx: ControllerContext) -> None:
         await run_reconcile(ctx, body, patch)
 
     @kopf.on.delete(API_GROUP, API_VERSION, PLURAL, id="forget", optional=True, registry=registry)
-    def forget(body: kopf.Body, **_: Any) -> None:
+    async def forget(body: kopf.Body, **_: Any) -> None:
         # Optional: kopf adds no finalizer for it; owner references garbage-collect the children.
         meta = body.get("metadata") or {}
         ctx.forget(str(meta.get("namespace")), str(meta.get("name")))
