@@ -5,8 +5,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from conftest import NAMESPACE, SLM
 from emulator import ClusterEmulator
+from harness import NAMESPACE, SLM
 
 from slm_operator.render.kinds import MANAGED_KINDS
 

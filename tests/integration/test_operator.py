@@ -8,8 +8,8 @@ import base64
 import json
 
 import pytest
-from conftest import NAMESPACE, SLM, OperatorHandle, declare_resources, wait_for
 from emulator import APPLY_PATCH, ClusterEmulator, DeploymentController
+from harness import NAMESPACE, SLM, OperatorHandle, declare_resources, wait_for
 from scenario import (
     DEPLOYMENTS,
     HPAS,

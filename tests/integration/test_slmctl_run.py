@@ -12,8 +12,8 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from conftest import NAMESPACE, SLM, wait_for
 from emulator import ClusterEmulator, DeploymentController
+from harness import NAMESPACE, SLM, wait_for
 from scenario import SECRETS, child, model, phase
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
