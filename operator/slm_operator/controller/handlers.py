@@ -88,7 +88,14 @@ def status_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, An
     }
 
 
-async def run_reconcile(ctx: ControllerContext, body: kopf.Body, patch: kopf.Patch) -> None:
+def backoff(base: float, retry: int, *, limit: float = 120.0) -> float:
+    """Exponential backoff from ``base`` seconds: base, 2x, 4x ... up to ``limit``."""
+    return min(limit, base * float(2 ** min(retry, 8)))
+
+
+async def run_reconcile(
+    ctx: ControllerContext, body: kopf.Body, patch: kopf.Patch, *, retry: int = 0
+) -> None:
     """Reconcile one model in a thread, then patch its status and post transition Events."""
     meta = body.get("metadata") or {}
     namespace, name = str(meta.get("namespace")), str(meta.get("name"))
@@ -117,7 +124,7 @@ async def run_reconcile(ctx: ControllerContext, body: kopf.Body, patch: kopf.Pat
         # Final until the spec changes: no hot retry loop on input only the user can fix.
         raise kopf.PermanentError(outcome.message)
     if outcome.result != RESULT_OK:
-        raise kopf.TemporaryError(outcome.message, delay=outcome.retry_delay or 10)
+        raise kopf.TemporaryError(outcome.message, delay=backoff(outcome.retry_delay or 10, retry))
 
 
 def _plain(body: kopf.Body) -> dict[str, Any]:
@@ -131,8 +138,8 @@ def register(registry: kopf.OperatorRegistry, ctx: ControllerContext) -> None:
     @kopf.on.resume(API_GROUP, API_VERSION, PLURAL, id=RECONCILE_ID, registry=registry)
     @kopf.on.create(API_GROUP, API_VERSION, PLURAL, id=RECONCILE_ID, registry=registry)
     @kopf.on.update(API_GROUP, API_VERSION, PLURAL, id=RECONCILE_ID, registry=registry)
-    async def reconcile(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
-        await run_reconcile(ctx, body, patch)
+    async def reconcile(body: kopf.Body, patch: kopf.Patch, retry: int = 0, **_: Any) -> None:
+        await run_reconcile(ctx, body, patch, retry=retry)
 
     @kopf.timer(
         API_GROUP, API_VERSION, PLURAL, id=DRIFT_ID, interval=ctx.nudge_gap_seconds, registry=registry
@@ -146,7 +153,7 @@ def register(registry: kopf.OperatorRegistry, ctx: ControllerContext) -> None:
         if retry:
             # kopf re-invokes after a TemporaryError's delay: retry now, do not wait again.
             nudge.clear()
-            await run_reconcile(ctx, body, patch)
+            await run_reconcile(ctx, body, patch, retry=retry)
             return
         # Sleep until a child changes (nudge), the resync interval passes, or kopf stops the
         # timer (object deleted, operator exiting) -- whichever comes first.

@@ -7,7 +7,7 @@ import logging
 import kopf
 import pytest
 
-from slm_operator.controller.handlers import status_patch
+from slm_operator.controller.handlers import backoff, status_patch
 from slm_operator.controller.kubeapi import collection_path, object_path
 from slm_operator.controller.metrics import OperatorMetrics
 from slm_operator.controller.run import parse_options
@@ -113,3 +113,8 @@ def test_metrics_count_reconciles_phases_and_apply_errors() -> None:
     assert _value(metrics, "slm_operator_apply_errors_total", kind="Deployment") == 1
     versions = [s.labels["version"] for m in metrics.build_info.collect() for s in m.samples]
     assert len(versions) == 1
+
+
+def test_backoff_doubles_up_to_a_limit() -> None:
+    assert [backoff(5, retry) for retry in range(6)] == [5, 10, 20, 40, 80, 120]
+    assert backoff(60, 50) == 120
