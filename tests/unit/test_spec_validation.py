@@ -15,15 +15,9 @@ import pytest
 import yaml
 
 from slm_operator.api.errors import SpecError
-from slm_operator.api.spec import (
-    OLLAMA_PARAMETERS,
-    VLLM_ALLOWED_FLAGS,
-    SmallLanguageModelSpec,
-    parse_document,
-    parse_spec,
-    parse_vllm_args,
-    vllm_flag_values,
-)
+from slm_operator.api.modelfile_params import OLLAMA_PARAMETERS
+from slm_operator.api.spec import SmallLanguageModelSpec, parse_document, parse_spec
+from slm_operator.api.vllm_args import VLLM_ALLOWED_FLAGS, parse_vllm_args, vllm_flag_values
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -21,24 +21,25 @@ from typing import Any
 
 import yaml
 
+from slm_operator.api.modelfile_params import OLLAMA_PARAMETERS, OLLAMA_REFUSED_PARAMETERS
 from slm_operator.api.spec import (
     API_GROUP,
     API_VERSION,
     DNS1035_LABEL,
     KIND,
     MAX_NAME_LENGTH,
-    OLLAMA_PARAMETERS,
-    OLLAMA_REFUSED_PARAMETERS,
     PLURAL,
     SHORT_NAMES,
     SINGULAR,
+    SmallLanguageModelSpec,
+)
+from slm_operator.api.status import SmallLanguageModelStatus
+from slm_operator.api.vllm_args import (
     VLLM_ALLOWED_FLAGS,
     VLLM_OPERATOR_FLAGS,
     VLLM_REFUSED_FLAGS,
-    SmallLanguageModelSpec,
     format_number,
 )
-from slm_operator.api.status import SmallLanguageModelStatus
 
 CRD_NAME = f"{PLURAL}.{API_GROUP}"
 # Not "all": `kubectl delete all --all` would then delete the models too.

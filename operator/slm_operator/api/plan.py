@@ -71,7 +71,9 @@ class Plan(_PlanModel):
     max_concurrency: int
     engine_args: list[str] = Field(
         default_factory=list,
-        description="vLLM args beyond the renderer's own: the variant's (e.g. online fp8) then the user's extraArgs.",
+        description=(
+            "vLLM args beyond the renderer's own: the variant's (e.g. online fp8), then the user's extraArgs."
+        ),
     )
     accelerator: str = Field(default="none", description="The tier's accelerator: none | nvidia.")
     gated: bool = False

@@ -22,8 +22,8 @@ from slm_operator.api.spec import (
     Runtime,
     SmallLanguageModel,
     SmallLanguageModelSpec,
-    vllm_flag_values,
 )
+from slm_operator.api.vllm_args import vllm_flag_values
 from slm_operator.planning.memory import (
     MemoryEstimate,
     available_gib,
