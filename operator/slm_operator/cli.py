@@ -164,18 +164,27 @@ def read_documents(paths: Sequence[str]) -> tuple[list[Document], list[str]]:
     return documents, errors
 
 
+def config_named_in(model_file: Path) -> Path | None:
+    """The operator config a model file names in a leading ``# slmctl-config: FILE`` comment.
+
+    Only the comment block at the top counts; the path is relative to the model file.
+    """
+    for line in model_file.read_text(encoding="utf-8").splitlines():
+        if line.startswith(CONFIG_COMMENT):
+            return model_file.parent / line.removeprefix(CONFIG_COMMENT).strip()
+        if line.strip() and not line.startswith("#"):
+            return None
+    return None
+
+
 def _config_for(path: Path, explicit: str | None, cache: dict[str | None, OperatorConfig]) -> OperatorConfig:
-    """--config if given, else a `# slmctl-config: FILE` comment at the top of the model file."""
+    """--config if given, else the config the model file names (see :func:`config_named_in`)."""
     from slm_operator.catalog.loader import load_config
 
     chosen = explicit
     if chosen is None and str(path) != "-":
-        for line in path.read_text(encoding="utf-8").splitlines():
-            if line.startswith(CONFIG_COMMENT):
-                chosen = str(path.parent / line.removeprefix(CONFIG_COMMENT).strip())
-                break
-            if line.strip() and not line.startswith("#"):
-                break
+        named = config_named_in(path)
+        chosen = None if named is None else str(named)
     if chosen not in cache:
         cache[chosen] = load_config(chosen)
     return cache[chosen]

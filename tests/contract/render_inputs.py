@@ -14,6 +14,7 @@ import yaml
 
 from slm_operator.api.spec import KIND, parse_document
 from slm_operator.catalog.loader import load_config
+from slm_operator.cli import config_named_in
 from slm_operator.desired import desired_state
 from slm_operator.render import render_children
 
@@ -21,17 +22,6 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "unit"))
 
 from render_cases import CASES, builtin_config  # noqa: E402
-
-CONFIG_COMMENT = "# slmctl-config:"
-
-
-def _config_for(path: Path) -> Path | None:
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.startswith(CONFIG_COMMENT):
-            return path.parent / line.removeprefix(CONFIG_COMMENT).strip()
-        if line.strip() and not line.startswith("#"):
-            return None
-    return None
 
 
 def example_objects() -> list[tuple[str, dict[str, Any]]]:
@@ -44,7 +34,7 @@ def example_objects() -> list[tuple[str, dict[str, Any]]]:
             ]
         if not documents:
             continue
-        config = load_config(_config_for(path))
+        config = load_config(config_named_in(path))
         for document in documents:
             model = parse_document(document)
             for obj in desired_state(model, config, monitoring_available=True).objects:

@@ -18,23 +18,13 @@ import yaml
 from slm_operator.api.config import OperatorConfig
 from slm_operator.api.spec import KIND, parse_document
 from slm_operator.catalog.loader import load_config
+from slm_operator.cli import config_named_in
 from slm_operator.desired import desired_state
 from slm_operator.render.yaml_out import dump_objects
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 GOLDEN = Path(__file__).resolve().parent
-CONFIG_COMMENT = "# slmctl-config:"
-
-
-def config_path(model_file: Path) -> Path | None:
-    """The configuration named by a leading ``# slmctl-config:`` comment, if any."""
-    for line in model_file.read_text(encoding="utf-8").splitlines():
-        if line.startswith(CONFIG_COMMENT):
-            return model_file.parent / line.removeprefix(CONFIG_COMMENT).strip()
-        if line.strip() and not line.startswith("#"):
-            return None
-    return None
 
 
 def model_documents(model_file: Path) -> list[dict[str, Any]]:
@@ -50,7 +40,7 @@ def example_files() -> list[Path]:
 
 def render_example(model_file: Path) -> str:
     """The golden text for one example file: all its models' children, monitoring CRDs absent."""
-    chosen = config_path(model_file)
+    chosen = config_named_in(model_file)
     config: OperatorConfig = load_config(chosen)
     objects: list[dict[str, Any]] = []
     for document in model_documents(model_file):

@@ -12,7 +12,7 @@ import yaml
 
 from slm_operator.api.spec import parse_document
 from slm_operator.catalog.loader import builtin_config, load_config
-from slm_operator.cli import CONFIG_COMMENT
+from slm_operator.cli import config_named_in
 from slm_operator.desired import desired_state
 from slm_operator.gateway.cli import build_arg_parser, config_from_args
 from slm_operator.render.names import GATEWAY_PORT, METRICS_PORT, OLLAMA_PORT, VLLM_PORT
@@ -30,10 +30,8 @@ def _example_models() -> list[tuple[str, dict[str, Any], Path]]:
 
 
 def _config_for(path: Path) -> Any:
-    for line in path.read_text().splitlines():
-        if line.startswith(CONFIG_COMMENT):
-            return load_config(path.parent / line.removeprefix(CONFIG_COMMENT).strip())
-    return builtin_config()
+    named = config_named_in(path)
+    return builtin_config() if named is None else load_config(named)
 
 
 def _deployment(body: dict[str, Any], path: Path) -> tuple[Any, dict[str, Any]]:
