@@ -26,6 +26,7 @@ from chart_support import ROOT, value_sets, write_manifests
 
 from slm_operator.api.spec import parse_document
 from slm_operator.catalog.loader import load_config
+from slm_operator.cli import config_named_in
 from slm_operator.desired import desired_state
 from slm_operator.render.yaml_out import dump_objects
 
@@ -33,8 +34,6 @@ CHECKOV = ROOT / ".venv-checkov" / "bin" / "checkov"
 SKIPS_FILE = ROOT / "security" / "checkov-skips.yaml"
 SECURITY_DOC = ROOT / "docs" / "security.md"
 EXAMPLES = ROOT / "examples"
-# The examples include a model on a tier that examples/operator-config.yaml adds.
-EXAMPLE_CONFIG = EXAMPLES / "operator-config.yaml"
 SCOPES = ("chart", "models", "dockerfile")
 
 Finding = tuple[str, str, str]  # (check id, scope, resource)
@@ -46,9 +45,10 @@ def _skips() -> list[dict[str, Any]]:
 
 
 def _render_examples(directory: Path) -> list[Path]:
-    config = load_config(EXAMPLE_CONFIG)
+    """What `slmctl render` prints for every example: each with the config it names, if any."""
     paths = []
     for example in sorted(EXAMPLES.glob("*.yaml")):
+        config = load_config(config_named_in(example))
         for document in yaml.safe_load_all(example.read_text(encoding="utf-8")):
             if not document or document.get("kind") != "SmallLanguageModel":
                 continue
