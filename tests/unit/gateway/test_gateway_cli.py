@@ -22,7 +22,8 @@ pytestmark = pytest.mark.timeout(30)
 
 LISTENING = re.compile(rb"on 127\.0\.0\.1:(\d+) \(metrics on 127\.0\.0\.1:(\d+)\)")
 
-# The command line the renderer writes into the Deployment (ARCHITECTURE §3, the gateway brief).
+# The command line the renderer writes into the Deployment (ARCHITECTURE §3); the rendered one
+# itself is checked in tests/unit/test_rendered_gateway_command.py.
 RENDERED_VLLM = (
     "--upstream http://127.0.0.1:8001 --runtime vllm --model phi-4-mini "
     "--listen 0.0.0.0:8000 --metrics-listen 0.0.0.0:9090 --api-key-file /var/run/slm/api-key/api-key"
