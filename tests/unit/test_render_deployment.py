@@ -76,9 +76,21 @@ def test_vllm_env_writable_caches_and_no_telemetry() -> None:
     assert "HF_HUB_OFFLINE" not in env
 
 
-def test_gated_model_reads_hf_token_from_the_secret() -> None:
-    env = env_of(containers(deployment_of("vllm-gated"))["runtime"])
-    assert env["HF_TOKEN"] == {"secretKeyRef": {"name": "hf-token", "key": "token"}}
+def test_gated_model_reads_hf_token_from_a_mounted_secret_file_not_the_environment() -> None:
+    deployment = deployment_of("vllm-gated")
+    runtime = containers(deployment)["runtime"]
+    env = env_of(runtime)
+    assert "HF_TOKEN" not in env  # not in /proc/<pid>/environ
+    token_path = env["HF_TOKEN_PATH"]
+    directory, _, filename = token_path.rpartition("/")
+    mount = mounts_of(runtime)[directory]
+    assert mount["readOnly"] is True
+    volume = volumes_of(deployment)[mount["name"]]
+    assert volume["secret"]["secretName"] == "hf-token"
+    assert volume["secret"]["items"] == [{"key": "token", "path": filename}]
+    ungated = containers(deployment_of("vllm-gpu-small"))["runtime"]
+    assert directory not in mounts_of(ungated)
+    assert "HF_TOKEN_PATH" not in env_of(ungated)
 
 
 def test_closed_egress_makes_vllm_use_the_cache_offline() -> None:

@@ -41,6 +41,12 @@ HOME_VOLUME = "home"
 CACHE_VOLUME = "cache"
 SHM_VOLUME = "dshm"
 API_KEY_VOLUME = "api-key"
+HF_TOKEN_VOLUME = "hf-token"  # noqa: S105 - a volume name, not a secret
+# The Hugging Face token is a file, not an environment variable (which any process in the
+# container can read from /proc/<pid>/environ): huggingface_hub reads the file named by
+# HF_TOKEN_PATH (its "Environment variables" reference), and so does vLLM's download path.
+HF_TOKEN_DIR = "/var/run/slm/hf-token"  # noqa: S105 - a mount path
+HF_TOKEN_FILE = "token"  # noqa: S105 - a file name
 MODELFILE_VOLUME = "modelfile"
 MODELS_VOLUME = "models"
 GATEWAY_TMP_VOLUME = "gateway-tmp"
@@ -178,14 +184,10 @@ def vllm_container(model: SmallLanguageModel, plan: Plan) -> dict[str, Any]:
     if not model.spec.network.allow_egress:
         # The NetworkPolicy blocks the Hub: use the cached files instead of waiting for timeouts.
         env.append(_env("HF_HUB_OFFLINE", "1"))
-    secret_ref = model.spec.model_access_secret_ref
-    if secret_ref is not None:
-        env.append(
-            {
-                "name": "HF_TOKEN",
-                "valueFrom": {"secretKeyRef": {"name": secret_ref.name, "key": secret_ref.key}},
-            }
-        )
+    mounts = [*_runtime_mounts(plan), _mount(SHM_VOLUME, SHM_DIR)]
+    if model.spec.model_access_secret_ref is not None:
+        env.append(_env("HF_TOKEN_PATH", f"{HF_TOKEN_DIR}/{HF_TOKEN_FILE}"))
+        mounts.append({**_mount(HF_TOKEN_VOLUME, HF_TOKEN_DIR), "readOnly": True})
     return {
         "name": RUNTIME_CONTAINER,
         "image": plan.image,
@@ -193,7 +195,7 @@ def vllm_container(model: SmallLanguageModel, plan: Plan) -> dict[str, Any]:
         "env": env,
         "resources": _resources(plan.resources),
         "securityContext": security_context(),
-        "volumeMounts": [*_runtime_mounts(plan), _mount(SHM_VOLUME, SHM_DIR)],
+        "volumeMounts": mounts,
     }
 
 

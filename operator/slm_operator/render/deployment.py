@@ -79,6 +79,18 @@ def render_volumes(model: SmallLanguageModel, plan: Plan, config: OperatorConfig
         volumes.append({"name": c.SHM_VOLUME, "emptyDir": {"medium": "Memory", "sizeLimit": shm}})
     if model.spec.auth.enabled:
         volumes.append(_api_key_volume(model, plan))
+    token_ref = model.spec.model_access_secret_ref
+    if token_ref is not None and str(plan.runtime) == "vllm":
+        volumes.append(
+            {
+                "name": c.HF_TOKEN_VOLUME,
+                "secret": {
+                    "secretName": token_ref.name,
+                    "items": [{"key": token_ref.key, "path": c.HF_TOKEN_FILE}],
+                    "defaultMode": SECRET_FILE_MODE,
+                },
+            }
+        )
     if needs_modelfile(model, plan):
         volumes.append(
             {
