@@ -8,7 +8,7 @@ CHECKOV_VENV ?= .venv-checkov
 IMAGE ?= ghcr.io/slm-operator/slm-operator
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 
-.PHONY: install checkov demo test lint typecheck unit contract integration golden crd bench-gateway image clean
+.PHONY: install checkov demo test lint typecheck unit contract integration golden crd bench-gateway image e2e clean
 
 $(BIN)/slmctl: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,8 +32,8 @@ demo: install
 	$(BIN)/slmctl render examples/phi-4-mini-gpu.yaml
 
 lint: install
-	$(BIN)/ruff check operator tests bench
-	$(BIN)/ruff format --check operator tests bench
+	$(BIN)/ruff check operator tests bench scripts
+	$(BIN)/ruff format --check operator tests bench scripts
 	$(BIN)/lint-imports
 
 typecheck: install
@@ -55,14 +55,21 @@ test: install checkov lint typecheck
 golden: install
 	$(BIN)/python tests/golden/regenerate.py
 
+# The CRD, the API reference, and the chart's generated files (CRD copy, RBAC, Argo CD patch).
 crd: install
 	$(BIN)/slmctl crd > crds/slm.dev_smalllanguagemodels.yaml
+	$(BIN)/python -m slm_operator.api.crd --markdown > docs/api.md
+	$(BIN)/python scripts/sync_chart_files.py
 
 bench-gateway: install
 	$(BIN)/python -m bench.gateway
 
 image:
 	docker build -t $(IMAGE):$(VERSION) .
+
+# End-to-end on kind (needs docker, kind, helm, kubectl; skips cleanly without them).
+e2e:
+	bash e2e/run.sh
 
 clean:
 	rm -rf $(VENV) $(CHECKOV_VENV) .mypy_cache .ruff_cache .pytest_cache
