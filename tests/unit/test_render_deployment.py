@@ -44,8 +44,23 @@ def test_vllm_args_start_with_the_model_and_carry_the_plan() -> None:
         "--tensor-parallel-size", "1",
     ]  # fmt: skip
     assert "serve" not in runtime["args"]
-    for field in ("ports", "startupProbe", "readinessProbe", "livenessProbe"):
+    # localhost only: no ports and no HTTP probes the kubelet could not reach
+    for field in ("ports", "readinessProbe"):
         assert field not in runtime
+    for probe in ("startupProbe", "livenessProbe"):
+        assert "httpGet" not in runtime[probe]
+
+
+@pytest.mark.parametrize(("case", "command"), [("vllm-gpu-small", "/health"), ("ollama-cpu", "ollama")])
+def test_runtime_liveness_is_a_constant_exec_probe_held_back_during_startup(case: str, command: str) -> None:
+    runtime = containers(deployment_of(case))["runtime"]
+    startup, liveness = runtime["startupProbe"], runtime["livenessProbe"]
+    assert startup["exec"] == liveness["exec"]
+    assert any(command in part for part in liveness["exec"]["command"])
+    # the startup budget (download and load) is far longer than liveness's failure window
+    budget = startup["periodSeconds"] * startup["failureThreshold"]
+    assert budget >= 1800
+    assert budget > liveness["periodSeconds"] * liveness["failureThreshold"]
 
 
 def test_vllm_optional_flags_and_engine_args_come_last_verbatim() -> None:

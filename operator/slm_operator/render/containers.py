@@ -173,7 +173,7 @@ def vllm_args(plan: Plan) -> list[str]:
 
 
 def vllm_container(model: SmallLanguageModel, plan: Plan) -> dict[str, Any]:
-    """The vLLM runtime container, bound to localhost; no probes (the kubelet cannot reach it)."""
+    """The vLLM runtime container, bound to localhost; exec probes (the kubelet cannot reach it)."""
     env = [
         _env("HOME", HOME_DIR),
         _env("XDG_CACHE_HOME", f"{HOME_DIR}/.cache"),
@@ -187,12 +187,13 @@ def vllm_container(model: SmallLanguageModel, plan: Plan) -> dict[str, Any]:
     mounts = [*_runtime_mounts(plan), _mount(SHM_VOLUME, SHM_DIR)]
     if model.spec.model_access_secret_ref is not None:
         env.append(_env("HF_TOKEN_PATH", f"{HF_TOKEN_DIR}/{HF_TOKEN_FILE}"))
-        mounts.append({**_mount(HF_TOKEN_VOLUME, HF_TOKEN_DIR), "readOnly": True})
+        mounts.append(_mount(HF_TOKEN_VOLUME, HF_TOKEN_DIR, read_only=True))
     return {
         "name": RUNTIME_CONTAINER,
         "image": plan.image,
         "args": vllm_args(plan),
         "env": env,
+        **runtime_probes(VLLM_HEALTH_COMMAND),
         "resources": _resources(plan.resources),
         "securityContext": security_context(),
         "volumeMounts": mounts,
@@ -222,6 +223,7 @@ def ollama_container(plan: Plan, config: OperatorConfig) -> dict[str, Any]:
         "image": plan.image,
         "args": ["serve"],
         "env": env,
+        **runtime_probes(OLLAMA_HEALTH_COMMAND),
         "resources": _resources(plan.resources),
         "securityContext": security_context(),
         "volumeMounts": _runtime_mounts(plan),
@@ -284,6 +286,38 @@ def gateway_args(model: SmallLanguageModel, plan: Plan) -> list[str]:
     else:
         args.append("--no-auth")
     return args
+
+
+# The runtime listens on 127.0.0.1 only, out of the kubelet's HTTP reach, so its own liveness
+# is an exec probe with a constant command (no user input): vLLM's /health through the image's
+# Python, Ollama's own CLI (`ollama list` asks the local server, OLLAMA_HOST is in the env).
+# A hung runtime is then restarted, not just marked unready by the gateway's /readyz. The
+# startup probe holds liveness back while vLLM downloads and loads the weights.
+VLLM_HEALTH_COMMAND = [
+    "python3",
+    "-c",
+    f"import urllib.request; urllib.request.urlopen('http://{LOCALHOST}:{VLLM_PORT}/health', timeout=8)",
+]
+OLLAMA_HEALTH_COMMAND = ["ollama", "list"]
+
+
+def _exec_probe(command: list[str], *, period: int, failures: int) -> dict[str, Any]:
+    return {
+        "exec": {"command": list(command)},
+        "periodSeconds": period,
+        "timeoutSeconds": 10,
+        "failureThreshold": failures,
+    }
+
+
+def runtime_probes(command: list[str]) -> dict[str, Any]:
+    """startupProbe (the download budget) and livenessProbe for a runtime container."""
+    return {
+        "startupProbe": _exec_probe(
+            command, period=STARTUP_PERIOD_SECONDS, failures=STARTUP_FAILURE_THRESHOLD
+        ),
+        "livenessProbe": _exec_probe(command, period=30, failures=4),
+    }
 
 
 def _http_probe(path: str, *, period: int, failures: int) -> dict[str, Any]:
