@@ -292,7 +292,9 @@ def gateway_args(model: SmallLanguageModel, plan: Plan) -> list[str]:
 # is an exec probe with a constant command (no user input): vLLM's /health through the image's
 # Python, Ollama's own CLI (`ollama list` asks the local server, OLLAMA_HOST is in the env).
 # A hung runtime is then restarted, not just marked unready by the gateway's /readyz. The
-# startup probe holds liveness back while vLLM downloads and loads the weights.
+# startup probe holds liveness back while vLLM downloads and loads the weights. (The
+# vllm/vllm-openai images ship python3 on PATH: images derived from them start the server with
+# `python3 -m vllm.entrypoints.openai.api_server`; Ollama's image is its CLI.)
 VLLM_HEALTH_COMMAND = [
     "python3",
     "-c",
