@@ -239,7 +239,7 @@ def test_schema_defaults_agree_with_the_pydantic_defaults(doc: dict[str, Any]) -
 
 
 def test_a_full_status_matches_the_status_schema() -> None:
-    """A status shaped like the operator's (plan via plan_status) passes the CRD, so nothing is pruned."""
+    """A status shaped like the operator's (plan via Plan.public()) passes the CRD, so nothing is pruned."""
     crd_unit = _load_module("crd_unit", ROOT / "tests" / "unit" / "test_crd.py")
     status = {
         "observedGeneration": 2,
@@ -259,7 +259,7 @@ def test_a_full_status_matches_the_status_schema() -> None:
         "selector": "slm.dev/model=phi-4-mini",
         "endpoint": "http://phi-4-mini.ai.svc.cluster.local:8000/v1",
         "apiKeySecret": "phi-4-mini-api-key",
-        "plan": crd_unit.plan_status(crd_unit.a_plan(fits=None, weights=None)),
+        "plan": crd_unit.a_plan(fits=None, weights=None).public(),
     }
     assert schema_errors(TABLE.MINIMAL_DOC | {"status": status}) == []
     assert schema_errors(TABLE.MINIMAL_DOC | {"status": status | {"phase": "Running"}}) != []

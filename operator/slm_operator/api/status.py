@@ -12,11 +12,10 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
 from slm_operator.api.config import Engine
-from slm_operator.api.plan import Plan
 
 # Condition reasons are CamelCase, as in the apimachinery Condition type.
 CONDITION_REASON_PATTERN = r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$"
@@ -88,14 +87,8 @@ class Condition(_Status):
 
 
 def _gib(name: str, description: str) -> Any:
-    # The public contract (ARCHITECTURE §2 and §4) spells these "weightsGiB"; the plan's
-    # camelCase alias generator gives "weightsGib", so both are read and the contract's is written.
-    return Field(
-        default=None,
-        alias=f"{name}GiB",
-        validation_alias=AliasChoices(f"{name}GiB", f"{name}Gib"),
-        description=description,
-    )
+    # The public contract (ARCHITECTURE §2 and §4) spells these "weightsGiB", as Plan.public() does.
+    return Field(default=None, alias=f"{name}GiB", description=description)
 
 
 class MemoryStatus(_Status):
@@ -166,8 +159,3 @@ class SmallLanguageModelStatus(_Status):
 def parse_status(raw: object) -> SmallLanguageModelStatus:
     """Validate a raw ``status`` mapping (an empty or missing status is the empty status)."""
     return SmallLanguageModelStatus.model_validate(raw or {})
-
-
-def plan_status(plan: Plan) -> dict[str, Any]:
-    """``status.plan`` for a plan: :meth:`Plan.public` in the contract's spelling, nothing pruned."""
-    return PlanStatus.model_validate(plan.public()).model_dump(by_alias=True, mode="json")
