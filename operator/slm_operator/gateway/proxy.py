@@ -83,7 +83,6 @@ class Gateway:
         metrics: GatewayMetrics,
         readiness: ReadinessChecker,
     ) -> None:
-        self._config = config
         self._upstream = upstream
         self._keys = keys
         self._metrics = metrics
