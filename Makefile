@@ -8,7 +8,8 @@ CHECKOV_VENV ?= .venv-checkov
 IMAGE ?= ghcr.io/slm-operator/slm-operator
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 
-.PHONY: install checkov demo test lint typecheck unit contract integration golden crd bench-gateway image e2e clean
+.PHONY: install checkov demo test lint typecheck unit contract cluster-test golden crd bench-gateway image e2e \
+	sim-build cluster cluster-down clean
 
 $(BIN)/slmctl: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,10 +46,23 @@ unit: install
 contract: install checkov
 	$(BIN)/pytest tests/contract
 
-integration: install
-	$(BIN)/pytest tests/integration
+# The simulated cluster (e2e/sim/README.md): etcd, kube-apiserver, kube-controller-manager,
+# kube-scheduler, kwok, kubectl and helm, built from Go modules into a cache on first use.
+SIM_DIR ?= .simcluster
 
-test: install checkov lint typecheck
+sim-build:
+	bash e2e/sim/cluster.sh build
+
+cluster: install sim-build
+	bash e2e/sim/cluster.sh up $(SIM_DIR)
+
+cluster-down:
+	bash e2e/sim/cluster.sh down $(SIM_DIR)
+
+cluster-test: install sim-build
+	$(BIN)/pytest tests/cluster
+
+test: install checkov lint typecheck sim-build
 	$(BIN)/pytest
 
 # Regenerate committed artifacts from the code (review the diff afterwards).
@@ -72,4 +86,4 @@ e2e:
 	bash e2e/run.sh
 
 clean:
-	rm -rf $(VENV) $(CHECKOV_VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(CHECKOV_VENV) .mypy_cache .ruff_cache .pytest_cache $(SIM_DIR)
