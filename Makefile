@@ -8,7 +8,7 @@ CHECKOV_VENV ?= .venv-checkov
 IMAGE ?= ghcr.io/slm-operator/slm-operator
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 
-.PHONY: install checkov demo test lint typecheck unit contract integration golden crd bench-gateway image e2e clean
+.PHONY: install checkov demo test lint typecheck unit contract integration golden crd check-catalog bench-gateway image e2e clean
 
 $(BIN)/slmctl: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,8 +48,13 @@ contract: install checkov
 integration: install
 	$(BIN)/pytest tests/integration
 
-test: install checkov lint typecheck
+test: install checkov lint typecheck check-catalog
 	$(BIN)/pytest
+
+# Recount every catalog entry (parameters, KV bytes per token, checkpoint sizes) from its
+# architecture and fail on a stated size more than 3 % off that is not marked as an estimate.
+check-catalog: install
+	$(BIN)/python scripts/check_catalog.py
 
 # Regenerate committed artifacts from the code (review the diff afterwards).
 golden: install

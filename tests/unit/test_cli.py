@@ -26,7 +26,15 @@ PLAN_KEYS = {
     "fits",
     "reasons",
 }
-MEMORY_KEYS = {"weightsGiB", "kvCacheGiB", "overheadGiB", "requiredGiB", "availableGiB"}
+MEMORY_KEYS = {
+    "weightsGiB",
+    "kvCacheGiB",
+    "overheadGiB",
+    "requiredGiB",
+    "availableGiB",
+    "loadPeakGiB",
+    "fullLengthRequests",
+}
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

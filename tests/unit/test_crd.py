@@ -301,6 +301,8 @@ def test_status_schema_fields() -> None:
         "overheadGiB",
         "requiredGiB",
         "availableGiB",
+        "loadPeakGiB",
+        "fullLengthRequests",
     }
 
 

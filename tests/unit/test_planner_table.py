@@ -3,9 +3,10 @@ default tier, at the defaults (contextLength min(model max, 8192), maxConcurrenc
 
 Each row is the expected variant (repo id or Ollama tag), quantization, dtype and GPU count, or
 the expectation that nothing fits, or that the tier's GPUs can run no variant. The rows were
-derived from the rules in ARCHITECTURE §6 and the catalog's sizes and reviewed by hand (e.g.
+derived from the rules in docs/planner.md and the catalog's sizes and reviewed by hand (e.g.
 Qwen3-8B takes FP8 on an L4 because bf16 needs 26.5 GiB against 19.8 and FP8 runs natively from
-compute capability 8.9; T4-class tiers serve float16 because Turing has no bfloat16, except for
+compute capability 8.9, and weight-only on the 8.0-8.6 Ampere tiers; T4-class tiers serve
+float16 because Turing has no bfloat16, except for
 Gemma 3, which vLLM refuses to run in float16; Phi-3.5-mini has no GQA, so its 24 GiB KV cache
 at 8 x 8192 tokens fits only the 40 GB-and-larger GPUs). When the catalog changes, review the diff of
 this table as carefully as the catalog change itself.
@@ -38,7 +39,9 @@ DOES_NOT_FIT = "does not fit"
 CANNOT_RUN = "cannot run"  # no variant the tier's GPUs can run (e.g. Gemma 3 needs bf16, so >= 8.0)
 
 TABLE: list[tuple[str, str, Ok | str]] = [
-    ("phi-4-mini", "cpu", Ok("phi4-mini:3.8b-q8_0", "q8_0", "q8_0", 0)),
+    # Ollama's compute graph for phi3 (no flash attention: gqa x KV / 6 = 4 GiB at 8192 x 8) leaves
+    # no room for q8_0 next to the 8 GiB KV cache.
+    ("phi-4-mini", "cpu", Ok("phi4-mini:3.8b-q4_K_M", "q4_k_m", "q4_K_M", 0)),
     ("phi-4-mini", "edge", DOES_NOT_FIT),
     ("phi-4-mini", "gpu-large", Ok("microsoft/Phi-4-mini-instruct", "none", "bfloat16", 1)),
     ("phi-4-mini", "gpu-medium", Ok("microsoft/Phi-4-mini-instruct", "none", "bfloat16", 1)),
@@ -55,7 +58,8 @@ TABLE: list[tuple[str, str, Ok | str]] = [
     ("phi-4", "gpu-large", Ok("microsoft/phi-4", "none", "bfloat16", 1)),
     ("phi-4", "gpu-medium", DOES_NOT_FIT),
     ("phi-4", "gpu-small", DOES_NOT_FIT),
-    ("phi-4", "nvidia-a100-40gb", Ok("RedHatAI/phi-4-quantized.w8a8", "int8", "bfloat16", 1)),
+    # FP8 runs weight-only (FP8 Marlin) on Ampere and ranks above INT8 W8A8.
+    ("phi-4", "nvidia-a100-40gb", Ok("RedHatAI/phi-4-FP8-dynamic", "fp8", "bfloat16", 1)),
     ("phi-4", "nvidia-a100-80gb", Ok("microsoft/phi-4", "none", "bfloat16", 1)),
     ("phi-4", "nvidia-a10g", DOES_NOT_FIT),
     ("phi-4", "nvidia-h100-80gb", Ok("microsoft/phi-4", "none", "bfloat16", 1)),
@@ -77,11 +81,11 @@ TABLE: list[tuple[str, str, Ok | str]] = [
     ("qwen3-8b", "cpu", Ok("qwen3:8b-q4_K_M", "q4_k_m", "q4_K_M", 0)),
     ("qwen3-8b", "edge", DOES_NOT_FIT),
     ("qwen3-8b", "gpu-large", Ok("Qwen/Qwen3-8B", "none", "bfloat16", 1)),
-    ("qwen3-8b", "gpu-medium", Ok("Qwen/Qwen3-8B-AWQ", "awq", "bfloat16", 1)),
+    ("qwen3-8b", "gpu-medium", Ok("Qwen/Qwen3-8B-FP8", "fp8", "bfloat16", 1)),
     ("qwen3-8b", "gpu-small", DOES_NOT_FIT),
     ("qwen3-8b", "nvidia-a100-40gb", Ok("Qwen/Qwen3-8B", "none", "bfloat16", 1)),
     ("qwen3-8b", "nvidia-a100-80gb", Ok("Qwen/Qwen3-8B", "none", "bfloat16", 1)),
-    ("qwen3-8b", "nvidia-a10g", Ok("Qwen/Qwen3-8B-AWQ", "awq", "bfloat16", 1)),
+    ("qwen3-8b", "nvidia-a10g", Ok("Qwen/Qwen3-8B-FP8", "fp8", "bfloat16", 1)),
     ("qwen3-8b", "nvidia-h100-80gb", Ok("Qwen/Qwen3-8B", "none", "bfloat16", 1)),
     ("qwen3-8b", "nvidia-l4", Ok("Qwen/Qwen3-8B-FP8", "fp8", "bfloat16", 1)),
     ("qwen3-8b", "nvidia-l40s", Ok("Qwen/Qwen3-8B", "none", "bfloat16", 1)),
@@ -89,11 +93,11 @@ TABLE: list[tuple[str, str, Ok | str]] = [
     ("qwen2.5-7b", "cpu", Ok("qwen2.5:7b-instruct-q4_K_M", "q4_k_m", "q4_K_M", 0)),
     ("qwen2.5-7b", "edge", DOES_NOT_FIT),
     ("qwen2.5-7b", "gpu-large", Ok("Qwen/Qwen2.5-7B-Instruct", "none", "bfloat16", 1)),
-    ("qwen2.5-7b", "gpu-medium", Ok("Qwen/Qwen2.5-7B-Instruct-GPTQ-Int8", "gptq", "bfloat16", 1)),
+    ("qwen2.5-7b", "gpu-medium", Ok("Qwen/Qwen2.5-7B-Instruct", "fp8", "bfloat16", 1)),
     ("qwen2.5-7b", "gpu-small", Ok("Qwen/Qwen2.5-7B-Instruct-AWQ", "awq", "float16", 1)),
     ("qwen2.5-7b", "nvidia-a100-40gb", Ok("Qwen/Qwen2.5-7B-Instruct", "none", "bfloat16", 1)),
     ("qwen2.5-7b", "nvidia-a100-80gb", Ok("Qwen/Qwen2.5-7B-Instruct", "none", "bfloat16", 1)),
-    ("qwen2.5-7b", "nvidia-a10g", Ok("Qwen/Qwen2.5-7B-Instruct-GPTQ-Int8", "gptq", "bfloat16", 1)),
+    ("qwen2.5-7b", "nvidia-a10g", Ok("Qwen/Qwen2.5-7B-Instruct", "fp8", "bfloat16", 1)),
     ("qwen2.5-7b", "nvidia-h100-80gb", Ok("Qwen/Qwen2.5-7B-Instruct", "none", "bfloat16", 1)),
     ("qwen2.5-7b", "nvidia-l4", Ok("Qwen/Qwen2.5-7B-Instruct", "fp8", "bfloat16", 1)),
     ("qwen2.5-7b", "nvidia-l40s", Ok("Qwen/Qwen2.5-7B-Instruct", "none", "bfloat16", 1)),
@@ -110,7 +114,8 @@ TABLE: list[tuple[str, str, Ok | str]] = [
     ("gemma-3-4b", "nvidia-l4", Ok("google/gemma-3-4b-it", "none", "bfloat16", 1)),
     ("gemma-3-4b", "nvidia-l40s", Ok("google/gemma-3-4b-it", "none", "bfloat16", 1)),
     ("gemma-3-4b", "nvidia-t4", CANNOT_RUN),
-    ("llama-3.2-3b", "cpu", Ok("llama3.2:3b-instruct-fp16", "none", "f16", 0)),
+    # llama without flash attention: the 4 GiB attention-score buffer pushes fp16 out.
+    ("llama-3.2-3b", "cpu", Ok("llama3.2:3b-instruct-q8_0", "q8_0", "q8_0", 0)),
     ("llama-3.2-3b", "edge", DOES_NOT_FIT),
     ("llama-3.2-3b", "gpu-large", Ok("meta-llama/Llama-3.2-3B-Instruct", "none", "bfloat16", 1)),
     ("llama-3.2-3b", "gpu-medium", Ok("meta-llama/Llama-3.2-3B-Instruct", "none", "bfloat16", 1)),
@@ -122,7 +127,8 @@ TABLE: list[tuple[str, str, Ok | str]] = [
     ("llama-3.2-3b", "nvidia-l4", Ok("meta-llama/Llama-3.2-3B-Instruct", "none", "bfloat16", 1)),
     ("llama-3.2-3b", "nvidia-l40s", Ok("meta-llama/Llama-3.2-3B-Instruct", "none", "bfloat16", 1)),
     ("llama-3.2-3b", "nvidia-t4", Ok("RedHatAI/Llama-3.2-3B-Instruct-quantized.w8a8", "int8", "float16", 1)),
-    ("smollm2-1.7b", "cpu", Ok("smollm2:1.7b", "q8_0", "q8_0", 0)),
+    # No GQA: 12 GiB of KV at 8192 x 8, plus a 4 GiB graph without flash attention.
+    ("smollm2-1.7b", "cpu", DOES_NOT_FIT),
     ("smollm2-1.7b", "edge", DOES_NOT_FIT),
     ("smollm2-1.7b", "gpu-large", Ok("HuggingFaceTB/SmolLM2-1.7B-Instruct", "none", "bfloat16", 1)),
     ("smollm2-1.7b", "gpu-medium", Ok("HuggingFaceTB/SmolLM2-1.7B-Instruct", "none", "bfloat16", 1)),
@@ -134,14 +140,14 @@ TABLE: list[tuple[str, str, Ok | str]] = [
     ("smollm2-1.7b", "nvidia-l4", Ok("HuggingFaceTB/SmolLM2-1.7B-Instruct", "none", "bfloat16", 1)),
     ("smollm2-1.7b", "nvidia-l40s", Ok("HuggingFaceTB/SmolLM2-1.7B-Instruct", "none", "bfloat16", 1)),
     ("smollm2-1.7b", "nvidia-t4", DOES_NOT_FIT),
-    ("mistral-7b-v0.3", "cpu", Ok("mistral:7b-instruct-q4_K_M", "q4_k_m", "q4_K_M", 0)),
+    ("mistral-7b-v0.3", "cpu", DOES_NOT_FIT),
     ("mistral-7b-v0.3", "edge", DOES_NOT_FIT),
     ("mistral-7b-v0.3", "gpu-large", Ok("mistralai/Mistral-7B-Instruct-v0.3", "none", "bfloat16", 1)),
-    ("mistral-7b-v0.3", "gpu-medium", Ok("solidrust/Mistral-7B-Instruct-v0.3-AWQ", "awq", "bfloat16", 1)),
+    ("mistral-7b-v0.3", "gpu-medium", Ok("mistralai/Mistral-7B-Instruct-v0.3", "fp8", "bfloat16", 1)),
     ("mistral-7b-v0.3", "gpu-small", DOES_NOT_FIT),
     ("mistral-7b-v0.3", "nvidia-a100-40gb", Ok("mistralai/Mistral-7B-Instruct-v0.3", "none", "bfloat16", 1)),
     ("mistral-7b-v0.3", "nvidia-a100-80gb", Ok("mistralai/Mistral-7B-Instruct-v0.3", "none", "bfloat16", 1)),
-    ("mistral-7b-v0.3", "nvidia-a10g", Ok("solidrust/Mistral-7B-Instruct-v0.3-AWQ", "awq", "bfloat16", 1)),
+    ("mistral-7b-v0.3", "nvidia-a10g", Ok("mistralai/Mistral-7B-Instruct-v0.3", "fp8", "bfloat16", 1)),
     ("mistral-7b-v0.3", "nvidia-h100-80gb", Ok("mistralai/Mistral-7B-Instruct-v0.3", "none", "bfloat16", 1)),
     ("mistral-7b-v0.3", "nvidia-l4", Ok("mistralai/Mistral-7B-Instruct-v0.3", "fp8", "bfloat16", 1)),
     ("mistral-7b-v0.3", "nvidia-l40s", Ok("mistralai/Mistral-7B-Instruct-v0.3", "none", "bfloat16", 1)),

@@ -35,6 +35,15 @@ class MemoryPlan(_PlanModel):
     available_gib: float | None = Field(
         default=None, alias="availableGiB", description="What the tier offers."
     )
+    load_peak_gib: float | None = Field(
+        default=None,
+        alias="loadPeakGiB",
+        description="Per-GPU memory while vLLM loads 16-bit weights it quantizes online (else null).",
+    )
+    full_length_requests: int | None = Field(
+        default=None,
+        description="How many requests of contextLength tokens the KV room holds (at least maxConcurrency).",
+    )
 
 
 class Scheduling(_PlanModel):
