@@ -538,9 +538,10 @@ def _kv_reason(est: MemoryEstimate, entry: CatalogModel, context_length: int, ct
             f"on {kv.replication} GPUs ({kv.replication}x the KV cache)"
         )
     held = est.full_length_requests(context_length)
+    starts = " (vLLM itself starts when one fits)" if ctx.engine == Engine.VLLM else ""
     parts.append(
         f"capacity: the KV room holds {held} full-length ({context_length}-token) requests; the plan "
-        f"guarantees maxConcurrency {ctx.spec.max_concurrency} of them (vLLM itself starts with one)"
+        f"requires maxConcurrency {ctx.spec.max_concurrency} of them{starts}"
     )
     if est.graph_gib is not None:
         parts.append(
@@ -561,10 +562,18 @@ def _memory_reason(est: MemoryEstimate, context_length: int, ctx: _Context) -> s
         if ctx.tier.accelerator != Accelerator.NONE and ctx.engine == Engine.VLLM
         else f"{est.available_gib:g} GiB"
     )
+    kv = est.kv
+    if kv is not None and kv.local_bytes_per_token:
+        local = kv.local_tokens(context_length, ctx.spec.max_concurrency)
+        how = (
+            f"{kv.global_bytes_per_token} B/token x {context_length} x {ctx.spec.max_concurrency} "
+            f"+ {kv.local_bytes_per_token} B/token x {local} windowed tokens"
+        )
+    else:
+        how = f"{est.kv_bytes_per_token} B/token x {context_length} x {ctx.spec.max_concurrency}"
     return (
-        f"memory: weights {est.weights_gib:.2f} + KV {est.kv_cache_gib:.2f} "
-        f"({est.kv_bytes_per_token} B/token x "
-        f"{context_length} x {ctx.spec.max_concurrency}) + overhead {est.overhead_gib:.2f} = "
+        f"memory: weights {est.weights_gib:.2f} + KV {est.kv_cache_gib:.2f} ({how}) "
+        f"+ overhead {est.overhead_gib:.2f} = "
         f"{est.required_gib or 0:.2f} GiB <= {est.available_gib:.2f} GiB ({offer})"
     )
 
