@@ -23,7 +23,7 @@ from slm_operator.api.spec import HF_REPO_PATTERN, OLLAMA_TAG_PATTERN
 from slm_operator.catalog.loader import builtin_config
 from slm_operator.catalog.sizes import check_sizes, checkpoint_bytes
 
-# ARCHITECTURE §5: the catalog ids every release ships.
+# The catalog ids every release ships.
 CATALOG_IDS = [
     "phi-4-mini",
     "phi-4",
@@ -52,7 +52,7 @@ CATALOG_IDS = [
     "mistral-7b-v0.3",
 ]
 
-# reference/models-and-gpus.md table 1, column "KV B/token bf16", copied as printed.
+# docs/catalog.md "Models", column "KV B/token (bf16)".
 REFERENCE_KV_BYTES_PER_TOKEN = {
     "phi-4-mini": 131_072,
     "phi-4": 204_800,
@@ -81,7 +81,7 @@ REFERENCE_KV_BYTES_PER_TOKEN = {
     "mistral-7b-v0.3": 131_072,
 }
 
-# Table 1, "params (exact)", and the max context the catalog serves without rope scaling.
+# Exact parameter counts (S-KERAS) and the max context the catalog serves without rope scaling.
 REFERENCE_PARAMETERS_AND_CONTEXT = {
     "phi-4-mini": (3_836_021_760, 131_072),
     "phi-4": (14_659_507_200, 16_384),
@@ -110,7 +110,7 @@ REFERENCE_PARAMETERS_AND_CONTEXT = {
     "mistral-7b-v0.3": (7_248_023_552, 32_768),
 }
 
-# Section 6: Gemma 3 local window and global-layer count.
+# Gemma 3 local window and global-layer count (S-TUNIX).
 REFERENCE_GEMMA_WINDOWS = {
     "gemma-3-270m": (512, 3),
     "gemma-3-1b": (512, 4),
@@ -438,7 +438,7 @@ def test_unverified_facts_carry_a_note(config: OperatorConfig) -> None:
             assert tier.note, name
 
 
-# Every fact reference/models-and-gpus.md marks UNVERIFIED that the catalog uses, with how
+# Every fact the research behind docs/catalog.md left unverified, with how
 # the catalog resolves it: "confirmed" (verified, the note says where: "V(T)") or "carried"
 # (verified: false with a note). A model-level entry has ref None.
 REFERENCE_UNVERIFIED: list[tuple[str, str | None, str]] = [

@@ -1,4 +1,4 @@
-"""The planner's rules (ARCHITECTURE §6), one behaviour per test: every refusal names the field
+"""The planner's rules (docs/planner.md), one behaviour per test: every refusal names the field
 and carries the numbers; every choice is explained."""
 
 from __future__ import annotations
