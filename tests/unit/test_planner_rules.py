@@ -325,3 +325,19 @@ def test_planning_is_deterministic() -> None:
         "modelAccessSecretRef": {"name": "hf", "key": "t"},
     }
     assert plan(spec) == plan(spec)
+
+
+def test_fp8_source_on_ampere_says_weight_only() -> None:
+    p = plan(
+        {
+            "model": {"source": "hf://org/model-FP8", "parametersBillions": 8},
+            "hardware": {"tier": "nvidia-a100-40gb"},
+            "quantization": "fp8",
+        }
+    )
+    assert any("weight-only" in r for r in p.reasons)
+    field, message = refusal(
+        {"model": {"source": "hf://org/model-FP8"}, "hardware": {"tier": "nvidia-t4"}, "quantization": "fp8"}
+    )
+    assert field == "spec.quantization"
+    assert "8.0" in message

@@ -226,7 +226,11 @@ class Images(_Config):
 
 
 class Overheads(_Config):
-    """Runtime memory beyond weights and KV cache (CUDA context, activations, graphs, buffers)."""
+    """Runtime memory beyond weights and KV cache (CUDA context, activations, graphs, buffers).
+
+    Ollama's compute graph is computed per model by the planner (docs/planner.md, "Ollama's
+    overhead"); ``ollama_fraction_of_weights`` is an extra margin on top, 0 by default.
+    """
 
     vllm_gib: float = Field(default=1.5, ge=0, alias="vllmGiB")
     vllm_fraction_of_weights: float = Field(default=0.05, ge=0, le=1)

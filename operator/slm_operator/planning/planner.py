@@ -664,6 +664,13 @@ def _plan_source(ctx: _Context) -> Plan:
             else "quantization: the tag's own GGUF format (assumed q4_K_M for the estimate)"
         )
     dtype = _dtype(ctx, str(assumed), reasons)
+    if ctx.engine == Engine.VLLM and assumed == Quantization.FP8:
+        cc = ctx.tier.compute_capability or 0.0
+        reasons.append(
+            f"fp8: W8A8 on FP8 tensor cores (compute capability {cc} >= {FP8_NATIVE_CC})"
+            if cc >= FP8_NATIVE_CC
+            else f"fp8: weight-only (W8A16, FP8 Marlin kernels) on compute capability {cc} < {FP8_NATIVE_CC}"
+        )
     _runtime_option_warnings(ctx, warnings)
     return _build_plan(
         ctx,
