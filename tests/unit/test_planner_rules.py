@@ -341,3 +341,19 @@ def test_fp8_source_on_ampere_says_weight_only() -> None:
     )
     assert field == "spec.quantization"
     assert "8.0" in message
+
+
+def test_a_larger_prefill_chunk_widens_gemmas_windowed_kv() -> None:
+    # vLLM's sliding-window layers hold window - 1 + max_num_batched_tokens tokens while a prompt
+    # is prefilled (SlidingWindowSpec.max_memory_usage_bytes, vllm/v1/kv_cache_interface.py).
+    base = {
+        "model": {"catalog": "gemma-3-27b", "contextLength": 32768},
+        "hardware": {"tier": "nvidia-h100-80gb"},
+        "maxConcurrency": 8,
+        "modelAccessSecretRef": {"name": "hf", "key": "t"},
+    }
+    default = plan(base)
+    wide = plan({**base, "vllm": {"extraArgs": ["--max-num-batched-tokens", "32768"]}})
+    windowed_layer_bytes = 52 * 2 * 16 * 128 * 2
+    extra = windowed_layer_bytes * (32768 - 8192) / GIB
+    assert wide.memory.kv_cache_gib == pytest.approx(default.memory.kv_cache_gib + extra, abs=0.02)

@@ -86,9 +86,9 @@ class Variant(_Config):
 class Architecture(_Config):
     """The rest of a model's config.json: enough to recount its parameters and size its checkpoints.
 
-    ``slmctl``'s catalog check (``make check-catalog``) recomputes the parameter count from these
-    fields and compares it with ``parameters``; the Ollama overhead estimate reads the hidden size,
-    vocabulary and GGUF architecture name.
+    The catalog check (``make check-catalog``, scripts/check_catalog.py) recomputes the parameter
+    count from these fields and compares it with ``parameters``; the Ollama overhead estimate
+    reads the hidden size, vocabulary and GGUF architecture name.
     """
 
     hidden_size: int = Field(gt=0, description="config.json hidden_size.")

@@ -122,14 +122,22 @@ def stored_kv_heads(model: CatalogModel, *, engine: Engine, gpus: int) -> int:
     return model.kv_heads
 
 
-def kv_cache(model: CatalogModel, *, engine: Engine, kv_element_bytes: int, gpus: int) -> KvCache:
+def kv_cache(
+    model: CatalogModel,
+    *,
+    engine: Engine,
+    kv_element_bytes: int,
+    gpus: int,
+    prefill_chunk: int | None = None,
+) -> KvCache:
+    """``prefill_chunk``: vLLM's max_num_batched_tokens when set (else its largest default)."""
     heads = stored_kv_heads(model, engine=engine, gpus=gpus)
     per_layer = 2 * heads * model.head_dim * kv_element_bytes  # K and V, one token, one layer
     window = model.sliding_window
     if window is None:
         return KvCache(per_layer * model.layers, 0, 0, 0, heads // model.kv_heads)
     if engine == Engine.VLLM:
-        window_tokens, shared = window.window + VLLM_BLOCK_TOKENS, VLLM_MAX_PREFILL_CHUNK
+        window_tokens, shared = window.window + VLLM_BLOCK_TOKENS, prefill_chunk or VLLM_MAX_PREFILL_CHUNK
     else:
         window_tokens, shared = window.window, OLLAMA_BATCH
     return KvCache(
@@ -282,6 +290,7 @@ def estimate(
     memory_limit_gib: float,
     overheads: Overheads,
     load_bytes: float | None = None,
+    prefill_chunk: int | None = None,
 ) -> MemoryEstimate:
     """The memory a variant needs on a tier.
 
@@ -296,7 +305,9 @@ def estimate(
     graph_gib: float | None = None
     flash: bool | None = None
     if model is not None:
-        kv = kv_cache(model, engine=engine, kv_element_bytes=kv_element_bytes, gpus=gpus)
+        kv = kv_cache(
+            model, engine=engine, kv_element_bytes=kv_element_bytes, gpus=gpus, prefill_chunk=prefill_chunk
+        )
         kv_gib = gib(kv.total_bytes(context_length, max_concurrency))
         if engine == Engine.OLLAMA:
             graph = ollama_graph(model, context_length=context_length, parallel=max_concurrency)

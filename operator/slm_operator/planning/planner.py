@@ -25,6 +25,7 @@ from slm_operator.api.spec import (
 )
 from slm_operator.api.vllm_args import vllm_flag_values
 from slm_operator.planning.memory import (
+    VLLM_MAX_PREFILL_CHUNK,
     MemoryEstimate,
     available_gib,
     estimate,
@@ -102,6 +103,7 @@ class _Context:
     gpus: int
     memory_limit_gib: float
     kv_element_bytes: int
+    prefill_chunk: int | None = None
 
 
 def plan_model(model: SmallLanguageModel, config: OperatorConfig) -> Plan:
@@ -156,9 +158,17 @@ def _context(model: SmallLanguageModel, config: OperatorConfig) -> _Context:
     kv_element_bytes = 2
     if engine == Engine.VLLM and _kv_cache_dtype(spec).startswith("fp8"):
         kv_element_bytes = 1
+    prefill_chunk = None
+    if engine == Engine.VLLM:
+        # A larger --max-num-batched-tokens widens the chunk the sliding-window layers hold.
+        chunk = vllm_flag_values(spec.vllm.extra_args).get("--max-num-batched-tokens")
+        if chunk is not None and chunk.isdigit():
+            prefill_chunk = max(int(chunk), VLLM_MAX_PREFILL_CHUNK)
     if problems:
         raise SpecError(problems)
-    return _Context(model, spec, config, tier_name, tier, engine, gpus, memory_limit_gib, kv_element_bytes)
+    return _Context(
+        model, spec, config, tier_name, tier, engine, gpus, memory_limit_gib, kv_element_bytes, prefill_chunk
+    )
 
 
 def _engine(spec: SmallLanguageModelSpec, tier_name: str, tier: Tier, problems: list[SpecProblem]) -> Engine:
@@ -384,6 +394,7 @@ def _estimate(
         weight_bytes=weight_bytes,
         model=entry,
         kv_element_bytes=ctx.kv_element_bytes,
+        prefill_chunk=ctx.prefill_chunk,
         load_bytes=load_bytes,
         context_length=context_length,
         max_concurrency=ctx.spec.max_concurrency,
