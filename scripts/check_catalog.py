@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     for model_id, model in catalog.items():
         arch = model.architecture
         if arch is None:
-            problems.append(f"{model_id}: no architecture fields, nothing to recount")
+            print(f"{model_id:16} skipped: no architecture fields to recount from")
             continue
         recount = arch.vision_parameters + arch.text_parameters(
             layers=model.layers,
