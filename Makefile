@@ -8,8 +8,8 @@ CHECKOV_VENV ?= .venv-checkov
 IMAGE ?= ghcr.io/slm-operator/slm-operator
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 
-.PHONY: install checkov demo test lint typecheck unit contract cluster-test golden crd bench-gateway image e2e \
-	sim-build cluster cluster-down clean
+.PHONY: install checkov demo test lint typecheck unit contract integration cluster-test golden crd check-catalog \
+	bench-gateway image e2e sim-build cluster cluster-down clean
 
 $(BIN)/slmctl: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,9 @@ unit: install
 contract: install checkov
 	$(BIN)/pytest tests/contract
 
+integration: install
+	$(BIN)/pytest tests/integration
+
 # The simulated cluster (e2e/sim/README.md): etcd, kube-apiserver, kube-controller-manager,
 # kube-scheduler, kwok, kubectl and helm, built from Go modules into a cache on first use.
 SIM_DIR ?= .simcluster
@@ -62,8 +65,13 @@ cluster-down:
 cluster-test: install sim-build
 	$(BIN)/pytest tests/cluster
 
-test: install checkov lint typecheck sim-build
+test: install checkov lint typecheck check-catalog sim-build
 	$(BIN)/pytest
+
+# Recount every catalog entry (parameters, KV bytes per token, checkpoint sizes) from its
+# architecture and fail on a stated size more than 3 % off that is not marked as an estimate.
+check-catalog: install
+	$(BIN)/python scripts/check_catalog.py
 
 # Regenerate committed artifacts from the code (review the diff afterwards).
 golden: install

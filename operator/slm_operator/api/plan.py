@@ -20,7 +20,7 @@ class _PlanModel(BaseModel):
 
 
 class MemoryPlan(_PlanModel):
-    """Memory math in GiB (rounded to 2 decimals); ``None`` where unknown."""
+    """Memory math in GiB (rounded to 2 decimals); ``None`` where unknown (left out of ``public()``)."""
 
     weights_gib: float | None = Field(default=None, alias="weightsGiB", description="Resident weights.")
     kv_cache_gib: float | None = Field(
@@ -34,6 +34,15 @@ class MemoryPlan(_PlanModel):
     )
     available_gib: float | None = Field(
         default=None, alias="availableGiB", description="What the tier offers."
+    )
+    load_peak_gib: float | None = Field(
+        default=None,
+        alias="loadPeakGiB",
+        description="Per-GPU memory while vLLM loads 16-bit weights it quantizes online (else null).",
+    )
+    full_length_requests: int | None = Field(
+        default=None,
+        description="How many requests of contextLength tokens the KV room holds (at least maxConcurrency).",
     )
 
 
@@ -98,7 +107,10 @@ class Plan(_PlanModel):
             "gpus": self.gpus,
             "contextLength": self.context_length,
             "maxConcurrency": self.max_concurrency,
-            "memory": self.memory.model_dump(by_alias=True, mode="json"),
+            # Unknown figures are left out rather than null: a merge patch deletes null keys, so a
+            # status carrying them would never equal the one stored and would be rewritten on
+            # every reconcile.
+            "memory": self.memory.model_dump(by_alias=True, mode="json", exclude_none=True),
             "fits": self.fits,
             "reasons": list(self.reasons),
             "warnings": list(self.warnings),
