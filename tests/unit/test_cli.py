@@ -26,7 +26,7 @@ PLAN_KEYS = {
     "fits",
     "reasons",
 }
-MEMORY_KEYS = {"weightsGiB", "kvCacheGiB", "overheadGiB", "requiredGiB", "availableGiB"}
+MEMORY_KEYS = {"weightsGiB", "kvCacheGiB", "overheadGiB", "requiredGiB", "availableGiB", "loraGiB"}
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

@@ -118,11 +118,23 @@ def test_subresources() -> None:
 
 def test_printer_columns() -> None:
     columns = {c["name"]: c for c in VERSION["additionalPrinterColumns"]}
-    assert list(columns) == ["Runtime", "Tier", "Quantization", "Ready", "Replicas", "Endpoint", "Age"]
+    assert list(columns) == [
+        "Runtime",
+        "Tier",
+        "Quantization",
+        "Ready",
+        "Reason",
+        "Replicas",
+        "Endpoint",
+        "Age",
+    ]
     assert columns["Runtime"]["jsonPath"] == ".status.plan.runtime"
     assert columns["Tier"]["jsonPath"] == ".spec.hardware.tier"
     assert columns["Quantization"]["jsonPath"] == ".status.plan.quantization"
     assert columns["Ready"]["jsonPath"] == '.status.conditions[?(@.type=="Ready")].status'
+    # While not Ready, the reason says why (Unschedulable, CrashLoopBackOff, ...).
+    assert columns["Reason"]["jsonPath"] == '.status.conditions[?(@.type=="Ready")].reason'
+    assert "priority" not in columns["Reason"]
     assert columns["Replicas"]["jsonPath"] == ".status.readyReplicas"
     assert columns["Endpoint"]["priority"] == 1
     assert columns["Age"] == {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}
@@ -301,6 +313,7 @@ def test_status_schema_fields() -> None:
         "overheadGiB",
         "requiredGiB",
         "availableGiB",
+        "loraGiB",
     }
 
 

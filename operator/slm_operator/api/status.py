@@ -99,6 +99,7 @@ class MemoryStatus(_Status):
     overhead_gib: float | None = _gib("overhead", "Runtime overhead (CUDA context, buffers).")
     required_gib: float | None = _gib("required", "weights + kvCache + overhead.")
     available_gib: float | None = _gib("available", "What the tier offers.")
+    lora_gib: float | None = _gib("lora", "LoRA adapter slots (included in overhead).")
 
 
 class PlanStatus(_Status):

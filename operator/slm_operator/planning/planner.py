@@ -24,6 +24,7 @@ from slm_operator.api.spec import (
     SmallLanguageModelSpec,
 )
 from slm_operator.api.vllm_args import vllm_flag_values
+from slm_operator.planning import lora
 from slm_operator.planning.memory import (
     MemoryEstimate,
     available_gib,
@@ -102,9 +103,17 @@ class _Context:
 def plan_model(model: SmallLanguageModel, config: OperatorConfig) -> Plan:
     """Plan one model; raise SpecError/FitError (with field-named problems) if it cannot be served."""
     ctx = _context(model, config)
-    if model.spec.model.catalog is not None:
-        return _plan_catalog(ctx, config.catalog[model.spec.model.catalog])
-    return _plan_source(ctx)
+    # LoRA adapters (planning/lora.py): vLLM only; their slots are counted in _estimate.
+    lora.check_adapters(model, ctx.engine)
+    budget = lora.lora_budget(model.spec, config, ctx.gpus)
+    try:
+        if model.spec.model.catalog is not None:
+            plan = _plan_catalog(ctx, config.catalog[model.spec.model.catalog])
+        else:
+            plan = _plan_source(ctx)
+    except FitError as exc:
+        raise lora.explain_fit_error(exc, budget) from None
+    return lora.add_lora(plan, budget)
 
 
 # --- context: tier, runtime, GPUs, memory limit ------------------------------------------------
@@ -325,16 +334,19 @@ def _cannot_run(ctx: _Context, unrunnable: list[Variant]) -> str:
 def _estimate(
     ctx: _Context, weight_bytes: float, kv_per_token: int | None, context_length: int
 ) -> MemoryEstimate:
-    return estimate(
-        engine=ctx.engine,
-        weight_bytes=weight_bytes,
-        kv_per_token=kv_per_token,
-        context_length=context_length,
-        max_concurrency=ctx.spec.max_concurrency,
-        tier=ctx.tier,
-        gpus=ctx.gpus,
-        memory_limit_gib=ctx.memory_limit_gib,
-        overheads=ctx.config.defaults.overheads,
+    return lora.with_lora(
+        estimate(
+            engine=ctx.engine,
+            weight_bytes=weight_bytes,
+            kv_per_token=kv_per_token,
+            context_length=context_length,
+            max_concurrency=ctx.spec.max_concurrency,
+            tier=ctx.tier,
+            gpus=ctx.gpus,
+            memory_limit_gib=ctx.memory_limit_gib,
+            overheads=ctx.config.defaults.overheads,
+        ),
+        lora.lora_budget(ctx.spec, ctx.config, ctx.gpus),
     )
 
 

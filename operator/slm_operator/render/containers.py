@@ -34,6 +34,8 @@ HF_HOME = f"{CACHE_DIR}/huggingface"
 OLLAMA_MODELS = f"{CACHE_DIR}/ollama"
 SHM_DIR = "/dev/shm"  # noqa: S108 - a memory emptyDir of the pod's own
 MODELS_DIR = "/models"
+# LoRA adapters from claims: each claim is mounted read-only at /adapters/<claim>.
+ADAPTERS_DIR = "/adapters"
 
 # Volume names (see deployment.py).
 TMP_VOLUME = "tmp"
@@ -143,6 +145,54 @@ def _resources(resources: dict[str, dict[str, str]], *, drop: tuple[str, ...] = 
     return out
 
 
+def adapter_claims(model: SmallLanguageModel) -> list[str]:
+    """The claims holding pvc:// adapters, each once, in the order they first appear."""
+    claims: list[str] = []
+    for adapter in model.spec.adapters:
+        scheme, _, rest = adapter.source.partition("://")
+        claim = rest.partition("/")[0]
+        if scheme == "pvc" and claim not in claims:
+            claims.append(claim)
+    return claims
+
+
+def adapter_volume_name(index: int) -> str:
+    return f"adapters-{index}"
+
+
+def adapter_path(source: str) -> str:
+    """What vLLM loads an adapter from: a Hub repo id (downloaded at start into HF_HOME, with the
+    model's token file if any) or the adapter's directory on its read-only claim."""
+    scheme, _, rest = source.partition("://")
+    if scheme == "hf":
+        return rest
+    claim, _, path = rest.partition("/")
+    return f"{ADAPTERS_DIR}/{claim}/{path}" if path else f"{ADAPTERS_DIR}/{claim}"
+
+
+def lora_args(model: SmallLanguageModel, plan: Plan) -> list[str]:
+    """vLLM's LoRA flags: static adapters only (https://docs.vllm.ai/en/v0.11.0/features/lora.html,
+    "Serving LoRA Adapters"). Each adapter is served under its own name (--lora-modules
+    name=path) and listed by /v1/models; runtime loading stays off (VLLM_ALLOW_RUNTIME_LORA_UPDATING
+    is never set, and the gateway forwards no /v1/load_lora_adapter route)."""
+    if plan.lora is None or not model.spec.adapters:
+        return []
+    adapters = model.spec.adapters
+    return [
+        "--enable-lora",
+        "--max-loras",
+        str(plan.lora.max_loras),
+        "--max-lora-rank",
+        str(plan.lora.max_rank),
+        # Adapters beyond the GPU slots wait in a CPU cache of this size instead of being read
+        # from disk again (vLLM's default is maxLoras).
+        "--max-cpu-loras",
+        str(max(len(adapters), plan.lora.max_loras)),
+        "--lora-modules",
+        *(f"{a.name}={adapter_path(a.source)}" for a in adapters),
+    ]
+
+
 def vllm_args(plan: Plan) -> list[str]:
     """``vllm serve`` arguments (the image's ENTRYPOINT is already ``vllm serve``)."""
     args = [
@@ -172,7 +222,7 @@ def vllm_args(plan: Plan) -> list[str]:
     return args + list(plan.engine_args)
 
 
-def vllm_container(model: SmallLanguageModel, plan: Plan) -> dict[str, Any]:
+def vllm_container(model: SmallLanguageModel, plan: Plan, config: OperatorConfig) -> dict[str, Any]:
     """The vLLM runtime container, bound to localhost; exec probes (the kubelet cannot reach it)."""
     env = [
         _env("HOME", HOME_DIR),
@@ -181,17 +231,25 @@ def vllm_container(model: SmallLanguageModel, plan: Plan) -> dict[str, Any]:
         _env("VLLM_NO_USAGE_STATS", "1"),
         _env("DO_NOT_TRACK", "1"),
     ]
+    endpoint = config.registries.hugging_face_endpoint
+    if endpoint:
+        # huggingface_hub (which vLLM downloads with) reads the Hub's address from HF_ENDPOINT.
+        env.append(_env("HF_ENDPOINT", endpoint))
     if not model.spec.network.allow_egress:
         # The NetworkPolicy blocks the Hub: use the cached files instead of waiting for timeouts.
         env.append(_env("HF_HUB_OFFLINE", "1"))
     mounts = [*_runtime_mounts(plan), _mount(SHM_VOLUME, SHM_DIR)]
+    mounts += [
+        _mount(adapter_volume_name(i), f"{ADAPTERS_DIR}/{claim}", read_only=True)
+        for i, claim in enumerate(adapter_claims(model))
+    ]
     if model.spec.model_access_secret_ref is not None:
         env.append(_env("HF_TOKEN_PATH", f"{HF_TOKEN_DIR}/{HF_TOKEN_FILE}"))
         mounts.append(_mount(HF_TOKEN_VOLUME, HF_TOKEN_DIR, read_only=True))
     return {
         "name": RUNTIME_CONTAINER,
         "image": plan.image,
-        "args": vllm_args(plan),
+        "args": [*vllm_args(plan), *lora_args(model, plan)],
         "env": env,
         **runtime_probes(VLLM_HEALTH_COMMAND),
         "resources": _resources(plan.resources),
@@ -239,12 +297,31 @@ def pull_policy(model: SmallLanguageModel, plan: Plan) -> str:
     return "always" if model.spec.network.allow_egress else "if-missing"
 
 
-def pull_init_container(model: SmallLanguageModel, plan: Plan) -> dict[str, Any]:
+def ollama_pull_ref(ref: str, registry: str | None) -> str:
+    """The name ``ollama pull`` fetches: ``ref`` from the configured registry, if any.
+
+    Ollama names models ``host/namespace/model:tag`` with registry.ollama.ai and ``library`` as
+    defaults (https://github.com/ollama/ollama/blob/v0.12.6/types/model/name.go). A ref that
+    already names a host is left alone; a registry given as ``host/namespace`` replaces the
+    ``library`` namespace of un-namespaced tags.
+    """
+    if not registry or ref.count("/") >= 2:
+        return ref
+    host, _, namespace = registry.partition("/")
+    if "/" in ref:
+        return f"{host}/{ref}"
+    return f"{host}/{namespace or 'library'}/{ref}"
+
+
+def pull_init_container(model: SmallLanguageModel, plan: Plan, config: OperatorConfig) -> dict[str, Any]:
     """Ollama's ``pull-model`` init container: pull the tag, then create or copy the served name."""
     with_modelfile = needs_modelfile(model, plan)
+    model_tag = plan.model_ref
+    if plan.source_kind == "ollama":
+        model_tag = ollama_pull_ref(plan.model_ref, config.registries.ollama)
     env = [
         *_ollama_env(),
-        _env("MODEL_TAG", plan.model_ref),
+        _env("MODEL_TAG", model_tag),
         _env("SERVED_NAME", plan.served_name),
         _env("MODELFILE", MODELFILE_PATH if with_modelfile else ""),
         _env("PULL_POLICY", pull_policy(model, plan)),
@@ -281,6 +358,9 @@ def gateway_args(model: SmallLanguageModel, plan: Plan) -> list[str]:
         "--metrics-listen",
         f"0.0.0.0:{METRICS_PORT}",
     ]
+    # The model names clients may ask for: the base model's and, on vLLM, each adapter's.
+    for name in [plan.served_name, *(a.name for a in model.spec.adapters if plan.lora is not None)]:
+        args += ["--allow-model", name]
     if model.spec.auth.enabled:
         args += ["--api-key-file", f"{API_KEY_MOUNT_DIR}/{API_KEY_FILE_KEY}"]
     else:
