@@ -642,3 +642,58 @@ def test_gemma_3_original_needs_bfloat16(config: OperatorConfig, model_id: str) 
         v for v in config.catalog[model_id].variants if v.quantization == "none" and v.runtime == "vllm"
     )
     assert original.min_compute_capability == 8.0
+
+
+# Vocabulary size, tied embeddings, q/k/v biases, q/k norms and Gemma's extra MLP norms, from
+# each model's config.json (vocab_size, tie_word_embeddings, and the architecture's layers). With
+# them, hiddenSize and intermediateSize must give back the exact parameter count of the
+# catalog: a wrong width would be off by millions.
+TEXT_ONLY_ARCHITECTURE: dict[str, tuple[int, bool, bool, bool, bool]] = {
+    # id: (vocab, tied, qkv_bias, qk_norm, gemma_norms)
+    "phi-4-mini": (200064, True, False, False, False),
+    "phi-4": (100352, False, False, False, False),
+    "phi-3.5-mini": (32064, False, False, False, False),
+    "qwen3-0.6b": (151936, True, False, True, False),
+    "qwen3-1.7b": (151936, True, False, True, False),
+    "qwen3-4b": (151936, True, False, True, False),
+    "qwen3-8b": (151936, False, False, True, False),
+    "qwen3-14b": (151936, False, False, True, False),
+    "qwen2.5-0.5b": (151936, True, True, False, False),
+    "qwen2.5-1.5b": (151936, True, True, False, False),
+    "qwen2.5-3b": (151936, True, True, False, False),
+    "qwen2.5-7b": (152064, False, True, False, False),
+    "qwen2.5-14b": (152064, False, True, False, False),
+    "gemma-3-270m": (262144, True, False, True, True),
+    "gemma-3-1b": (262144, True, False, True, True),
+    "llama-3.2-1b": (128256, True, False, False, False),
+    "llama-3.2-3b": (128256, True, False, False, False),
+    "smollm2-135m": (49152, True, False, False, False),
+    "smollm2-360m": (49152, True, False, False, False),
+    "smollm2-1.7b": (49152, True, False, False, False),
+    "mistral-7b-v0.3": (32768, False, False, False, False),
+}
+
+
+@pytest.mark.parametrize("catalog_id", sorted(TEXT_ONLY_ARCHITECTURE))
+def test_widths_reproduce_the_parameter_count(catalog_id: str) -> None:
+    model = builtin_config().catalog[catalog_id]
+    vocab, tied, qkv_bias, qk_norm, gemma_norms = TEXT_ONLY_ARCHITECTURE[catalog_id]
+    hidden, intermediate = model.hidden_size, model.intermediate_size
+    assert hidden is not None
+    assert intermediate is not None
+    q_dim, kv_dim = model.attention_heads * model.head_dim, model.kv_heads * model.head_dim
+    per_layer = hidden * (q_dim + 2 * kv_dim) + q_dim * hidden + 3 * hidden * intermediate + 2 * hidden
+    per_layer += (q_dim + 2 * kv_dim) if qkv_bias else 0
+    per_layer += 2 * model.head_dim if qk_norm else 0
+    per_layer += 2 * hidden if gemma_norms else 0
+    total = model.layers * per_layer + vocab * hidden * (1 if tied else 2) + hidden
+    assert total == model.parameters
+
+
+def test_every_dense_model_has_the_widths_lora_needs() -> None:
+    missing = [
+        catalog_id
+        for catalog_id, model in builtin_config().catalog.items()
+        if model.hidden_size is None or (model.intermediate_size is None and "experts" not in model.note)
+    ]
+    assert missing == []
