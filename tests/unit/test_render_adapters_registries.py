@@ -83,6 +83,16 @@ def test_adapter_claims_are_mounted_read_only_once_each() -> None:
     assert not any(m["name"].startswith("adapters-") for m in container(pod, "gateway")["volumeMounts"])
 
 
+def test_an_adapter_on_the_models_own_claim_is_read_from_models() -> None:
+    pod = pod_of(
+        model={"source": "pvc://weights/Qwen3-8B", "parametersBillions": 8.2},
+        adapters=[{"name": "tickets", "source": "pvc://weights/adapters/tickets"}, LEGAL],
+    )
+    assert "tickets=/models/adapters/tickets" in container(pod, "runtime")["args"]
+    claims = [v["persistentVolumeClaim"]["claimName"] for v in pod["volumes"] if "persistentVolumeClaim" in v]
+    assert sorted(claims) == ["legal-loras", "weights"]  # each claim once
+
+
 def test_without_adapters_no_lora_flag_and_no_adapter_volume() -> None:
     pod = pod_of()
     assert not [a for a in container(pod, "runtime")["args"] if "lora" in a]

@@ -145,13 +145,14 @@ def _resources(resources: dict[str, dict[str, str]], *, drop: tuple[str, ...] = 
     return out
 
 
-def adapter_claims(model: SmallLanguageModel) -> list[str]:
-    """The claims holding pvc:// adapters, each once, in the order they first appear."""
+def adapter_claims(model: SmallLanguageModel, plan: Plan) -> list[str]:
+    """The claims holding pvc:// adapters, each once, in the order they first appear; the
+    model's own claim is already mounted at /models and is not mounted twice."""
     claims: list[str] = []
     for adapter in model.spec.adapters:
         scheme, _, rest = adapter.source.partition("://")
         claim = rest.partition("/")[0]
-        if scheme == "pvc" and claim not in claims:
+        if scheme == "pvc" and claim not in claims and claim != plan.source_claim:
             claims.append(claim)
     return claims
 
@@ -160,14 +161,16 @@ def adapter_volume_name(index: int) -> str:
     return f"adapters-{index}"
 
 
-def adapter_path(source: str) -> str:
+def adapter_path(source: str, plan: Plan) -> str:
     """What vLLM loads an adapter from: a Hub repo id (downloaded at start into HF_HOME, with the
-    model's token file if any) or the adapter's directory on its read-only claim."""
+    model's token file if any; vLLM's get_adapter_absolute_path in vllm/lora/utils.py) or the
+    adapter's directory on its read-only claim."""
     scheme, _, rest = source.partition("://")
     if scheme == "hf":
         return rest
     claim, _, path = rest.partition("/")
-    return f"{ADAPTERS_DIR}/{claim}/{path}" if path else f"{ADAPTERS_DIR}/{claim}"
+    root = MODELS_DIR if claim == plan.source_claim else f"{ADAPTERS_DIR}/{claim}"
+    return f"{root}/{path}" if path else root
 
 
 def lora_args(model: SmallLanguageModel, plan: Plan) -> list[str]:
@@ -189,7 +192,7 @@ def lora_args(model: SmallLanguageModel, plan: Plan) -> list[str]:
         "--max-cpu-loras",
         str(max(len(adapters), plan.lora.max_loras)),
         "--lora-modules",
-        *(f"{a.name}={adapter_path(a.source)}" for a in adapters),
+        *(f"{a.name}={adapter_path(a.source, plan)}" for a in adapters),
     ]
 
 
@@ -241,7 +244,7 @@ def vllm_container(model: SmallLanguageModel, plan: Plan, config: OperatorConfig
     mounts = [*_runtime_mounts(plan), _mount(SHM_VOLUME, SHM_DIR)]
     mounts += [
         _mount(adapter_volume_name(i), f"{ADAPTERS_DIR}/{claim}", read_only=True)
-        for i, claim in enumerate(adapter_claims(model))
+        for i, claim in enumerate(adapter_claims(model, plan))
     ]
     if model.spec.model_access_secret_ref is not None:
         env.append(_env("HF_TOKEN_PATH", f"{HF_TOKEN_DIR}/{HF_TOKEN_FILE}"))

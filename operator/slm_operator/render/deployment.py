@@ -114,7 +114,7 @@ def render_volumes(model: SmallLanguageModel, plan: Plan, config: OperatorConfig
                 "name": c.adapter_volume_name(index),
                 "persistentVolumeClaim": {"claimName": claim, "readOnly": True},
             }
-            for index, claim in enumerate(c.adapter_claims(model))
+            for index, claim in enumerate(c.adapter_claims(model, plan))
         ]
     volumes.append({"name": c.GATEWAY_TMP_VOLUME, "emptyDir": {"sizeLimit": GATEWAY_TMP_SIZE_LIMIT}})
     return volumes
