@@ -349,6 +349,17 @@ def test_plan_status_keeps_every_public_key(fits: bool | None, weights: float | 
     assert set(public) <= set(plan_props)
     assert set(public["memory"]) <= set(plan_props["memory"]["properties"])
     assert public["memory"]["weightsGiB"] == weights
+    assert "loraGiB" not in public["memory"]  # only with adapters (a null would be patched away)
+    dumped = PlanStatus.model_validate(public).model_dump(by_alias=True, mode="json")
+    assert dumped["memory"].pop("loraGiB") is None
+    assert dumped == public
+
+
+def test_plan_status_keeps_the_lora_memory() -> None:
+    plan = a_plan()
+    plan = plan.model_copy(update={"memory": plan.memory.model_copy(update={"lora_gib": 0.65})})
+    public = plan.public()
+    assert public["memory"]["loraGiB"] == 0.65
     assert PlanStatus.model_validate(public).model_dump(by_alias=True, mode="json") == public
 
 

@@ -97,6 +97,14 @@ class Plan(_PlanModel):
     resources: dict[str, dict[str, str]] = Field(default_factory=dict)
     lora: LoraPlan | None = Field(default=None, description="LoRA settings when the model has adapters.")
 
+    def _public_memory(self) -> dict[str, Any]:
+        memory = self.memory.model_dump(by_alias=True, mode="json")
+        # Only models with adapters carry loraGiB: a null would be dropped by the status merge
+        # patch and then differ from the stored status on every reconcile.
+        if memory["loraGiB"] is None:
+            del memory["loraGiB"]
+        return memory
+
     def public(self) -> dict[str, Any]:
         """The plan as users see it (``slmctl plan -o json`` and ``status.plan``)."""
         return {
@@ -111,7 +119,7 @@ class Plan(_PlanModel):
             "gpus": self.gpus,
             "contextLength": self.context_length,
             "maxConcurrency": self.max_concurrency,
-            "memory": self.memory.model_dump(by_alias=True, mode="json"),
+            "memory": self._public_memory(),
             "fits": self.fits,
             "reasons": list(self.reasons),
             "warnings": list(self.warnings),
