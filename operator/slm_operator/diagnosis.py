@@ -5,7 +5,8 @@ Pure: plain dicts in (camelCase JSON of core/v1 Pod and apps/v1 Deployment), a
 :class:`Diagnosis` out. The first problem found wins, in this order, from the most specific
 to the most general:
 
-1. an init container (Ollama's ``pull-model``) that failed or is crash-looping: ``ModelPullFailed``;
+1. an init container that failed or is crash-looping: ``ModelPullFailed`` (Ollama's
+   ``pull-model``), ``AdapterFetchFailed`` (vLLM's ``fetch-adapters``), ``InitContainerFailed``;
 2. an image that cannot be pulled: ``ImagePullBackOff`` / ``ErrImagePull`` / ``InvalidImageName``;
 3. a container the kubelet cannot create (a missing Secret or ConfigMap):
    ``CreateContainerConfigError``;
@@ -30,6 +31,11 @@ from typing import Any
 IMAGE_PULL_REASONS = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull")
 CONFIG_REASONS = ("CreateContainerConfigError", "CreateContainerError")
 CRASH_LOOP = "CrashLoopBackOff"
+# The operator's init containers (render/containers.py): the reason each failure is reported as.
+INIT_CONTAINERS = {
+    "pull-model": ("ModelPullFailed", "the Ollama model download"),
+    "fetch-adapters": ("AdapterFetchFailed", "the LoRA adapter download"),
+}
 # Kept short in condition messages; the pod's own status has the full text.
 MESSAGE_LIMIT = 600
 
@@ -83,12 +89,13 @@ def _init_failure(pod: Mapping[str, Any], tier: str | None) -> Diagnosis | None:
             terminated and terminated.get("exitCode") not in (0, None)
         ):
             ended = terminated if terminated and terminated.get("exitCode") not in (0, None) else last
+            reason, what = INIT_CONTAINERS.get(name, ("InitContainerFailed", "an init container"))
             return Diagnosis(
-                "ModelPullFailed",
-                f"pod {_name(pod)}: init container {name} (the model download) failed "
+                reason,
+                f"pod {_name(pod)}: init container {name} ({what}) failed "
                 f"{_termination_text(ended)} after {status.get('restartCount', 0)} restart(s)",
-                f"see `kubectl logs {_name(pod)} -c {name}`; check the model source, the registry "
-                "settings and that egress to the registry is open (spec.network.allowEgress)",
+                f"see `kubectl logs {_name(pod)} -c {name}`; check the source, the registry or mirror "
+                "settings and that egress to it is open (spec.network.allowEgress)",
             )
     return None
 

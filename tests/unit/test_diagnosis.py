@@ -296,6 +296,22 @@ def test_a_pod_on_its_way_is_not_a_problem(
     assert diagnose(pods, deployment) is None
 
 
+def test_adapter_fetch_failures_name_the_adapter_download() -> None:
+    failed = copy.deepcopy(PULL_FAILED)
+    status = failed["status"]["initContainerStatuses"][0]
+    status["name"] = "fetch-adapters"
+    status["state"] = {
+        "terminated": {"exitCode": 1, "reason": "Error", "message": "adapter sql: cannot download"}
+    }
+    found = diagnose([failed], None)
+    assert found is not None
+    assert found.reason == "AdapterFetchFailed"
+    assert (
+        "init container fetch-adapters (the LoRA adapter download) failed (Error, exit code 1"
+        in found.message
+    )
+
+
 def test_fixing_the_cause_clears_the_diagnosis() -> None:
     fixed = copy.deepcopy(UNSCHEDULABLE)
     fixed["status"] = STARTING["status"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -12,7 +13,7 @@ from slm_operator.api.spec import parse_document
 from slm_operator.catalog.loader import builtin_config, load_config_text
 from slm_operator.desired import desired_state
 from slm_operator.gateway.cli import build_arg_parser, config_from_args
-from slm_operator.render.containers import ollama_pull_ref
+from slm_operator.render.containers import FETCH_ADAPTERS_SCRIPT, ollama_pull_ref
 
 SQL = {"name": "sql", "source": "hf://acme/qwen3-8b-sql-lora"}
 SUPPORT = {"name": "support", "source": "pvc://adapters/support/v2"}
@@ -56,7 +57,7 @@ def test_adapters_become_static_lora_modules() -> None:
         "--max-lora-rank", "32",
         "--max-cpu-loras", "4",
         "--lora-modules",
-        "sql=acme/qwen3-8b-sql-lora",
+        "sql=/var/cache/slm/adapters/sql",
         "support=/adapters/adapters/support/v2",
         "billing=/adapters/adapters/billing",
         "legal=/adapters/legal-loras",
@@ -105,9 +106,41 @@ def test_gated_adapters_download_with_the_models_token_file() -> None:
         modelAccessSecretRef={"name": "hf-token", "key": "token"},
         adapters=[{"name": "triage", "source": "hf://acme/gemma-triage-lora"}],
     )
-    runtime = container(pod, "runtime")
-    assert env_of(runtime)["HF_TOKEN_PATH"] == "/var/run/slm/hf-token/token"
-    assert "triage=acme/gemma-triage-lora" in runtime["args"]
+    fetch = container(pod, "fetch-adapters")
+    assert env_of(fetch)["HF_TOKEN_PATH"] == "/var/run/slm/hf-token/token"
+    mounts = {m["mountPath"]: m for m in fetch["volumeMounts"]}
+    assert mounts["/var/run/slm/hf-token"]["readOnly"] is True
+    assert "triage=/var/cache/slm/adapters/triage" in container(pod, "runtime")["args"]
+
+
+def test_hub_adapters_are_fetched_before_vllm_starts_at_their_revision() -> None:
+    pinned = {"name": "sql", "source": "hf://acme/qwen3-8b-sql-lora@0123abc"}
+    pod = pod_of(adapters=[pinned, SUPPORT, {"name": "chat", "source": "hf://acme/chat-lora"}])
+    [fetch] = pod["initContainers"]
+    assert fetch["name"] == "fetch-adapters"
+    assert fetch["image"] == container(pod, "runtime")["image"]
+    assert fetch["command"] == ["python3", "-c", FETCH_ADAPTERS_SCRIPT]
+    env = env_of(fetch)
+    assert json.loads(env["ADAPTERS"]) == [
+        {"name": "sql", "repo": "acme/qwen3-8b-sql-lora", "revision": "0123abc"},
+        {"name": "chat", "repo": "acme/chat-lora", "revision": None},
+    ]
+    assert env["ADAPTERS_DIR"] == "/var/cache/slm/adapters"
+    assert env["PULL_POLICY"] == "always"
+    assert env["HF_HOME"] == "/var/cache/slm/huggingface"
+    assert "nvidia.com/gpu" not in fetch["resources"].get("limits", {})
+    assert {m["mountPath"] for m in fetch["volumeMounts"]} >= {"/var/cache/slm", "/tmp", "/home/slm"}
+
+
+def test_closed_egress_uses_cached_adapters_offline() -> None:
+    pod = pod_of(adapters=[SQL], network={"allowEgress": False})
+    env = env_of(container(pod, "fetch-adapters"))
+    assert env["PULL_POLICY"] == "if-missing"
+    assert env["HF_HUB_OFFLINE"] == "1"
+
+
+def test_claim_only_adapters_need_no_fetch() -> None:
+    assert "initContainers" not in pod_of(adapters=[SUPPORT])
 
 
 def test_the_gateway_accepts_the_served_name_and_each_adapter() -> None:

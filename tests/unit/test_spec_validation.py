@@ -486,7 +486,7 @@ INVALID_CASES: list[tuple[str, dict[str, Any], str, str, str | None]] = [
         "adapter-source-ollama",
         with_spec(adapters=[{"name": "sql", "source": "ollama://sql:latest"}]),
         "spec.adapters[0].source",
-        "use hf://org/repo or pvc://claim/path",
+        "use hf://org/repo[@revision] or pvc://claim/path",
         None,
     ),
     (

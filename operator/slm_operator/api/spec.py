@@ -68,8 +68,11 @@ SOURCE_PATTERN = (
     rf"^(hf://{HF_REPO_PATTERN}|ollama://{OLLAMA_TAG_PATTERN}|ollama://{OLLAMA_REMOTE_TAG_PATTERN}"
     rf"|pvc://{PVC_PATTERN})$"
 )
-# LoRA adapters come from the Hugging Face Hub or from a claim (never from Ollama).
-ADAPTER_SOURCE_PATTERN = rf"^(hf://{HF_REPO_PATTERN}|pvc://{PVC_PATTERN})$"
+# LoRA adapters come from the Hugging Face Hub (optionally pinned: hf://org/repo@revision) or
+# from a claim (never from Ollama).
+ADAPTER_SOURCE_PATTERN = (
+    rf"^(hf://{HF_REPO_PATTERN}(@[A-Za-z0-9][A-Za-z0-9._/-]{{0,127}})?|pvc://{PVC_PATTERN})$"
+)
 REVISION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$"
 SERVED_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$"
 # Kubernetes resource quantity (a simplified form of the apimachinery regexp).
@@ -670,7 +673,7 @@ MAX_LORAS = 16
 def _adapter_source(value: Any) -> Any:
     if isinstance(value, str) and not re.fullmatch(ADAPTER_SOURCE_PATTERN, value):
         raise ValueError(
-            f"{value[:80]!r} is not an adapter source: use hf://org/repo or pvc://claim/path "
+            f"{value[:80]!r} is not an adapter source: use hf://org/repo[@revision] or pvc://claim/path "
             "(adapters are served by vLLM, which cannot read ollama:// sources)"
         )
     return value
@@ -697,8 +700,8 @@ class Adapter(_Model):
                 "spec.adapters.source: a path may not contain '.' or '..' segments",
             )
         ),
-        description="hf://org/repo (downloaded by vLLM at start, with the model's token if gated) or "
-        "pvc://claim/path (mounted read-only).",
+        description="hf://org/repo or hf://org/repo@revision (downloaded before vLLM starts, with the "
+        "model's token if gated) or pvc://claim/path (mounted read-only).",
     )
 
 

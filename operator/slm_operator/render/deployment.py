@@ -151,6 +151,8 @@ def render_pod_spec(model: SmallLanguageModel, plan: Plan, config: OperatorConfi
     }
     if str(plan.runtime) == "vllm":
         runtime = c.vllm_container(model, plan, config)
+        if plan.lora is not None and c.hub_adapters(model):
+            pod["initContainers"] = [c.fetch_adapters_container(model, plan, config)]
     else:
         pod["initContainers"] = [c.pull_init_container(model, plan, config)]
         runtime = c.ollama_container(plan, config)
