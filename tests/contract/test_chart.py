@@ -149,6 +149,7 @@ BAD_VALUES: list[tuple[str, dict[str, Any], str]] = [
         {"registries": {"ollama": "https://reg.example"}},
         "/registries/ollama",
     ),
+    ("ollama registry without dot or port", {"registries": {"ollama": "registry"}}, "/registries/ollama"),
     ("unknown registry key", {"registries": {"docker": "mirror.example"}}, "docker"),
     ("bad resource quantity", {"resources": {"limits": {"memory": "lots"}}}, "/resources/limits/memory"),
     ("bad scrape interval", {"metrics": {"serviceMonitor": {"interval": "soon"}}}, "interval"),
