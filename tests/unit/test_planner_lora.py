@@ -129,3 +129,9 @@ def test_mixture_of_experts_lora_memory_is_a_warning() -> None:
     planned = plan(model={"catalog": "qwen3-30b-a3b"}, hardware={"tier": "gpu-large"}, adapters=[SQL])
     assert planned.memory.lora_gib is None
     assert any("no hiddenSize/intermediateSize for qwen3-30b-a3b" in w for w in planned.warnings)
+
+
+def test_more_slots_than_adapters_is_a_warning() -> None:
+    planned = plan(adapters=[SQL], lora={"maxLoras": 4})
+    assert any("spec.lora.maxLoras 4 exceeds the 1 adapter(s)" in w for w in planned.warnings)
+    assert not any("maxLoras" in w for w in plan(adapters=[SQL, SUPPORT]).warnings)

@@ -160,6 +160,11 @@ def add_lora(plan: Plan, budget: LoraBudget | None) -> Plan:
     )
     reasons, warnings = list(plan.reasons), list(plan.warnings)
     (warnings if budget.bytes is None else reasons).append(budget.describe())
+    if budget.max_loras > budget.adapters:
+        warnings.append(
+            f"spec.lora.maxLoras {budget.max_loras} exceeds the {budget.adapters} adapter(s): the extra "
+            "slots take memory but stay empty (adapters cannot be loaded at run time)"
+        )
     return plan.model_copy(
         update={
             "memory": memory,
