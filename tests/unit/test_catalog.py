@@ -720,3 +720,14 @@ def test_gemma_3_original_needs_bfloat16(config: OperatorConfig, model_id: str) 
         v for v in config.catalog[model_id].variants if v.quantization == "none" and v.runtime == "vllm"
     )
     assert original.min_compute_capability == 8.0
+
+
+def test_every_dense_model_has_the_widths_lora_needs() -> None:
+    """LoRA memory needs hiddenSize and intermediateSize (their values are recounted against the
+    parameter count by make check-catalog)."""
+    missing = [
+        catalog_id
+        for catalog_id, model in builtin_config().catalog.items()
+        if model.architecture is None and "experts" not in model.note
+    ]
+    assert missing == []

@@ -26,6 +26,7 @@ PLAN_KEYS = {
     "fits",
     "reasons",
 }
+LORA_EXAMPLES = {"qwen3-8b-lora"}  # qwen3-4b-offline: size unknown, no loraGiB
 MEMORY_KEYS = {
     "weightsGiB",
     "kvCacheGiB",
@@ -79,7 +80,8 @@ def test_plan_of_every_example_succeeds_as_json(capsys: pytest.CaptureFixture[st
     for p in plans:
         assert set(p) >= PLAN_KEYS, p["name"]
         # Unknown figures (no KV estimate outside the catalog, no load peak) are left out.
-        assert {"availableGiB"} <= set(p["memory"]) <= MEMORY_KEYS
+        assert {"availableGiB"} <= set(p["memory"]) - {"loraGiB"} <= MEMORY_KEYS
+        assert ("loraGiB" in p["memory"]) == (p["name"] in LORA_EXAMPLES)
         assert p["reasons"], p["name"]
         assert p["fits"] in (True, None)
 

@@ -10,17 +10,22 @@ from __future__ import annotations
 import re
 from enum import StrEnum
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from slm_operator.api.spec import (
     HF_REPO_PATTERN,
+    OLLAMA_NAME_PATTERN,
     OLLAMA_TAG_PATTERN,
     PinnedImage,
     Quantization,
     Toleration,
+    ollama_host_problem,
 )
+
+SECRET_NAME_PATTERN = r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?"  # noqa: S105 - a name pattern
 
 
 class _Config(BaseModel):
@@ -248,6 +253,59 @@ class Defaults(_Config):
     overheads: Overheads = Field(default_factory=Overheads)
 
 
+class Registries(_Config):
+    """Where model pods pull images and weights from: private registries, mirrors, air gaps."""
+
+    image_pull_secrets: list[str] = Field(
+        default_factory=list,
+        max_length=16,
+        description="Secrets (in each model's namespace) added to every model pod's imagePullSecrets.",
+    )
+    hugging_face_endpoint: str | None = Field(
+        default=None,
+        max_length=253,
+        description="A Hugging Face Hub mirror (HF_ENDPOINT of vLLM pods), e.g. https://hf-mirror.example.com.",
+    )
+    ollama: str | None = Field(
+        default=None,
+        max_length=253,
+        description="An Ollama registry other than registry.ollama.ai: host[:port] or host[:port]/namespace; "
+        "catalog tags are pulled from it.",
+    )
+
+    @field_validator("image_pull_secrets")
+    @classmethod
+    def _secret_names(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not re.fullmatch(SECRET_NAME_PATTERN, name):
+                raise ValueError(f"{name!r} is not a Secret name (a lower-case DNS subdomain)")
+        return value
+
+    @field_validator("hugging_face_endpoint")
+    @classmethod
+    def _endpoint(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+            raise ValueError(f"{value!r} is not an http(s) URL such as https://hf-mirror.example.com")
+        if any(c.isspace() for c in value):
+            raise ValueError("must not contain white space")
+        return value.rstrip("/")
+
+    @field_validator("ollama")
+    @classmethod
+    def _ollama_registry(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        host, _, namespace = value.partition("/")
+        if (problem := ollama_host_problem(host)) is not None:
+            raise ValueError(problem)
+        if namespace and not re.fullmatch(OLLAMA_NAME_PATTERN, namespace):
+            raise ValueError(f"namespace {namespace!r} is not an Ollama namespace (lower-case, one segment)")
+        return value
+
+
 class OperatorConfig(_Config):
     """The merged configuration the planner and renderer read."""
 
@@ -255,6 +313,7 @@ class OperatorConfig(_Config):
     catalog: dict[str, CatalogModel]
     images: Images
     defaults: Defaults = Field(default_factory=Defaults)
+    registries: Registries = Field(default_factory=Registries)
 
 
 def dump_config(config: OperatorConfig) -> dict[str, Any]:

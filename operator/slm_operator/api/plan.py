@@ -44,6 +44,18 @@ class MemoryPlan(_PlanModel):
         default=None,
         description="How many requests of contextLength tokens the KV room holds (at least maxConcurrency).",
     )
+    lora_gib: float | None = Field(
+        default=None,
+        alias="loraGiB",
+        description="LoRA adapter slots (included in overhead); null without adapters or when unknown.",
+    )
+
+
+class LoraPlan(_PlanModel):
+    """vLLM's LoRA settings: adapters usable in one batch and the largest rank."""
+
+    max_loras: int
+    max_rank: int
 
 
 class Scheduling(_PlanModel):
@@ -92,6 +104,7 @@ class Plan(_PlanModel):
     warnings: list[str] = Field(default_factory=list)
     scheduling: Scheduling = Field(default_factory=Scheduling)
     resources: dict[str, dict[str, str]] = Field(default_factory=dict)
+    lora: LoraPlan | None = Field(default=None, description="LoRA settings when the model has adapters.")
 
     def public(self) -> dict[str, Any]:
         """The plan as users see it (``slmctl plan -o json`` and ``status.plan``)."""

@@ -107,6 +107,7 @@ class MemoryStatus(_Status):
         ge=0,
         description="How many requests of contextLength tokens the KV room holds (at least maxConcurrency).",
     )
+    lora_gib: float | None = _gib("lora", "LoRA adapter slots (included in overhead).")
 
 
 class PlanStatus(_Status):

@@ -24,6 +24,7 @@ from slm_operator.api.spec import (
     SmallLanguageModelSpec,
 )
 from slm_operator.api.vllm_args import vllm_flag_values
+from slm_operator.planning import lora
 from slm_operator.planning.memory import (
     VLLM_MAX_PREFILL_CHUNK,
     MemoryEstimate,
@@ -109,9 +110,17 @@ class _Context:
 def plan_model(model: SmallLanguageModel, config: OperatorConfig) -> Plan:
     """Plan one model; raise SpecError/FitError (with field-named problems) if it cannot be served."""
     ctx = _context(model, config)
-    if model.spec.model.catalog is not None:
-        return _plan_catalog(ctx, config.catalog[model.spec.model.catalog])
-    return _plan_source(ctx)
+    # LoRA adapters (planning/lora.py): vLLM only; their slots are counted in _estimate.
+    lora.check_adapters(model, ctx.engine)
+    budget = lora.lora_budget(model.spec, config, ctx.gpus)
+    try:
+        if model.spec.model.catalog is not None:
+            plan = _plan_catalog(ctx, config.catalog[model.spec.model.catalog])
+        else:
+            plan = _plan_source(ctx)
+    except FitError as exc:
+        raise lora.explain_fit_error(exc, budget) from None
+    return lora.add_lora(plan, budget)
 
 
 # --- context: tier, runtime, GPUs, memory limit ------------------------------------------------
@@ -389,19 +398,22 @@ def _estimate(
     context_length: int,
     load_bytes: float | None = None,
 ) -> MemoryEstimate:
-    return estimate(
-        engine=ctx.engine,
-        weight_bytes=weight_bytes,
-        model=entry,
-        kv_element_bytes=ctx.kv_element_bytes,
-        prefill_chunk=ctx.prefill_chunk,
-        load_bytes=load_bytes,
-        context_length=context_length,
-        max_concurrency=ctx.spec.max_concurrency,
-        tier=ctx.tier,
-        gpus=ctx.gpus,
-        memory_limit_gib=ctx.memory_limit_gib,
-        overheads=ctx.config.defaults.overheads,
+    return lora.with_lora(
+        estimate(
+            engine=ctx.engine,
+            weight_bytes=weight_bytes,
+            model=entry,
+            kv_element_bytes=ctx.kv_element_bytes,
+            prefill_chunk=ctx.prefill_chunk,
+            load_bytes=load_bytes,
+            context_length=context_length,
+            max_concurrency=ctx.spec.max_concurrency,
+            tier=ctx.tier,
+            gpus=ctx.gpus,
+            memory_limit_gib=ctx.memory_limit_gib,
+            overheads=ctx.config.defaults.overheads,
+        ),
+        lora.lora_budget(ctx.spec, ctx.config, ctx.gpus),
     )
 
 
