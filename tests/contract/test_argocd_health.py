@@ -209,7 +209,12 @@ SAMPLES: list[tuple[str, dict[str, Any], str, str]] = [
     (
         "being deleted while still ready",
         model(
-            {"observedGeneration": 3, "phase": "Ready", "endpoint": ENDPOINT, "conditions": [VALID, FITS, READY]},
+            {
+                "observedGeneration": 3,
+                "phase": "Ready",
+                "endpoint": ENDPOINT,
+                "conditions": [VALID, FITS, READY],
+            },
             metadata={"deletionTimestamp": "2026-01-01T00:00:00Z", "finalizers": ["slm.dev/finalizer"]},
         ),
         "Progressing",
@@ -346,7 +351,9 @@ def test_crd_is_never_pruned_or_deleted_by_argo_cd() -> None:
     assert operator["spec"]["syncPolicy"]["automated"]["prune"] is True  # why the annotation matters
     source = operator["spec"]["source"]
     chart = helm_python.Chart.load(ROOT / source["path"])
-    rendered = chart.render(source["helm"]["valuesObject"], name=source["helm"]["releaseName"], namespace="slm-system")
+    rendered = chart.render(
+        source["helm"]["valuesObject"], name=source["helm"]["releaseName"], namespace="slm-system"
+    )
     objects = [
         doc
         for path, text in rendered.items()

@@ -52,7 +52,9 @@ def _render_examples(directory: Path) -> list[Path]:
         for document in yaml.safe_load_all(example.read_text(encoding="utf-8")):
             if not document or document.get("kind") != "SmallLanguageModel":
                 continue
-            desired = desired_state(parse_document(document), config, monitoring_available=True)
+            desired = desired_state(
+                parse_document(document), config, monitoring_available=True, keda_available=True
+            )
             path = directory / f"{document['metadata']['name']}.yaml"
             path.write_text(dump_objects(desired.objects), encoding="utf-8")
             paths.append(path)

@@ -182,6 +182,11 @@ class Defaults(_Config):
     monitoring_namespace: str = Field(
         default="monitoring", description="Namespace allowed to scrape metrics."
     )
+    prometheus_url: str = Field(
+        default="http://prometheus-operated.monitoring.svc:9090",
+        pattern=r"^https?://[^\s/]+(/\S*)?$",
+        description="Prometheus that KEDA queries for spec.autoscaling.engine: keda.",
+    )
     overheads: Overheads = Field(default_factory=Overheads)
 
 

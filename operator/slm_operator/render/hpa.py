@@ -1,4 +1,4 @@
-"""The autoscaling/v2 HorizontalPodAutoscaler (only when ``spec.autoscaling.enabled``)."""
+"""The autoscaling/v2 HorizontalPodAutoscaler (``spec.autoscaling.enabled`` with engine hpa)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 from slm_operator.api.errors import SpecError, SpecProblem
 from slm_operator.api.plan import Plan
-from slm_operator.api.spec import SmallLanguageModel
+from slm_operator.api.spec import AutoscalingEngine, SmallLanguageModel
 from slm_operator.render.meta import child_metadata
 
 IN_FLIGHT_METRIC = "slm_gateway_in_flight_requests"
@@ -46,9 +46,10 @@ def _metrics(model: SmallLanguageModel, plan: Plan) -> list[dict[str, Any]]:
             }
         )
     if autoscaling.target_in_flight_requests is not None:
-        # A Pods metric served through the custom-metrics API: it needs prometheus-adapter (or
-        # KEDA) to expose the gateway's slm_gateway_in_flight_requests gauge; without one the
-        # HPA reports FailedGetPodsMetric and keeps the current replica count.
+        # A Pods metric served through the custom-metrics API: it needs prometheus-adapter to
+        # expose the gateway's slm_gateway_in_flight_requests gauge (the chart ships its rule:
+        # docs/autoscaling.md); without one the HPA reports FailedGetPodsMetric and keeps the
+        # current replica count. engine: keda needs no adapter (render/keda.py).
         metrics.append(
             {
                 "type": "Pods",
@@ -64,28 +65,33 @@ def _metrics(model: SmallLanguageModel, plan: Plan) -> list[dict[str, Any]]:
     return metrics
 
 
+def no_metric_error(plan: Plan) -> SpecError:
+    """A GPU tier without ``targetInFlightRequests``: nothing could drive scaling."""
+    return SpecError(
+        [
+            SpecProblem(
+                field="spec.autoscaling.targetInFlightRequests",
+                message=(
+                    f"tier {plan.tier} has an accelerator, so CPU utilisation cannot drive scaling; "
+                    "set targetInFlightRequests"
+                ),
+            )
+        ]
+    )
+
+
 def render_hpa(model: SmallLanguageModel, plan: Plan) -> dict[str, Any] | None:
-    """HPA ``<name>`` scaling the Deployment, or ``None`` when autoscaling is off.
+    """HPA ``<name>`` scaling the Deployment, or ``None`` when autoscaling is off or KEDA scales.
 
     Raises :class:`SpecError` when no metric applies (a GPU tier without
     ``targetInFlightRequests``): an HPA without metrics would silently fall back to CPU.
     """
     autoscaling = model.spec.autoscaling
-    if not autoscaling.enabled:
+    if not autoscaling.enabled or autoscaling.engine != AutoscalingEngine.HPA:
         return None
     metrics = _metrics(model, plan)
     if not metrics:
-        raise SpecError(
-            [
-                SpecProblem(
-                    field="spec.autoscaling.targetInFlightRequests",
-                    message=(
-                        f"tier {plan.tier} has an accelerator, so CPU utilisation cannot drive scaling; "
-                        "set targetInFlightRequests"
-                    ),
-                )
-            ]
-        )
+        raise no_metric_error(plan)
     return {
         "apiVersion": "autoscaling/v2",
         "kind": "HorizontalPodAutoscaler",

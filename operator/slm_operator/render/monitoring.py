@@ -30,7 +30,7 @@ def wanted(mode: MonitoringMode | str, *, monitoring_available: bool) -> bool:
     return mode == MonitoringMode.ENABLED or (mode == MonitoringMode.AUTO and monitoring_available)
 
 
-def _quote(value: str) -> str:
+def promql_string(value: str) -> str:
     """A PromQL string literal (names are validated, but quoting stays correct regardless)."""
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
@@ -68,8 +68,8 @@ def _alert(
 
 def alert_rules(plan: Plan) -> list[dict[str, Any]]:
     """The alerting rules for one model (exposed for tests that inspect the expressions)."""
-    ns = _quote(plan.namespace)
-    served = _quote(plan.served_name)
+    ns = promql_string(plan.namespace)
+    served = promql_string(plan.served_name)
     gateway = f"namespace={ns}, model={served}"
     vllm = f"namespace={ns}, model_name={served}"
     who = f"{plan.namespace}/{plan.name}"
@@ -142,7 +142,7 @@ def alert_rules(plan: Plan) -> list[dict[str, Any]]:
         )
     # Pods of a Deployment are named <name>-<template hash>-<suffix>; matching exactly that shape
     # keeps a model called "<name>-x" out of this model's alert.
-    pods = _quote(f"{plan.name}-[a-z0-9]{{1,10}}-[a-z0-9]{{5}}")
+    pods = promql_string(f"{plan.name}-[a-z0-9]{{1,10}}-[a-z0-9]{{5}}")
     rules.append(
         _alert(
             "SLMPodRestarting",

@@ -63,7 +63,7 @@ def test_settings_are_pinned() -> None:
     assert settings.peering.standalone is True
     selectors = dict(settings.watching.label_selectors.items())
     assert set(selectors.values()) == {"app.kubernetes.io/managed-by=slm-operator"}
-    assert len(selectors) == 10
+    assert len(selectors) == 11
 
 
 def test_watch_selector_shapes() -> None:
