@@ -23,6 +23,7 @@ import yaml
 from chart_support import (
     CHART,
     NAMESPACE,
+    RELEASE,
     ROOT,
     find,
     render_templates,
@@ -57,7 +58,7 @@ def _operator_container(name: str) -> dict[str, Any]:
 
 
 def _config_text(name: str) -> str:
-    (config_map,) = find(rendered_objects(name), "ConfigMap")
+    (config_map,) = find(rendered_objects(name), "ConfigMap", f"{RELEASE}-slm-operator-config")
     text: str = config_map["data"]["config.yaml"]
     return text
 

@@ -14,6 +14,23 @@ from slm_operator.api.spec import MonitoringMode, SmallLanguageModel
 from slm_operator.render.meta import child_metadata, label_selector
 from slm_operator.render.names import METRICS_PORT_NAME
 
+# The vLLM metrics this project relies on (alert rules here, the chart's Grafana dashboard), by
+# Prometheus type; the gateway re-exposes them under /metrics/runtime with vLLM's model_name
+# label. Source: vLLM's V1 metrics, vllm/v1/metrics/loggers.py (PrometheusStatLogger) of the
+# pinned release v0.11.0, https://github.com/vllm-project/vllm/blob/v0.11.0/vllm/v1/metrics/loggers.py,
+# documented at https://docs.vllm.ai/en/v0.11.0/usage/metrics.html. A test checks every
+# expression's metric names against this list and the gateway's and operator's own registries.
+VLLM_METRICS: dict[str, str] = {
+    "vllm:num_requests_running": "gauge",
+    "vllm:num_requests_waiting": "gauge",
+    "vllm:kv_cache_usage_perc": "gauge",
+    "vllm:generation_tokens": "counter",
+    "vllm:num_preemptions": "counter",
+}
+# kube-state-metrics, installed with kube-prometheus-stack (exposed names; docs/metrics/workload/
+# pod-metrics.md of https://github.com/kubernetes/kube-state-metrics): restarts of the model's pods.
+KUBE_STATE_METRICS: frozenset[str] = frozenset({"kube_pod_container_status_restarts_total"})
+
 SCRAPE_INTERVAL = "30s"
 METRICS_PATH = "/metrics"
 RUNTIME_METRICS_PATH = "/metrics/runtime"  # the gateway re-exposes vLLM's own metrics here
