@@ -11,6 +11,8 @@
 - ``charts/slm-operator/files/dashboards/slm-operator.json``: the Grafana dashboard
   (:func:`slm_operator.render.dashboard.dashboard`), shipped as a ConfigMap for Grafana's
   dashboard sidecar.
+- ``charts/slm-operator/README.md``: the values reference, from ``values.schema.json`` and
+  ``values.yaml`` (``scripts/chart_readme.py``).
 - ``deploy/argocd/argocd-cm-health.yaml``: the ``argocd-cm`` patch that installs
   ``deploy/argocd/health.lua`` as the health check of SmallLanguageModel.
 
@@ -29,6 +31,9 @@ import yaml
 
 from slm_operator.controller.permissions import Permission, all_permissions
 from slm_operator.render.dashboard import dashboard
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # also when loaded by path (tests)
+from chart_readme import README_FILE, readme_text
 
 ROOT = Path(__file__).resolve().parent.parent
 CHART = ROOT / "charts" / "slm-operator"
@@ -117,6 +122,7 @@ def expected_files() -> dict[Path, str]:
         RBAC_FILE: rbac_text(),
         ARGOCD_CM: argocd_cm_text(),
         DASHBOARD_FILE: json.dumps(dashboard(), indent=2, sort_keys=True) + "\n",
+        README_FILE: readme_text(),
     }
     if CRD_SOURCE.exists():
         files[CRD_COPY] = CRD_SOURCE.read_text(encoding="utf-8")

@@ -3,8 +3,8 @@
 Shared by the chart, RBAC and checkov contract tests. The value sets cover the default install
 and the modes the chart must support: namespaced, monitoring (ServiceMonitor, alert rules,
 Grafana dashboard) and network policy on, custom
-tiers/catalog/images/defaults, each cloud tier preset, and an install without CRDs and with
-an existing ServiceAccount.
+tiers/catalog/images/defaults, each cloud tier preset, and an install without CRDs, with an
+existing ServiceAccount, debug JSON logs and extra environment variables.
 """
 
 from __future__ import annotations
@@ -75,6 +75,12 @@ def value_sets() -> dict[str, dict[str, Any]]:
             "serviceAccount": {"create": False, "name": "existing-operator"},
             "metrics": {"service": {"enabled": False}},
             "image": {"digest": "sha256:" + "ab" * 32, "pullPolicy": "Always"},
+            "logLevel": "debug",
+            "logFormat": "json",
+            "extraEnv": [
+                {"name": "HTTPS_PROXY", "value": "http://proxy.example:3128"},
+                {"name": "TEAM", "valueFrom": {"configMapKeyRef": {"name": "team", "key": "name"}}},
+            ],
         },
     }
 
