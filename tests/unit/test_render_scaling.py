@@ -38,6 +38,9 @@ def test_gpu_hpa_scales_on_in_flight_requests_only() -> None:
         }
     ]
     assert spec["behavior"]["scaleDown"]["stabilizationWindowSeconds"] >= 300
+    # Switching to engine: keda creates the ScaledObject before this HPA is pruned; KEDA's
+    # webhook must not refuse it because of this HPA.
+    assert hpa["metadata"]["annotations"] == {"validations.keda.sh/hpa-ownership": "false"}
 
 
 def test_cpu_hpa_scales_on_cpu_utilization() -> None:

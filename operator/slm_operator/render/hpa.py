@@ -10,6 +10,11 @@ from slm_operator.api.spec import AutoscalingEngine, SmallLanguageModel
 from slm_operator.render.meta import child_metadata
 
 IN_FLIGHT_METRIC = "slm_gateway_in_flight_requests"
+# KEDA's admission webhook refuses a ScaledObject for a Deployment that an HPA already scales,
+# unless the HPA opts out with this annotation (kedacore/keda apis/keda/v1alpha1/
+# scaledobject_webhook.go). The operator applies the new ScaledObject before it prunes its own
+# HPA, so without it switching a model from engine hpa to keda would fail for good.
+KEDA_HPA_OWNERSHIP_ANNOTATION = {"validations.keda.sh/hpa-ownership": "false"}
 
 # Model pods take minutes to download and load weights: scale down slowly (a pod removed by a
 # short lull is expensive to bring back) and up by at most two pods a minute.
@@ -95,7 +100,7 @@ def render_hpa(model: SmallLanguageModel, plan: Plan) -> dict[str, Any] | None:
     return {
         "apiVersion": "autoscaling/v2",
         "kind": "HorizontalPodAutoscaler",
-        "metadata": child_metadata(plan, plan.name),
+        "metadata": child_metadata(plan, plan.name, annotations=KEDA_HPA_OWNERSHIP_ANNOTATION),
         "spec": {
             "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": plan.name},
             "minReplicas": autoscaling.min_replicas,
