@@ -1,4 +1,4 @@
-"""The operator configuration (ARCHITECTURE §5): tiers, catalog, images and defaults.
+"""The operator configuration (docs/configuration.md): tiers, catalog, images and defaults.
 
 Built-in defaults ship inside the package (``slm_operator/catalog/*.yaml``); a user's
 ``--config`` file (the Helm values rendered into a ConfigMap) is merged over them by
