@@ -21,7 +21,8 @@ from chart_support import CHART, find, rendered_objects
 from render_inputs import ROOT, all_objects
 
 from slm_operator.controller.metrics import OperatorMetrics
-from slm_operator.gateway.metrics import GatewayMetrics
+from slm_operator.gateway.metrics import UPSTREAM_ERROR_REASONS, GatewayMetrics
+from slm_operator.gateway.routes import ROUTE_LABELS
 from slm_operator.render.dashboard import dashboard, expressions
 from slm_operator.render.hpa import IN_FLIGHT_METRIC
 from slm_operator.render.monitoring import KUBE_STATE_METRICS, VLLM_METRICS
@@ -30,6 +31,7 @@ from slm_operator.render.monitoring import KUBE_STATE_METRICS, VLLM_METRICS
 TARGET_LABELS = {"namespace", "pod", "service", "job", "instance", "container", "endpoint"}
 # vLLM's labelnames for these metrics (PrometheusStatLogger: ["model_name", "engine"]).
 VLLM_LABELS = {"model_name", "engine"}
+# Series names per Prometheus type, as prometheus-client exposes them (vLLM uses it too).
 SUFFIXES = {"counter": ("_total", "_created"), "histogram": ("_bucket", "_count", "_sum", "_created")}
 
 
@@ -38,15 +40,20 @@ def _exposed(name: str, kind: str) -> set[str]:
 
 
 def _own_metrics() -> dict[str, set[str]]:
-    """Exposed series name -> its label names, from the gateway's and operator's registries."""
+    """Exposed series name -> its label names, as the gateway and the operator expose them
+    (each metric used once, so that every labelled series appears)."""
+    gateway = GatewayMetrics("m")
+    gateway.observe_request(ROUTE_LABELS[0], 200, duration=0.5, ttft=0.1, tokens=3)
+    gateway.upstream_error(UPSTREAM_ERROR_REASONS[0])
+    operator = OperatorMetrics()
+    operator.observe_reconcile("ok", 0.2)
+    operator.apply_errors.labels(kind="Deployment").inc()
+    operator.set_phase("ns", "m", "Ready")
     out: dict[str, set[str]] = {}
-    for registry in (GatewayMetrics("m").registry, OperatorMetrics().registry):
-        for collector in list(registry._collector_to_names):  # every registered metric
-            labels = set(getattr(collector, "_labelnames", ()))
-            kind = getattr(collector, "_type", "gauge")
-            name = collector._name  # type: ignore[attr-defined]
-            for exposed in _exposed(name, kind):
-                out[exposed] = labels | ({"le"} if exposed.endswith("_bucket") else set())
+    for registry in (gateway.registry, operator.registry):
+        for family in registry.collect():
+            for sample in family.samples:
+                out.setdefault(sample.name, set()).update(sample.labels)
     return out
 
 
