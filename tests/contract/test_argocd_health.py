@@ -280,6 +280,24 @@ def test_health(label: str, obj: dict[str, Any], status: str, message: str) -> N
     assert health(obj) == (status, message), label
 
 
+HEALTH_TESTS = ROOT / "deploy" / "argocd" / "health_test.yaml"
+ARGOCD_CASES = yaml.safe_load(HEALTH_TESTS.read_text(encoding="utf-8"))["tests"]
+
+
+@pytest.mark.parametrize("case", ARGOCD_CASES, ids=[c["inputPath"] for c in ARGOCD_CASES])
+def test_argocd_format_test_cases(case: dict[str, Any]) -> None:
+    obj = yaml.safe_load((HEALTH_TESTS.parent / case["inputPath"]).read_text(encoding="utf-8"))
+    expected = case["healthStatus"]
+    assert health(obj) == (expected["status"], expected["message"])
+
+
+def test_argocd_format_cases_cover_deletion_and_scale_to_zero() -> None:
+    statuses = {c["healthStatus"]["status"] for c in ARGOCD_CASES}
+    assert statuses == {"Healthy", "Progressing", "Suspended", "Degraded"}
+    inputs = sorted(p.name for p in (HEALTH_TESTS.parent / "testdata").glob("*.yaml"))
+    assert inputs == sorted(Path(c["inputPath"]).name for c in ARGOCD_CASES), "every test input is used"
+
+
 def test_argocd_cm_snippet_embeds_the_script_verbatim() -> None:
     config_map = yaml.safe_load(ARGOCD_CM.read_text(encoding="utf-8"))
     assert config_map["metadata"]["name"] == "argocd-cm"
