@@ -201,6 +201,13 @@ INVALID_CASES: list[tuple[str, dict[str, Any], str, str, str | None]] = [
         "spec.autoscaling: minReplicas must not exceed maxReplicas",
     ),
     (
+        "autoscaling-engine-enum",
+        with_spec(autoscaling={"enabled": True, "engine": "vpa"}),
+        "spec.autoscaling.engine",
+        "'hpa' or 'keda'",
+        None,
+    ),
+    (
         "autoscaling-cpu",
         with_spec(autoscaling={"targetCPUUtilizationPercentage": 150}),
         "spec.autoscaling.targetCPUUtilizationPercentage",
