@@ -16,7 +16,11 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from slm_operator.gateway.config import (
+    DEFAULT_BODY_TIMEOUT,
+    DEFAULT_HEADER_TIMEOUT,
+    DEFAULT_IDLE_TIMEOUT,
     DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MAX_CONNECTIONS,
     DEFAULT_UPSTREAM_TIMEOUT,
     RUNTIMES,
     GatewayConfig,
@@ -114,6 +118,32 @@ def build_arg_parser(environ: Mapping[str, str] | None = None) -> argparse.Argum
         metavar="SECONDS",
     )
     add(
+        "--header-timeout",
+        "a client's request head must arrive within this many seconds of its first byte "
+        "(default %(default)s)",
+        default=str(DEFAULT_HEADER_TIMEOUT),
+        metavar="SECONDS",
+    )
+    add(
+        "--body-timeout",
+        "a request body must arrive within this many seconds; else 408 (default %(default)s)",
+        default=str(DEFAULT_BODY_TIMEOUT),
+        metavar="SECONDS",
+    )
+    add(
+        "--idle-timeout",
+        "close a client connection with no request in progress after this many seconds (default %(default)s)",
+        default=str(DEFAULT_IDLE_TIMEOUT),
+        metavar="SECONDS",
+    )
+    add(
+        "--max-connections",
+        "most client connections at once; at the cap a new one pushes out the longest-idle "
+        "(default %(default)s)",
+        default=str(DEFAULT_MAX_CONNECTIONS),
+        metavar="N",
+    )
+    add(
         "--log-level",
         "log level; the access log is written at info (default %(default)s)",
         default="info",
@@ -140,11 +170,12 @@ def config_from_args(args: argparse.Namespace, environ: Mapping[str, str] | None
         raise GatewayConfigError(
             f"--max-body-bytes: expected a whole number, got {args.max_body_bytes!r}"
         ) from exc
+    timeout = _seconds(args.upstream_timeout, "--upstream-timeout")
     try:
-        timeout = float(args.upstream_timeout)
+        max_connections = int(args.max_connections)
     except ValueError as exc:
         raise GatewayConfigError(
-            f"--upstream-timeout: expected seconds, got {args.upstream_timeout!r}"
+            f"--max-connections: expected a whole number, got {args.max_connections!r}"
         ) from exc
     return GatewayConfig(
         upstream=args.upstream,
@@ -155,7 +186,18 @@ def config_from_args(args: argparse.Namespace, environ: Mapping[str, str] | None
         api_key_file=Path(key_file) if key_file else None,
         max_body_bytes=max_body,
         upstream_timeout=timeout,
+        header_timeout=_seconds(args.header_timeout, "--header-timeout"),
+        body_timeout=_seconds(args.body_timeout, "--body-timeout"),
+        idle_timeout=_seconds(args.idle_timeout, "--idle-timeout"),
+        max_connections=max_connections,
     )
+
+
+def _seconds(text: str, flag: str) -> float:
+    try:
+        return float(text)
+    except ValueError as exc:
+        raise GatewayConfigError(f"{flag}: expected seconds, got {text!r}") from exc
 
 
 def configure_logging(level: str) -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.metrics import MetricWrapperBase
 
-from slm_operator.gateway.routes import ROUTE_LABELS
+from slm_operator.gateway.connections import DROP_REASONS
+from slm_operator.gateway.routes import OTHER, ROUTE_LABELS
 
 # Whole-request latency of LLM calls spans milliseconds (models list, cached prompts) to minutes
 # (long CPU generations).
@@ -69,6 +70,15 @@ class GatewayMetrics:
             ["model", "reason"],
             registry=reg,
         )
+        self.connections_dropped = Counter(
+            "slm_gateway_connections_dropped",
+            "Client connections the gateway closed: header_timeout (request head too slow), "
+            "body_timeout (request body too slow), pushed_out (made room at the connection cap), "
+            "refused (cap reached with every connection busy).",
+            ["model", "reason"],
+            registry=reg,
+        )
+        self._dropped = {reason: self.connections_dropped.labels(model, reason) for reason in DROP_REASONS}
         self._duration = {route: self.duration.labels(model, route) for route in ROUTE_LABELS}
         self._ttft = {route: self.ttft.labels(model, route) for route in ROUTE_LABELS}
         self._tokens = {route: self.output_tokens.labels(model, route) for route in ROUTE_LABELS}
@@ -91,6 +101,18 @@ class GatewayMetrics:
             self._ttft[route].observe(ttft)
         if tokens:
             self._tokens[route].inc(tokens)
+
+    def malformed_request(self, code: int) -> None:
+        """Count a request aiohttp's parser rejected (route ``other``; no duration: no request)."""
+        key = (OTHER, code)
+        counter = self._requests.get(key)
+        if counter is None:
+            counter = self._requests[key] = self.requests.labels(self.model, OTHER, str(code))
+        counter.inc()  # type: ignore[attr-defined]
+
+    def connection_dropped(self, reason: str) -> None:
+        """Count a client connection the gateway closed (``reason`` from ``DROP_REASONS``)."""
+        self._dropped[reason].inc()
 
     def upstream_error(self, reason: str) -> None:
         """Count a runtime-side failure (``reason`` from ``UPSTREAM_ERROR_REASONS``)."""

@@ -27,6 +27,11 @@ from multidict import CIMultiDict
 IDLE_SECONDS = 2.0
 # The most response-header bytes accepted (asyncio's StreamReader limit).
 HEADER_LIMIT = 64 * 1024
+# The largest piece of a body handed out at once (a runtime's chunk may be larger).
+PIECE_BYTES = 64 * 1024
+# Methods that may be sent again after a kept-alive connection broke (RFC 9110 §9.2.2). A POST
+# is not: the runtime may have read it before the connection went, and would generate twice.
+IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS"})
 
 T = TypeVar("T")
 
@@ -65,7 +70,18 @@ class _Connection:
 class UpstreamResponse:
     """A response whose head has been read; read the body with ``read`` or ``next_chunk``."""
 
-    __slots__ = ("_chunked", "_conn", "_done", "_pool", "_remaining", "content_type", "headers", "status")
+    __slots__ = (
+        "_chunk_left",
+        "_chunked",
+        "_conn",
+        "_done",
+        "_pool",
+        "_remaining",
+        "content_type",
+        "headers",
+        "length",
+        "status",
+    )
 
     def __init__(self, pool: UpstreamPool, conn: _Connection, status: int, headers: CIMultiDict[str]) -> None:
         self._pool = pool
@@ -74,6 +90,7 @@ class UpstreamResponse:
         self.headers = headers
         self.content_type = headers.get("Content-Type", "").partition(";")[0].strip().lower()
         self._chunked = "chunked" in headers.get("Transfer-Encoding", "").lower()
+        self._chunk_left = 0  # bytes of the current chunk not yet handed out (chunked bodies)
         length = headers.get("Content-Length")
         if self._chunked:
             self._remaining = -1
@@ -83,6 +100,8 @@ class UpstreamResponse:
             self._remaining = 0
         else:
             self._remaining = -2  # until the runtime closes the connection
+        # The body's size when known in advance (Content-Length, or none at all), else None.
+        self.length: int | None = self._remaining if self._remaining >= 0 else None
         self._done = False
         if self._remaining == 0:
             self._finish()
@@ -106,25 +125,35 @@ class UpstreamResponse:
         reader = self._conn.reader
         io = self._pool.io
         if self._chunked:
-            size_line = await io(reader.readuntil(b"\r\n"))
-            try:
-                size = int(size_line.split(b";", 1)[0], 16)
-            except ValueError as exc:
-                raise UpstreamError("disconnected", "bad chunk size from the runtime") from exc
-            if size == 0:
-                while (await io(reader.readuntil(b"\r\n"))) != b"\r\n":  # trailer fields, ignored
-                    pass
-                self._finish()
-                return b""
-            data = await io(reader.readexactly(size + 2))
-            return data[:-2]
+            if self._chunk_left == 0:
+                size_line = await io(reader.readuntil(b"\r\n"))
+                try:
+                    size = int(size_line.split(b";", 1)[0], 16)
+                except ValueError as exc:
+                    raise UpstreamError("disconnected", "bad chunk size from the runtime") from exc
+                if size == 0:
+                    while (await io(reader.readuntil(b"\r\n"))) != b"\r\n":  # trailer fields, ignored
+                        pass
+                    self._finish()
+                    return b""
+                if size <= PIECE_BYTES:  # the usual case: the whole chunk and its CRLF at once
+                    data = await io(reader.readexactly(size + 2))
+                    return data[:-2]
+                self._chunk_left = size
+            # A chunk larger than PIECE_BYTES is handed out in pieces, so memory stays bounded.
+            take = min(self._chunk_left, PIECE_BYTES)
+            data = await io(reader.readexactly(take))
+            self._chunk_left -= take
+            if self._chunk_left == 0 and await io(reader.readexactly(2)) != b"\r\n":
+                raise UpstreamError("disconnected", "bad chunk framing from the runtime")
+            return data
         if self._remaining == -2:
-            data = await io(reader.read(65536))
+            data = await io(reader.read(PIECE_BYTES))
             if not data:
                 self._done = True
                 self._conn.close()  # a body delimited by close leaves nothing to reuse
             return data
-        data = await io(reader.read(min(self._remaining, 65536)))
+        data = await io(reader.read(min(self._remaining, PIECE_BYTES)))
         if not data:
             raise UpstreamError("disconnected", "the runtime closed the connection mid-answer")
         self._remaining -= len(data)
@@ -183,9 +212,10 @@ class UpstreamPool:
         try:
             return await self._exchange(conn, payload)
         except UpstreamError as exc:
-            # A kept-alive connection the runtime closed just as we reused it: the runtime never
-            # saw the request, so send it once more on a fresh connection.
-            if not (reused and exc.kind == "disconnected"):
+            # A kept-alive connection that broke before any answer. Whether the runtime had read
+            # the request is unknowable, so only an idempotent request is sent again (a POST
+            # would be generated twice); ``_acquire`` already skipped connections known closed.
+            if not (reused and exc.kind == "disconnected" and method in IDEMPOTENT):
                 raise
         conn = await self._connect()
         return await self._exchange(conn, payload)
