@@ -61,14 +61,14 @@ class Outcome:
 
 def filter_headers(
     headers: CIMultiDict[str] | CIMultiDictProxy[str], drop: frozenset[str]
-) -> CIMultiDict[str]:
-    """Copy ``headers`` without the names in ``drop`` (lower case) or listed in any ``Connection``."""
+) -> list[tuple[str, str]]:
+    """``headers`` without the names in ``drop`` (lower case) or listed in any ``Connection``."""
     if hdrs.CONNECTION in headers:
         named = {
             token.strip().lower() for value in headers.getall(hdrs.CONNECTION) for token in value.split(",")
         }
         drop = drop | named
-    return CIMultiDict((name, value) for name, value in headers.items() if name.lower() not in drop)
+    return [(name, value) for name, value in headers.items() if name.lower() not in drop]
 
 
 def peer_address(request: web.BaseRequest) -> str | None:
@@ -168,11 +168,11 @@ class Gateway:
             if isinstance(body_or_refusal, web.Response):
                 return await self._answer(request, outcome, body_or_refusal)
             body = body_or_refusal
-        self._metrics.in_flight.inc()
+        self._metrics.request_started()
         try:
             return await self._forward(request, route, body, outcome, start)
         finally:
-            self._metrics.in_flight.dec()
+            self._metrics.request_ended()
 
     def _authorized(self, request: web.BaseRequest) -> bool:
         return self._keys is None or self._keys.verify(request.headers.get(hdrs.AUTHORIZATION))
@@ -205,15 +205,12 @@ class Gateway:
             # answer this, the low-level server leaves it to the handler.
             await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
             request.writer.output_size = 0
-        chunks: list[bytes] = []
-        size = 0
         try:
-            async with asyncio.timeout(self._body_timeout):
-                while chunk := await request.content.readany():
-                    size += len(chunk)
-                    if size > self._max_body:
-                        return self._too_large()
-                    chunks.append(chunk)
+            if request.content.is_eof():  # the whole body came with the head: nothing to wait for
+                body = await self._collect(request)
+            else:
+                async with asyncio.timeout(self._body_timeout):
+                    body = await self._collect(request)
         except TimeoutError:
             # A client trickling its body would hold the connection (and a slot) indefinitely.
             refusal = errors.error_response(
@@ -225,7 +222,8 @@ class Gateway:
             refusal.force_close()
             self._metrics.connection_dropped("body_timeout")
             return refusal
-        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        if body is None:
+            return self._too_large()
         try:
             document = json.loads(body)
         except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested too deep to decode
@@ -238,6 +236,17 @@ class Gateway:
                 code="invalid_json",
             )
         return body
+
+    async def _collect(self, request: web.BaseRequest) -> bytes | None:
+        """The body, or None once it is larger than the limit."""
+        chunks: list[bytes] = []
+        size = 0
+        while chunk := await request.content.readany():
+            size += len(chunk)
+            if size > self._max_body:
+                return None
+            chunks.append(chunk)
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     def _too_large(self) -> web.Response:
         refusal = errors.error_response(
@@ -259,9 +268,9 @@ class Gateway:
         headers = filter_headers(request.headers, NOT_FORWARDED_UPSTREAM)
         peer = peer_address(request)
         if peer is not None:
-            headers["X-Forwarded-For"] = peer
-            headers["X-Real-IP"] = peer
-        headers["X-Forwarded-Proto"] = "http"
+            headers.append(("X-Forwarded-For", peer))
+            headers.append(("X-Real-IP", peer))
+        headers.append(("X-Forwarded-Proto", "http"))
         try:
             upstream = await self._upstream.request(route.method, target, headers, body)
         except UpstreamError as exc:
