@@ -19,6 +19,12 @@ import re
 from typing import Any
 
 _USAGE_RE = re.compile(rb'"(?:completion_tokens|output_tokens|eval_count)"\s*:\s*(\d+)')
+# A chat or completions chunk carries content when one of these keys has a non-empty string (or
+# tool_calls a non-empty list). As with usage, a key in quotes followed by a colon cannot come
+# from generated text, whose quotes are escaped; logprobs' "content" is a list, not a string.
+_CONTENT_RE = re.compile(
+    rb'"(?:content|reasoning_content|reasoning|text)"\s*:\s*"[^"]|"tool_calls"\s*:\s*\[\s*\{'
+)
 # A usage key and its number are far shorter than this; the scanner keeps this much of the
 # previous piece so that a key split across two pieces is still found.
 _OVERLAP = 64
@@ -134,6 +140,13 @@ class StreamObserver:
                 continue
             payload = line[5:].strip()
             if not payload or payload == b"[DONE]":
+                continue
+            if b'"choices"' in payload and b'"usage"' not in payload and payload.endswith(b"}"):
+                # A chat or completions chunk without usage, the bulk of every stream: whether it
+                # carries content is read from its keys, without decoding it (see _CONTENT_RE).
+                if payload.startswith(b"{") and _CONTENT_RE.search(payload):
+                    self.content_chunks += 1
+                    content = True
                 continue
             try:
                 event = json.loads(payload)
