@@ -313,7 +313,7 @@ FORMATS = {
     "nginx_added_p50_ms": "{:+.3f}",
     "gateway_cpu_us": "{:.0f}",
     "nginx_cpu_us": "{:.0f}",
-    "cpu_gateway_vs_nginx": "{:.2f}×",
+    "cpu_gateway_vs_nginx": "{:.2f}x",
     "errors": "{:.0f}",
 }
 
@@ -329,7 +329,7 @@ def goal(load: str, concurrency: int, values: dict[str, float]) -> list[str]:
     """The goals this row misses (empty: all met)."""
     missed = []
     if values["cpu_gateway_vs_nginx"] > 2.0:
-        missed.append(f"CPU/request {values['cpu_gateway_vs_nginx']:.2f}× nginx's (goal ≤ 2×)")
+        missed.append(f"CPU/request {values['cpu_gateway_vs_nginx']:.2f}x nginx's (goal ≤ 2x)")
     if values["gateway_vs_nginx"] < 0.5:
         missed.append(f"throughput {values['gateway_vs_nginx']:.0%} of nginx's (goal ≥ 50 %)")
     if concurrency == 1 and values["gateway_added_p50_ms"] > 1.0:
@@ -350,7 +350,7 @@ def summarize(runs: list[dict[tuple[str, int], dict[str, Cell]]]) -> list[str]:
             cells.append(
                 fmt.format(med)
                 if len(values) == 1 or name == "errors"
-                else f"{fmt.format(med)} [{fmt.format(min(values))}–{fmt.format(max(values))}]"
+                else f"{fmt.format(med)} [{fmt.format(min(values))}-{fmt.format(max(values))}]"
             )
         lines.append("| " + " | ".join([key[0], str(key[1]), *cells]) + " |")
         medians = {name: statistics.median(v[name] for v in per_run) for name in FORMATS}
@@ -377,7 +377,7 @@ def summarize(runs: list[dict[tuple[str, int], dict[str, Cell]]]) -> list[str]:
             other_cpu = statistics.median(c.median("cpu_us_per_request") for c in other)
             lines.append(
                 f"| {key[0]} | {key[1]} | {own_rps:.0f} | {other_rps:.0f} | {own_cpu:.0f} "
-                f"| {other_cpu:.0f} | {other_cpu / own_cpu:.2f}× |"
+                f"| {other_cpu:.0f} | {other_cpu / own_cpu:.2f}x |"
             )
     return lines
 
@@ -389,9 +389,11 @@ def machine() -> dict[str, str]:
             cpu = line.split(":", 1)[1].strip()
             break
     nginx_version = subprocess.run(
-        [find("nginx") or "nginx", "-v"], capture_output=True, text=True
+        [find("nginx") or "nginx", "-v"], check=False, capture_output=True, text=True
     ).stderr.strip()
-    wrk_version = subprocess.run(["wrk", "--version"], capture_output=True, text=True).stdout.split("\n")[0]
+    wrk_version = subprocess.run(
+        ["wrk", "--version"], check=False, capture_output=True, text=True
+    ).stdout.split("\n")[0]
     return {
         "nproc": str(os.cpu_count()),
         "cpu": cpu,
@@ -411,7 +413,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--seconds", type=int, default=2, help="length of one wrk batch (whole seconds)")
     parser.add_argument(
-        "--runs", type=int, default=1, help="repeat the whole table; report median and spread"
+        "--runs", type=int, default=3, help="repeat the whole table; report median and spread"
     )
     parser.add_argument("--chunks", type=int, default=16, help="content events per streamed answer")
     parser.add_argument("--chunk-delay", type=float, default=0.001, help="seconds between streamed events")
@@ -523,7 +525,8 @@ def main(argv: list[str]) -> int:
                 scripts[load] = script
             print(f"machine: {info}", flush=True)
             print(
-                f"placement: wrk and the runtime on CPU {LOAD_CPU}; the gateway and nginx on CPU {PROXY_CPU}; "
+                f"placement: wrk and the runtime on CPU {LOAD_CPU}; "
+                f"the gateway and nginx on CPU {PROXY_CPU}; "
                 f"{args.rounds} rounds of {args.seconds:g} s per target and load; streaming: "
                 f"{args.chunks} events {args.chunk_delay * 1000:g} ms apart",
                 flush=True,
