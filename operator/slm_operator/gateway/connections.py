@@ -78,9 +78,15 @@ class GuardedConnection(RequestHandler):
         self.waiting_since = time.monotonic()
 
     def waiting(self) -> bool:
-        """True when no request is in progress or queued: the connection waits for a request head."""
+        """True when no request is in progress or queued: the connection waits for a request head.
+
+        That includes a connection so new that aiohttp's request loop has not started yet (its
+        first bytes can arrive in the same loop iteration as the connection).
+        """
+        if self._request_in_progress or self._messages:
+            return False
         waiter = self._waiter
-        return waiter is not None and not waiter.done() and not self._messages
+        return waiter is None or not waiter.done()
 
     def data_received(self, data: bytes) -> None:
         count = self._request_count

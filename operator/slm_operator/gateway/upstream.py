@@ -28,6 +28,10 @@ IDLE_SECONDS = 2.0
 HEADER_LIMIT = 64 * 1024
 # The largest piece of a body handed out at once (a runtime's chunk may be larger).
 PIECE_BYTES = 64 * 1024
+# Flow control: reading from the runtime pauses while this much is received and not yet handed
+# out (the client reads slower than the runtime writes), and resumes below the low mark.
+HIGH_WATER = 4 * PIECE_BYTES
+LOW_WATER = PIECE_BYTES
 # Methods that may be sent again after a kept-alive connection broke (RFC 9110 §9.2.2). A POST
 # is not: the runtime may have read it before the connection went, and would generate twice.
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -58,6 +62,7 @@ class _Connection(asyncio.Protocol):
         "_deadline",
         "_eof",
         "_loop",
+        "_paused",
         "_timeout",
         "_timer",
         "_waiter",
@@ -73,6 +78,7 @@ class _Connection(asyncio.Protocol):
         self._waiter: asyncio.Future[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._deadline = 0.0
+        self._paused = False
         self.transport: asyncio.Transport | None = None
         self.idle_since = 0.0
 
@@ -84,6 +90,9 @@ class _Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self._buffer += data
         self._deadline = self._loop.time() + self._timeout
+        if len(self._buffer) > HIGH_WATER and not self._paused and self.transport is not None:
+            self._paused = True
+            self.transport.pause_reading()
         self._wake(None)
 
     def eof_received(self) -> bool:
@@ -120,6 +129,7 @@ class _Connection(asyncio.Protocol):
         """Wait for more bytes (or the end), failing after the silence limit."""
         if self._eof:
             raise UpstreamError("disconnected", "the runtime closed the connection")
+        self._resume()  # more is wanted than is buffered: always read on
         self._waiter = self._loop.create_future()
         if self._timer is None:
             self._timer = self._loop.call_at(self._deadline, self._check_silence)
@@ -127,6 +137,22 @@ class _Connection(asyncio.Protocol):
             await self._waiter
         finally:
             self._waiter = None
+
+    def _take(self, n: int) -> bytes:
+        data = bytes(self._buffer[:n])
+        del self._buffer[:n]
+        if self._paused and len(self._buffer) <= LOW_WATER:
+            self._resume()
+        return data
+
+    def _resume(self) -> None:
+        if self._paused and self.transport is not None:
+            self._paused = False
+            self.transport.resume_reading()
+
+    def buffered(self) -> int:
+        """Bytes received from the runtime and not handed out yet."""
+        return len(self._buffer)
 
     def start_silence(self) -> None:
         """Start the silence limit from now (a request was just sent)."""
@@ -138,10 +164,7 @@ class _Connection(asyncio.Protocol):
         while True:
             index = self._buffer.find(separator, start)
             if index >= 0:
-                end = index + len(separator)
-                data = bytes(self._buffer[:end])
-                del self._buffer[:end]
-                return data
+                return self._take(index + len(separator))
             if len(self._buffer) > limit:
                 raise UpstreamError("disconnected", "the runtime's answer has an overlong line")
             start = max(0, len(self._buffer) - len(separator) + 1)
@@ -151,9 +174,7 @@ class _Connection(asyncio.Protocol):
         """Exactly ``n`` bytes."""
         while len(self._buffer) < n:
             await self._more()
-        data = bytes(self._buffer[:n])
-        del self._buffer[:n]
-        return data
+        return self._take(n)
 
     async def read(self, n: int) -> bytes:
         """Up to ``n`` bytes as soon as there are any; ``b""`` at the end."""
@@ -161,9 +182,7 @@ class _Connection(asyncio.Protocol):
             if self._eof:
                 return b""
             await self._more()
-        data = bytes(self._buffer[:n])
-        del self._buffer[:n]
-        return data
+        return self._take(n)
 
     # --- pool bookkeeping ----------------------------------------------------------------------
 
@@ -287,6 +306,10 @@ class UpstreamResponse:
             self._conn.close()
         else:
             self._pool.release(self._conn)
+
+    def buffered(self) -> int:
+        """Bytes of the answer received from the runtime and not read yet (flow control bounds it)."""
+        return self._conn.buffered()
 
     def close(self) -> None:
         """Give up on the rest of the body: the connection is closed, not reused."""

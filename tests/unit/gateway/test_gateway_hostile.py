@@ -10,8 +10,10 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from aiohttp import web
 from gateway_fakes import KEY, MODEL, FakeRuntime, StartGateway, bearer, sample, wait_for, write_key_file
 
+from slm_operator.gateway.connections import ConnectionEvents, ConnectionLimits, GuardedServer
 from slm_operator.gateway.server import RunningGateway
 
 pytestmark = pytest.mark.timeout(30)
@@ -133,6 +135,59 @@ async def test_a_request_head_trickling_in_is_cut_at_the_header_timeout(
     assert time.monotonic() - began < 3.0
     writer.close()
     assert sample(gateway, "slm_gateway_connections_dropped_total", model=MODEL, reason="header_timeout") == 1
+
+
+class RecordingTransport(asyncio.Transport):
+    """Just enough of a transport for a connection handler driven by hand."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.closed = asyncio.Event()
+
+    def get_extra_info(self, name: str, default: object = None) -> object:
+        return default
+
+    def is_closing(self) -> bool:
+        return self.closed.is_set()
+
+    def close(self) -> None:
+        self.closed.set()
+
+    def abort(self) -> None:
+        self.closed.set()
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        pass
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+
+async def test_bytes_arriving_with_the_connection_start_the_header_timer() -> None:
+    # With uvloop the first bytes can be delivered in the same loop iteration as the connection,
+    # before aiohttp's request loop has run once; they must start the header timer all the same.
+    dropped: list[str] = []
+
+    async def never(_: web.BaseRequest) -> web.StreamResponse:
+        raise AssertionError("no request head is ever complete")
+
+    server = GuardedServer(
+        never,
+        limits=ConnectionLimits(header_timeout=0.3, idle_timeout=30.0, max_connections=10),
+        events=ConnectionEvents(rejected=lambda _: None, dropped=dropped.append),
+    )
+    transport = RecordingTransport()
+    connection = server()
+    connection.connection_made(transport)
+    connection.data_received(b"GET /v1/models HTTP/1.1\r\nX-Slow: ")  # before any await
+    async with asyncio.timeout(3):
+        await transport.closed.wait()
+    assert dropped == ["header_timeout"]
+    connection.connection_lost(None)
+    await asyncio.sleep(0)
 
 
 async def test_an_idle_keep_alive_connection_is_closed(vllm: FakeRuntime, start: StartGateway) -> None:
