@@ -356,3 +356,25 @@ async def test_a_key_file_that_is_not_plain_utf8_is_reported(
     assert problem in reason
     async with client.get(gateway.api_url + "/v1/models", headers=bearer()) as response:
         assert response.status == 401
+
+
+async def test_at_the_cap_with_every_connection_busy_a_new_one_is_refused(
+    vllm: FakeRuntime, start: StartGateway, client: aiohttp.ClientSession
+) -> None:
+    vllm.answer_gate = asyncio.Event()
+    gateway = await start(vllm, max_connections=2)
+    body = {"model": MODEL, "messages": []}
+    busy = [
+        asyncio.create_task(client.post(gateway.api_url + CHAT, json=body, headers=bearer()))
+        for _ in range(2)
+    ]
+    await wait_for(lambda: vllm.hits[CHAT] == 2)
+    reader, writer = await open_raw(gateway)
+    assert await closed_within(reader, 2.0)  # nothing to push out: both are being answered
+    writer.close()
+    assert sample(gateway, "slm_gateway_connections_dropped_total", model=MODEL, reason="refused") == 1
+    vllm.answer_gate.set()
+    for task in busy:
+        response = await task
+        assert response.status == 200
+        response.release()
