@@ -8,7 +8,7 @@ CHECKOV_VENV ?= .venv-checkov
 IMAGE ?= ghcr.io/slm-operator/slm-operator
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 
-.PHONY: install checkov demo test lint typecheck unit contract integration golden crd bench-gateway image e2e clean
+.PHONY: install checkov demo test lint typecheck unit contract integration golden crd bench-gateway bench-render image e2e clean
 
 $(BIN)/slmctl: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -63,6 +63,9 @@ crd: install
 
 bench-gateway: install
 	$(BIN)/python -m bench.gateway
+
+bench-render: install
+	$(BIN)/python -m bench.render
 
 image:
 	docker build -t $(IMAGE):$(VERSION) .
