@@ -9,8 +9,10 @@ Each round times, one after the other on the same models:
 - ``c``: core + YAML text through libyaml's C emitter (what ``slmctl render`` uses).
 
 The order of ``pure`` and ``c`` alternates every round, so drift of the machine affects both
-alike. Reported per model: the median over rounds and the spread (min-max), and the ratio
-pure/c of the medians. Input files are read and parsed once, outside the timing.
+alike. Reported per model: CPU time of this process (``time.process_time``; other load on a
+shared machine disturbs it far less than wall-clock time) as the median over rounds and the
+spread (min-max), the median wall-clock time beside it, and the ratio pure/C of the CPU
+medians. Input files are read and parsed once, outside the timing.
 
 Run: ``make bench-render`` (= ``python -m bench.render``).
 """
@@ -68,10 +70,11 @@ def end_to_end(dumper: Any) -> Callable[[list[tuple[dict[str, Any], OperatorConf
     return run
 
 
-def timed(fn: Callable[[Any], Any], models: list[Any]) -> float:
-    start = time.perf_counter()
+def timed(fn: Callable[[Any], Any], models: list[Any]) -> tuple[float, float]:
+    """(CPU seconds, wall-clock seconds) of one call."""
+    cpu, wall = time.process_time(), time.perf_counter()
     fn(models)
-    return time.perf_counter() - start
+    return time.process_time() - cpu, time.perf_counter() - wall
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -86,22 +89,23 @@ def main(argv: list[str] | None = None) -> int:
     # Also the warm-up (imports, resolver memo).
     if pure(models) != c(models):
         sys.exit("pure and C emitters disagree")
-    samples: dict[str, list[float]] = {"core": [], "pure": [], "c": []}
+    samples: dict[str, list[tuple[float, float]]] = {"core": [], "pure": [], "c": []}
     for round_ in range(args.rounds):
         samples["core"].append(timed(core, models))
         order = [("pure", pure), ("c", c)] if round_ % 2 == 0 else [("c", c), ("pure", pure)]
         for name, fn in order:
             samples[name].append(timed(fn, models))
 
-    def per_model_ms(values: list[float]) -> tuple[float, float, float]:
-        scaled = [v / args.models * 1e3 for v in values]
-        return statistics.median(scaled), min(scaled), max(scaled)
+    def per_model_ms(values: list[tuple[float, float]]) -> tuple[float, float, float, float]:
+        cpu = [v[0] / args.models * 1e3 for v in values]
+        wall = [v[1] / args.models * 1e3 for v in values]
+        return statistics.median(cpu), min(cpu), max(cpu), statistics.median(wall)
 
     print(
         f"python {platform.python_version()}, PyYAML {yaml.__version__} (libyaml), "
         f"{args.models} models x {args.rounds} rounds; ms per model"
     )
-    print(f"{'what':<44} {'median':>8} {'min':>8} {'max':>8}")
+    print(f"{'what':<44} {'CPU median':>10} {'min':>8} {'max':>8} {'wall median':>12}")
     labels = {
         "core": "parse + plan + objects (no YAML)",
         "pure": "end to end, pure-Python emitter",
@@ -109,14 +113,14 @@ def main(argv: list[str] | None = None) -> int:
     }
     medians = {}
     for name, label in labels.items():
-        median, low, high = per_model_ms(samples[name])
+        median, low, high, wall = per_model_ms(samples[name])
         medians[name] = median
-        print(f"{label:<44} {median:8.3f} {low:8.3f} {high:8.3f}")
+        print(f"{label:<44} {median:10.3f} {low:8.3f} {high:8.3f} {wall:12.3f}")
     print(
-        f"YAML output alone: pure {medians['pure'] - medians['core']:.3f} ms, "
+        f"YAML output alone (CPU): pure {medians['pure'] - medians['core']:.3f} ms, "
         f"C {medians['c'] - medians['core']:.3f} ms"
     )
-    print(f"ratio end to end pure/C: {medians['pure'] / medians['c']:.1f}x")
+    print(f"ratio end to end pure/C (CPU): {medians['pure'] / medians['c']:.1f}x")
     return 0
 
 

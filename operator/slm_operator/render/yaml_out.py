@@ -110,34 +110,47 @@ def to_node(value: Any, dumper: Any) -> Node:
     Strings with a line break become literal blocks (scripts and Modelfiles read best that
     way); the emitter falls back to quoting on its own when a literal block cannot represent
     the text exactly. Other types go through the dumper's own representer. A fresh node per
-    value: a shared node would be written as an anchor and alias.
+    value: a shared node would be written as an anchor and alias. For the C emitter, text it
+    would write differently from the pure one raises :class:`_EmittersDisagreeError`.
     """
-    kind = type(value)
-    if kind is str:
-        if dumper.c_emitter and ("\r" in value or not value.isascii()) and _EMITTERS_DISAGREE.search(value):
+    c_emitter: bool = dumper.c_emitter
+    search = _EMITTERS_DISAGREE.search
+
+    def key_node(key: Any) -> Node:
+        if type(key) is not str:
+            if c_emitter:
+                raise _EmittersDisagreeError
+            return node(key)
+        if c_emitter and (
+            (len(key) > 25 and len(key.encode()) > _LONG_KEY_BYTES)
+            or (("\r" in key or not key.isascii()) and search(key))
+        ):
             raise _EmittersDisagreeError
-        return ScalarNode(STR_TAG, value, style="|" if "\n" in value else None)
-    if kind is dict:
-        if dumper.c_emitter:
-            for key in value:
-                if type(key) is not str or (len(key) > 25 and len(key.encode()) > _LONG_KEY_BYTES):
-                    raise _EmittersDisagreeError
-        return MappingNode(
-            MAP_TAG, [(to_node(k, dumper), to_node(v, dumper)) for k, v in value.items()], flow_style=False
-        )
-    if kind is list:
-        return SequenceNode(SEQ_TAG, [to_node(item, dumper) for item in value], flow_style=False)
-    if kind is bool:
-        return ScalarNode(BOOL_TAG, "true" if value else "false")
-    if kind is int:
-        return ScalarNode(INT_TAG, str(value))
-    if value is None:
-        return ScalarNode(NULL_TAG, "null")
-    if kind is float:
-        node: Node = dumper.represent_float(value)
-        return node
-    node = dumper.represent_data(value)
-    return node
+        return ScalarNode(STR_TAG, key, None, None, "|" if "\n" in key else None)
+
+    def node(value: Any) -> Node:
+        kind = type(value)
+        if kind is str:
+            if c_emitter and ("\r" in value or not value.isascii()) and search(value):
+                raise _EmittersDisagreeError
+            return ScalarNode(STR_TAG, value, None, None, "|" if "\n" in value else None)
+        if kind is dict:
+            return MappingNode(MAP_TAG, [(key_node(k), node(v)) for k, v in value.items()], None, None, False)
+        if kind is list:
+            return SequenceNode(SEQ_TAG, [node(item) for item in value], None, None, False)
+        if kind is bool:
+            return ScalarNode(BOOL_TAG, "true" if value else "false")
+        if kind is int:
+            return ScalarNode(INT_TAG, str(value))
+        if value is None:
+            return ScalarNode(NULL_TAG, "null")
+        if kind is float:
+            represented: Node = dumper.represent_float(value)
+            return represented
+        represented = dumper.represent_data(value)
+        return represented
+
+    return node(value)
 
 
 def _without_secret_values(obj: dict[str, Any]) -> dict[str, Any]:
