@@ -8,12 +8,14 @@ CHECKOV_VENV ?= .venv-checkov
 IMAGE ?= ghcr.io/slm-operator/slm-operator
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 
-.PHONY: install checkov demo test lint typecheck unit contract integration golden crd bench-gateway bench-render image e2e clean
+.PHONY: install checkov demo test lint actionlint typecheck unit contract integration golden crd bench-gateway bench-render lock image e2e clean
 
-$(BIN)/slmctl: pyproject.toml
+# Installs exactly the versions pinned in constraints.txt (`make lock` refreshes it), so two
+# installs of the same commit, here, in CI and in the image, get the same packages.
+$(BIN)/slmctl: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	PIP_CONSTRAINT=constraints.txt $(BIN)/pip install --quiet -c constraints.txt -e '.[test]'
 	touch $@
 
 install: $(BIN)/slmctl
@@ -35,6 +37,18 @@ lint: install
 	$(BIN)/ruff check operator tests bench scripts
 	$(BIN)/ruff format --check operator tests bench scripts
 	$(BIN)/lint-imports
+	@if command -v go > /dev/null; then $(MAKE) --no-print-directory actionlint; \
+	else echo "SKIP actionlint: no Go toolchain to build it (CI has one)"; fi
+
+# The GitHub Actions workflows, checked by actionlint (with shellcheck on their run: scripts).
+# actionlint is built from its Go module (github.com/rhysd/actionlint) into the tools cache.
+ACTIONLINT_VERSION := v1.7.12
+ACTIONLINT := $(HOME)/.cache/slm-operator/tools/actionlint-$(ACTIONLINT_VERSION)/actionlint
+$(ACTIONLINT):
+	GOBIN=$(dir $@) go install github.com/rhysd/actionlint/cmd/actionlint@$(ACTIONLINT_VERSION)
+
+actionlint: install $(ACTIONLINT)
+	$(ACTIONLINT) -shellcheck $(BIN)/shellcheck .github/workflows/*.yaml
 
 typecheck: install
 	$(BIN)/mypy
@@ -67,6 +81,20 @@ bench-gateway: install
 bench-render: install
 	$(BIN)/python -m bench.render
 
+# Re-resolve every dependency (runtime and test extras, and the build backend) within the
+# ranges of pyproject.toml in a fresh virtual environment and pin the result in
+# constraints.txt. Review the diff, then commit it.
+LOCK_VENV := .venv-lock
+lock:
+	rm -rf $(LOCK_VENV)
+	$(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/pip install --quiet --upgrade pip
+	$(LOCK_VENV)/bin/pip install --quiet "$$(sed -n 's/^requires = \["\(.*\)"\]/\1/p' pyproject.toml)" '.[test]'
+	{ printf '%s\n' '# Pinned versions of every dependency (runtime, test extras, build backend), resolved' \
+	    '# within the ranges of pyproject.toml by `make lock` on Python 3.11. Do not edit by hand.'; \
+	  $(LOCK_VENV)/bin/pip freeze --all --exclude pip --exclude slm-operator; } > constraints.txt
+	rm -rf $(LOCK_VENV)
+
 image:
 	docker build -t $(IMAGE):$(VERSION) .
 
@@ -75,4 +103,4 @@ e2e:
 	bash e2e/run.sh
 
 clean:
-	rm -rf $(VENV) $(CHECKOV_VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(CHECKOV_VENV) $(LOCK_VENV) .mypy_cache .ruff_cache .pytest_cache
