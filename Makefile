@@ -22,9 +22,11 @@ install: $(BIN)/slmctl
 
 # checkov pins packaging<24 and an old python-dateutil, which clash with pytest 9 and
 # kubernetes 37, so it lives in its own virtual environment.
-$(CHECKOV_VENV)/bin/checkov:
+# Pinned like the main environment, in constraints-checkov.txt (`make lock`).
+CHECKOV_REQUIREMENT := checkov>=3.2,<4
+$(CHECKOV_VENV)/bin/checkov: constraints-checkov.txt
 	$(PYTHON) -m venv $(CHECKOV_VENV)
-	$(CHECKOV_VENV)/bin/pip install --quiet 'checkov>=3.2,<4'
+	$(CHECKOV_VENV)/bin/pip install --quiet -c constraints-checkov.txt '$(CHECKOV_REQUIREMENT)'
 	touch $@
 
 checkov: $(CHECKOV_VENV)/bin/checkov
@@ -83,7 +85,7 @@ bench-render: install
 
 # Re-resolve every dependency (runtime and test extras, and the build backend) within the
 # ranges of pyproject.toml in a fresh virtual environment and pin the result in
-# constraints.txt. Review the diff, then commit it.
+# constraints.txt; the same for checkov in constraints-checkov.txt. Review the diff, commit it.
 LOCK_VENV := .venv-lock
 lock:
 	rm -rf $(LOCK_VENV)
@@ -93,6 +95,13 @@ lock:
 	{ printf '%s\n' '# Pinned versions of every dependency (runtime, test extras, build backend), resolved' \
 	    '# within the ranges of pyproject.toml by `make lock` on Python 3.11. Do not edit by hand.'; \
 	  $(LOCK_VENV)/bin/pip freeze --all --exclude pip --exclude slm-operator; } > constraints.txt
+	rm -rf $(LOCK_VENV)
+	$(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/pip install --quiet --upgrade pip
+	$(LOCK_VENV)/bin/pip install --quiet '$(CHECKOV_REQUIREMENT)'
+	{ printf '%s\n' '# Pinned versions of checkov and its dependencies (its own virtual environment, see' \
+	    '# the Makefile), resolved by `make lock` on Python 3.11. Do not edit by hand.'; \
+	  $(LOCK_VENV)/bin/pip freeze --exclude pip; } > constraints-checkov.txt
 	rm -rf $(LOCK_VENV)
 
 image:

@@ -78,3 +78,17 @@ def test_install_and_image_build_use_the_pins() -> None:
     assert "PIP_CONSTRAINT=/src/constraints.txt python -m pip wheel" in dockerfile
     assert "!constraints.txt" in (ROOT / ".dockerignore").read_text().splitlines()
     assert "\nlock:\n" in makefile
+
+
+def test_checkov_environment_is_pinned_too() -> None:
+    lines = [
+        line
+        for line in (ROOT / "constraints-checkov.txt").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    assert all(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*==[A-Za-z0-9.+!-]+", line) for line in lines)
+    pinned = {canonicalize_name(line.split("==")[0]): line.split("==")[1] for line in lines}
+    makefile = (ROOT / "Makefile").read_text()
+    requirement = Requirement(re.search(r"^CHECKOV_REQUIREMENT := (.+)$", makefile, re.M).group(1))  # type: ignore[union-attr]
+    assert requirement.specifier.contains(pinned["checkov"])
+    assert "-c constraints-checkov.txt '$(CHECKOV_REQUIREMENT)'" in makefile

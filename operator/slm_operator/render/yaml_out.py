@@ -1,9 +1,9 @@
 """Deterministic multi-document YAML for rendered objects (``slmctl render`` and golden files).
 
 Speed matters here: GitOps pipelines render hundreds of models, and PyYAML's pure-Python
-emitter alone took about 20 ms per model. So the text is emitted by libyaml's C emitter
-(PyYAML's ``CSafeDumper``) when PyYAML was built with it, and by the pure emitter otherwise;
-both write the same bytes (``tests/unit/test_yaml_out.py`` compares them on every example).
+emitter took most of ``slmctl render``'s time (docs/benchmarks.md). So the text is emitted by
+libyaml's C emitter (PyYAML's ``CSafeDumper``) when PyYAML was built with it, and by the pure
+emitter otherwise; both write the same bytes (``tests/unit/test_yaml_out.py`` compares them).
 Objects become YAML nodes in one small function rather than through PyYAML's representer,
 and scalar tags are resolved once per distinct value; ``bench/render.py`` measures all this.
 
@@ -25,7 +25,6 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 STR_TAG: Final = "tag:yaml.org,2002:str"
 INT_TAG: Final = "tag:yaml.org,2002:int"
-FLOAT_TAG: Final = "tag:yaml.org,2002:float"
 BOOL_TAG: Final = "tag:yaml.org,2002:bool"
 NULL_TAG: Final = "tag:yaml.org,2002:null"
 MAP_TAG: Final = "tag:yaml.org,2002:map"
@@ -56,8 +55,9 @@ _DUMP_OPTIONS: Final[dict[str, Any]] = {
 class _MemoResolver:
     """Resolver whose answers are remembered: rendered objects repeat the same keys and values.
 
-    The answer depends only on (node kind, value, implicit), so remembering it cannot change
-    the output. The memo is shared by every dump and bounded.
+    For a scalar the answer depends only on (value, implicit) and the resolver's rules, which
+    both dumpers here share unchanged, so remembering it cannot change the output. The memo is
+    shared by every dump and bounded.
     """
 
     c_emitter: ClassVar[bool] = False
