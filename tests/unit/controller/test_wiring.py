@@ -118,3 +118,12 @@ def test_metrics_count_reconciles_phases_and_apply_errors() -> None:
 def test_backoff_doubles_up_to_a_limit() -> None:
     assert [backoff(5, retry) for retry in range(6)] == [5, 10, 20, 40, 80, 120]
     assert backoff(60, 50) == 120
+
+
+def test_watch_timeout_reaches_kopf_as_whole_seconds() -> None:
+    """The API server parses a watch's timeoutSeconds as an integer: "300.0" is a 400."""
+    settings = kopf.OperatorSettings()
+    configure(settings, standalone=True)
+    assert type(settings.watching.server_timeout) is int
+    assert type(parse_options([]).watch_timeout) is int
+    assert type(parse_options(["--watch-timeout", "20"]).watch_timeout) is int
