@@ -8,7 +8,8 @@ CHECKOV_VENV ?= .venv-checkov
 IMAGE ?= ghcr.io/slm-operator/slm-operator
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 
-.PHONY: install checkov demo test lint actionlint typecheck unit contract integration golden crd bench-gateway bench-render lock image e2e clean
+.PHONY: install checkov demo test lint actionlint typecheck unit contract integration cluster-test golden crd \
+	check-catalog bench-gateway bench-render lock image e2e sim-build cluster cluster-down clean
 
 # Installs exactly the versions pinned in constraints.txt (`make lock` refreshes it), so two
 # installs of the same commit, here, in CI and in the image, get the same packages.
@@ -35,13 +36,6 @@ demo: install
 	$(BIN)/slmctl plan examples/
 	$(BIN)/slmctl render examples/phi-4-mini-gpu.yaml
 
-lint: install
-	$(BIN)/ruff check operator tests bench scripts
-	$(BIN)/ruff format --check operator tests bench scripts
-	$(BIN)/lint-imports
-	@if command -v go > /dev/null; then $(MAKE) --no-print-directory actionlint; \
-	else echo "SKIP actionlint: no Go toolchain to build it (CI has one)"; fi
-
 # The GitHub Actions workflows, checked by actionlint (with shellcheck on their run: scripts).
 # actionlint is built from its Go module (github.com/rhysd/actionlint) into the tools cache.
 ACTIONLINT_VERSION := v1.7.12
@@ -50,6 +44,12 @@ $(ACTIONLINT):
 	GOBIN=$(dir $@) go install github.com/rhysd/actionlint/cmd/actionlint@$(ACTIONLINT_VERSION)
 
 actionlint: install $(ACTIONLINT)
+	$(ACTIONLINT) -shellcheck $(BIN)/shellcheck .github/workflows/*.yaml
+
+lint: install $(ACTIONLINT)
+	$(BIN)/ruff check operator tests bench scripts
+	$(BIN)/ruff format --check operator tests bench scripts
+	$(BIN)/lint-imports
 	$(ACTIONLINT) -shellcheck $(BIN)/shellcheck .github/workflows/*.yaml
 
 typecheck: install
@@ -64,8 +64,29 @@ contract: install checkov
 integration: install
 	$(BIN)/pytest tests/integration
 
-test: install checkov lint typecheck
+# The simulated cluster (e2e/sim/README.md): etcd, kube-apiserver, kube-controller-manager,
+# kube-scheduler, kwok, kubectl and helm, built from Go modules into a cache on first use.
+SIM_DIR ?= .simcluster
+
+sim-build:
+	bash e2e/sim/cluster.sh build
+
+cluster: install sim-build
+	bash e2e/sim/cluster.sh up $(SIM_DIR)
+
+cluster-down:
+	bash e2e/sim/cluster.sh down $(SIM_DIR)
+
+cluster-test: install sim-build
+	$(BIN)/pytest tests/cluster
+
+test: install checkov lint typecheck check-catalog sim-build
 	$(BIN)/pytest
+
+# Recount every catalog entry (parameters, KV bytes per token, checkpoint sizes) from its
+# architecture and fail on a stated size more than 3 % off that is not marked as an estimate.
+check-catalog: install
+	$(BIN)/python scripts/check_catalog.py
 
 # Regenerate committed artifacts from the code (review the diff afterwards).
 golden: install
@@ -112,4 +133,4 @@ e2e:
 	bash e2e/run.sh
 
 clean:
-	rm -rf $(VENV) $(CHECKOV_VENV) $(LOCK_VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(CHECKOV_VENV) $(LOCK_VENV) .mypy_cache .ruff_cache .pytest_cache $(SIM_DIR)

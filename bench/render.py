@@ -57,7 +57,7 @@ def workload(count: int) -> list[tuple[dict[str, Any], OperatorConfig]]:
 
 def core(models: list[tuple[dict[str, Any], OperatorConfig]]) -> list[list[dict[str, Any]]]:
     return [
-        desired_state(parse_document(doc), config, monitoring_available=False).objects
+        desired_state(parse_document(doc), config, monitoring_available=False, keda_available=True).objects
         for doc, config in models
     ]
 

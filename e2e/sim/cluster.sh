@@ -343,13 +343,18 @@ down() {
   log "stopped $stopped processes in $DIR"
 }
 
+print_env() {
+  # shellcheck disable=SC2016 # $PATH is expanded by the shell that evaluates this line
+  printf 'export KUBECONFIG=%s/kubeconfig PATH=%s:$PATH\n' "$(cd "$DIR" && pwd)" "$BIN"
+}
+
 cmd="${1:-}"
 DIR="${2:-$TOP/.simcluster}"
 case "$cmd" in
   build) build ;;
   up) DIR="$(mkdir -p "$DIR" && cd "$DIR" && pwd)"; up ;;
   down) [ -d "$DIR" ] && DIR="$(cd "$DIR" && pwd)" && down ;;
-  env) printf 'export KUBECONFIG=%s/kubeconfig PATH=%s:$PATH\n' "$(cd "$DIR" && pwd)" "$BIN" ;;
+  env) print_env ;;
   gen-modules) gen_modules "${2:?usage: cluster.sh gen-modules vX.Y.Z}" ;;
   *) die "usage: e2e/sim/cluster.sh build | up [DIR] | down [DIR] | env [DIR] | gen-modules VERSION" ;;
 esac

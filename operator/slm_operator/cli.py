@@ -96,6 +96,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="render as if the Prometheus Operator CRDs exist "
         "(monitoring: auto then creates ServiceMonitor/PrometheusRule)",
     )
+    render.add_argument(
+        "--keda-available",
+        action="store_true",
+        help="render as if KEDA's CRDs exist (autoscaling.engine: keda then creates a ScaledObject)",
+    )
     render.set_defaults(handler=_cmd_render)
 
     crd = _command(sub, "crd", "print the SmallLanguageModel CustomResourceDefinition")
@@ -292,7 +297,10 @@ def _cmd_render(ns: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         try:
             model = parse_document(doc.body)
             state = desired_state(
-                model, _config_for(doc.path, ns.config, configs), monitoring_available=ns.monitoring_available
+                model,
+                _config_for(doc.path, ns.config, configs),
+                monitoring_available=ns.monitoring_available,
+                keda_available=ns.keda_available,
             )
             objects.extend(state.objects)
         except SpecError as exc:

@@ -27,7 +27,16 @@ PLAN_KEYS = {
     "fits",
     "reasons",
 }
-MEMORY_KEYS = {"weightsGiB", "kvCacheGiB", "overheadGiB", "requiredGiB", "availableGiB"}
+LORA_EXAMPLES = {"qwen3-8b-lora"}  # qwen3-4b-offline: size unknown, no loraGiB
+MEMORY_KEYS = {
+    "weightsGiB",
+    "kvCacheGiB",
+    "overheadGiB",
+    "requiredGiB",
+    "availableGiB",
+    "loadPeakGiB",
+    "fullLengthRequests",
+}
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -71,7 +80,9 @@ def test_plan_of_every_example_succeeds_as_json(capsys: pytest.CaptureFixture[st
     }
     for p in plans:
         assert set(p) >= PLAN_KEYS, p["name"]
-        assert set(p["memory"]) == MEMORY_KEYS
+        # Unknown figures (no KV estimate outside the catalog, no load peak) are left out.
+        assert {"availableGiB"} <= set(p["memory"]) - {"loraGiB"} <= MEMORY_KEYS
+        assert ("loraGiB" in p["memory"]) == (p["name"] in LORA_EXAMPLES)
         assert p["reasons"], p["name"]
         assert p["fits"] in (True, None)
 
@@ -220,6 +231,19 @@ def test_crd_command_prints_the_committed_crd(capsys: pytest.CaptureFixture[str]
     code, out, _ = run(capsys, "crd")
     assert code == 0
     assert out == (ROOT / "crds" / "slm.dev_smalllanguagemodels.yaml").read_text()
+
+
+def test_render_keda_engine_needs_the_keda_flag(capsys: pytest.CaptureFixture[str]) -> None:
+    example = str(EXAMPLES / "qwen3-8b-l4-keda.yaml")
+    code, out, err = run(capsys, "render", example)
+    assert code == 2
+    assert out == ""
+    assert "spec.autoscaling.engine" in err
+    code, out, err = run(capsys, "render", "--keda-available", example)
+    assert code == 0, err
+    kinds = [o["kind"] for o in yaml.safe_load_all(out)]
+    assert "ScaledObject" in kinds
+    assert "HorizontalPodAutoscaler" not in kinds
 
 
 # --- help, filters, wide output, terminal width, completion -------------------------------------

@@ -37,7 +37,7 @@ CASES = [
     (["slmctl", "render", "--mon"], ["--monitoring-available"]),
     (["slmctl", "completion", ""], ["bash", "zsh"]),
     (["slmctl", "render", "examples/smollm2"], ["examples/smollm2-135m-edge.yaml"]),
-    (["slmctl", "plan", "--config", "examples/operator-c"], ["examples/operator-config.yaml"]),
+    (["slmctl", "plan", "--config", "examples/operator-config."], ["examples/operator-config.yaml"]),
     (["kubectl-slm", "cr"], ["crd"]),
 ]
 

@@ -242,7 +242,7 @@ BAD_CONFIGS = [
     pytest.param(
         "tier: {cpu: {memoryGiB: 8}}\n",
         "config.yaml: tier: unknown top-level key; did you mean tiers? "
-        "(expected one of tiers, catalog, images, defaults)",
+        "(expected one of tiers, catalog, images, defaults, registries)",
         id="unknown-top-level-key",
     ),
     pytest.param(

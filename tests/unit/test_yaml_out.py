@@ -80,7 +80,9 @@ def rendered_examples() -> list[tuple[str, list[dict[str, Any]]]]:
         for monitoring in (False, True):
             objects = []
             for document in model_documents(path):
-                state = desired_state(parse_document(document), config, monitoring_available=monitoring)
+                state = desired_state(
+                    parse_document(document), config, monitoring_available=monitoring, keda_available=True
+                )
                 objects.extend(state.objects)
             cases.append((f"{path.stem}-monitoring-{monitoring}", objects))
     return cases

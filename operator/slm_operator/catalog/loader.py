@@ -25,7 +25,7 @@ from slm_operator.api.config import OperatorConfig
 from slm_operator.api.errors import ConfigError
 from slm_operator.api.fields import did_you_mean, known_fields
 
-TOP_LEVEL_KEYS = ("tiers", "catalog", "images", "defaults")
+TOP_LEVEL_KEYS = ("tiers", "catalog", "images", "defaults", "registries")
 # Sections whose entries are named by the user: a null entry removes a built-in one.
 NAMED_SECTIONS = ("tiers", "catalog")
 # Both names end up in user specs (spec.hardware.tier, spec.model.catalog): the patterns are

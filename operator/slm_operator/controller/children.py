@@ -16,7 +16,7 @@ from typing import Any
 
 from slm_operator.controller.drift import is_owned_by, needs_apply, prepare_child
 from slm_operator.controller.kubeapi import ApiError, ConflictError, KubeApi, TransientApiError
-from slm_operator.render.kinds import MANAGED_KINDS, PVC, SECRET, ManagedKind, kind_of
+from slm_operator.render.kinds import PVC, SECRET, ManagedKind, kind_of, served_kinds
 from slm_operator.render.names import API_KEY_FILE_KEY, GENERATED_ANNOTATION, selector_string
 
 log = logging.getLogger(__name__)
@@ -46,12 +46,13 @@ def reconcile_children(
     model: Mapping[str, Any],
     desired: Sequence[Mapping[str, Any]],
     monitoring_available: bool,
+    keda_available: bool = False,
 ) -> ApplyReport:
     """Make the model's children match ``desired``: apply, create once, prune what we own."""
     meta = model["metadata"]
     namespace, name, uid = meta["namespace"], meta["name"], meta["uid"]
     report = ApplyReport()
-    kinds = [k for k in MANAGED_KINDS if monitoring_available or not k.optional_crd]
+    kinds = served_kinds(monitoring_available=monitoring_available, keda_available=keda_available)
 
     listed: dict[ManagedKind, dict[str, dict[str, Any]]] = {}
     for kind in kinds:

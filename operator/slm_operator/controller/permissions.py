@@ -35,9 +35,20 @@ FRAMEWORK_PERMISSIONS: tuple[Permission, ...] = (
 )
 
 
+# Children carry an owner reference with blockOwnerDeletion: true. Where the
+# OwnerReferencesPermissionEnforcement admission plugin is on (OpenShift, many hardened
+# clusters), setting it requires `update` on the owner's finalizers subresource, even though the
+# operator never writes a finalizer (https://kubernetes.io/docs/reference/access-authn-authz/admission-controllers/#ownerreferencespermissionenforcement).
+OWNER_PERMISSIONS: tuple[Permission, ...] = (
+    Permission(API_GROUP, f"{PLURAL}/finalizers", ("update",), "application"),
+)
+
+
 def application_permissions() -> tuple[Permission, ...]:
-    """One permission per managed child kind, derived from the renderer's list of kinds."""
-    return tuple(Permission(k.group, k.plural, CHILD_VERBS, "application") for k in MANAGED_KINDS)
+    """One permission per managed child kind, derived from the renderer's list of kinds, and the
+    right to name the model as a blocking owner."""
+    children = tuple(Permission(k.group, k.plural, CHILD_VERBS, "application") for k in MANAGED_KINDS)
+    return children + OWNER_PERMISSIONS
 
 
 def all_permissions() -> tuple[Permission, ...]:

@@ -20,7 +20,7 @@ from slm_operator.controller import conditions as cond
 from slm_operator.controller.children import ApplyReport, reconcile_children
 from slm_operator.controller.kubeapi import KubeApi, TransientApiError
 from slm_operator.desired import desired_state
-from slm_operator.render.kinds import DEPLOYMENT, SERVICE_MONITOR
+from slm_operator.render.kinds import DEPLOYMENT, SCALED_OBJECT, SERVICE_MONITOR
 from slm_operator.render.names import api_key_secret_name, endpoint_url, selector_string
 
 log = logging.getLogger(__name__)
@@ -75,7 +75,8 @@ def reconcile_model(body: Mapping[str, Any], *, api: KubeApi, config: OperatorCo
     try:
         model = parse_document(dict(body))
         monitoring = _monitoring_available(api, model)
-        state = desired_state(model, config, monitoring_available=monitoring)
+        keda = api.has_api(SCALED_OBJECT.api_version, SCALED_OBJECT.plural)
+        state = desired_state(model, config, monitoring_available=monitoring, keda_available=keda)
     except FitError as exc:
         return _rejected(body, exc, fits=False, api=api, now=now, old=old_status)
     except SpecError as exc:
@@ -83,7 +84,9 @@ def reconcile_model(body: Mapping[str, Any], *, api: KubeApi, config: OperatorCo
     except TransientApiError as exc:
         return _retry(old_status, f"API discovery failed: {exc}", delay=5)
 
-    report = reconcile_children(api, model=body, desired=state.objects, monitoring_available=monitoring)
+    report = reconcile_children(
+        api, model=body, desired=state.objects, monitoring_available=monitoring, keda_available=keda
+    )
     if report.transient:
         # Incomplete knowledge: keep the status as it is (no flapping conditions on a serving
         # model) and try again shortly.

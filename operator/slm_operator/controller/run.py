@@ -22,6 +22,8 @@ from slm_operator.controller.metrics import OperatorMetrics
 log = logging.getLogger(__name__)
 
 CONFIG_ENV = "SLM_OPERATOR_CONFIG"
+LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_FORMATS = {"plain": kopf.LogFormat.PLAIN, "full": kopf.LogFormat.FULL, "json": kopf.LogFormat.JSON}
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,8 @@ class RunOptions:
     watch_timeout: int
     resync_seconds: float
     verbose: bool
+    log_level: str = "info"
+    log_format: str = "full"
 
     @property
     def clusterwide(self) -> bool:
@@ -103,7 +107,17 @@ def build_parser() -> argparse.ArgumentParser:
         default=60.0,
         help="Reconcile every model at least this often, even with no event (the safety net).",
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="Log more.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="Log more (same as --log-level debug).")
+    parser.add_argument(
+        "--log-level", choices=LOG_LEVELS, default="info", help="Least severe messages logged; default info."
+    )
+    parser.add_argument(
+        "--log-format",
+        choices=tuple(LOG_FORMATS),
+        default="full",
+        help="plain: the message only; full: time, logger, level and message (the default); "
+        "json: one JSON object per line.",
+    )
     return parser
 
 
@@ -120,7 +134,15 @@ def parse_options(argv: Sequence[str]) -> RunOptions:
         watch_timeout=args.watch_timeout,
         resync_seconds=args.resync_seconds,
         verbose=args.verbose,
+        log_level="debug" if args.verbose else args.log_level,
+        log_format=args.log_format,
     )
+
+
+def configure_logging(options: RunOptions) -> None:
+    """kopf's log handler in the chosen format, and the root logger at the chosen level."""
+    kopf.configure(verbose=options.log_level == "debug", log_format=LOG_FORMATS[options.log_format])
+    logging.getLogger().setLevel(options.log_level.upper())
 
 
 def build_operator(
@@ -204,6 +226,6 @@ async def run_operator(
 def main(argv: list[str]) -> int:
     """Entry point of ``slmctl run``."""
     options = parse_options(argv)
-    kopf.configure(verbose=options.verbose)
+    configure_logging(options)
     asyncio.run(run_operator(options))
     return 0

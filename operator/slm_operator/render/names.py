@@ -8,6 +8,7 @@ from __future__ import annotations
 
 MANAGED_BY = "slm-operator"
 MODEL_LABEL = "slm.dev/model"
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 FIELD_MANAGER = "slm-operator"
 # Annotation on objects the operator created that must never be rewritten (the API-key Secret).
 GENERATED_ANNOTATION = "slm.dev/generated"
@@ -35,7 +36,7 @@ def common_labels(name: str, runtime: str) -> dict[str, str]:
         "app.kubernetes.io/name": runtime,
         "app.kubernetes.io/instance": name,
         "app.kubernetes.io/component": "inference",
-        "app.kubernetes.io/managed-by": MANAGED_BY,
+        MANAGED_BY_LABEL: MANAGED_BY,
         MODEL_LABEL: name,
     }
 
