@@ -40,6 +40,16 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def running(pid: int) -> bool:
+    """Whether a process runs (a zombie no longer does: cluster.sh's children are reaped by
+    whichever process adopted them, maybe never)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
 @dataclass
 class SimCluster:
     """A running control plane and an administrator's client to it."""
@@ -79,7 +89,7 @@ class SimCluster:
         pid = int((self.directory / "pids" / "kube-apiserver.pid").read_text())
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[:-1]
         os.kill(pid, signal.SIGTERM)
-        wait_for(lambda: not Path(f"/proc/{pid}").exists(), timeout=30, message="apiserver stopped")
+        wait_for(lambda: not running(pid), timeout=30, message="apiserver stopped")
         log = (self.directory / "logs" / "kube-apiserver.log").open("ab")
         process = subprocess.Popen(cmdline, stdout=log, stderr=log, start_new_session=True)
         (self.directory / "pids" / "kube-apiserver.pid").write_text(str(process.pid))
@@ -107,15 +117,21 @@ def render_chart(
     return objects
 
 
-def install_crd(admin: Kube) -> None:
-    admin.apply(yaml.safe_load(CRD.read_text()), manager=FIELD_MANAGER)
+def apply_crd(admin: Kube, crd: dict[str, Any]) -> None:
+    """Apply a CRD and wait until the API server serves it."""
+    admin.apply(crd, manager=FIELD_MANAGER)
+    name = crd["metadata"]["name"]
 
     def established() -> bool:
-        crd = admin.get("CustomResourceDefinition", None, "smalllanguagemodels.slm.dev") or {}
-        conditions = (crd.get("status") or {}).get("conditions") or []
+        found = admin.get("CustomResourceDefinition", None, name) or {}
+        conditions = (found.get("status") or {}).get("conditions") or []
         return any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
 
-    wait_for(established, timeout=30, message="CRD established")
+    wait_for(established, timeout=30, message=f"CRD {name} established")
+
+
+def install_crd(admin: Kube) -> None:
+    apply_crd(admin, yaml.safe_load(CRD.read_text()))
 
 
 @dataclass
@@ -139,8 +155,8 @@ def install_chart(
     """Apply the rendered chart server-side (as ``helm install`` would create it)."""
     objects = render_chart(values, release, namespace)
     admin.ensure_namespace(namespace)
-    for namespace in values.get("watchNamespaces") or []:
-        admin.ensure_namespace(namespace)
+    for watched in values.get("watchNamespaces") or []:
+        admin.ensure_namespace(watched)
     # CRDs and RBAC first, as Helm orders them.
     order = {"CustomResourceDefinition": 0, "ServiceAccount": 1, "ClusterRole": 2, "Role": 2}
     for obj in sorted(objects, key=lambda o: order.get(o["kind"], 5)):
@@ -194,6 +210,37 @@ def service_account_kubeconfig(
     }
     path.write_text(yaml.safe_dump(config))
     return path
+
+
+def minimal_crd(group: str, kind: str, plural: str, version: str = "v1") -> dict[str, Any]:
+    """A stand-in for another project's CRD (the Prometheus Operator's, KEDA's): same group,
+    version, names and scope; the schema keeps every field (the contract tests check the
+    rendered objects against the real schemas)."""
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{plural}.{group}"},
+        "spec": {
+            "group": group,
+            "names": {"kind": kind, "plural": plural, "singular": kind.lower(), "listKind": f"{kind}List"},
+            "scope": "Namespaced",
+            "versions": [
+                {
+                    "name": version,
+                    "served": True,
+                    "storage": True,
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "properties": {
+                                "spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+                            },
+                        }
+                    },
+                }
+            ],
+        },
+    }
 
 
 # -- the operator process ---------------------------------------------------------------------
