@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +39,16 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def running(pid: int) -> bool:
@@ -85,20 +96,27 @@ class SimCluster:
         return Path(out.strip().splitlines()[-1])
 
     def restart_apiserver(self) -> None:
-        """Kill the API server and start it again with the same command line (and port)."""
+        """Kill the API server (a crash: no graceful shutdown) and start it again with the same
+        command line (and port)."""
         pid = int((self.directory / "pids" / "kube-apiserver.pid").read_text())
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[:-1]
-        os.kill(pid, signal.SIGTERM)
+        os.kill(pid, signal.SIGKILL)
         wait_for(lambda: not running(pid), timeout=30, message="apiserver stopped")
+        # The thread-group leader turns zombie before its other threads have let go of the port.
+        port = int(urllib.parse.urlsplit(self.admin.creds.server).port or 443)
+        wait_for(lambda: port_free(port), timeout=30, message=f"port {port} released")
         log = (self.directory / "logs" / "kube-apiserver.log").open("ab")
         process = subprocess.Popen(cmdline, stdout=log, stderr=log, start_new_session=True)
         (self.directory / "pids" / "kube-apiserver.pid").write_text(str(process.pid))
 
         def ready() -> bool:
             try:
-                return self.admin.request("GET", "/readyz") is not None
+                self.admin.request("GET", "/readyz")  # 200 "ok" (not JSON) once every path serves
+            except ValueError:
+                return True
             except (ApiError, OSError):
                 return False
+            return True
 
         wait_for(ready, timeout=60, message="apiserver ready again", interval=0.5)
 

@@ -67,7 +67,13 @@ AIRGAP = _load("airgap_render_cluster", ROOT / "tests" / "unit" / "test_airgap_r
 
 
 def documents(path: Path) -> list[dict[str, Any]]:
-    return [d for d in yaml.safe_load_all(path.read_text()) if d]
+    """The example's models (what the operator serves)."""
+    return [d for d in yaml.safe_load_all(path.read_text()) if d and d.get("kind") == "SmallLanguageModel"]
+
+
+def other_documents(path: Path) -> list[dict[str, Any]]:
+    """What else the example file asks the user to apply (e.g. a claim with the adapters)."""
+    return [d for d in yaml.safe_load_all(path.read_text()) if d and d.get("kind") != "SmallLanguageModel"]
 
 
 def config_of(path: Path) -> Path | None:
@@ -79,9 +85,10 @@ def uses_keda(path: Path) -> bool:
     return any((d["spec"].get("autoscaling") or {}).get("engine") == "keda" for d in documents(path))
 
 
-def prerequisites(admin: Kube, doc: dict[str, Any]) -> None:
+def prerequisites(admin: Kube, doc: dict[str, Any], claims: set[str]) -> None:
     """What an example says the user creates first: Secrets it references (a Hugging Face token,
-    its own API keys) and the claim its weights or adapters are pre-loaded on."""
+    its own API keys) and the claim its weights or adapters are pre-loaded on, unless the
+    example file defines that claim itself (``claims``)."""
     namespace = doc["metadata"]["namespace"]
     spec = doc["spec"]
     refs = [spec.get("modelAccessSecretRef"), (spec.get("auth") or {}).get("apiKeySecretRef")]
@@ -96,7 +103,7 @@ def prerequisites(admin: Kube, doc: dict[str, Any]) -> None:
             }
         )
     sources = [spec["model"].get("source") or "", *(a["source"] for a in spec.get("adapters") or [])]
-    for claim in {s.removeprefix("pvc://").split("/")[0] for s in sources if s.startswith("pvc://")}:
+    for claim in {s.removeprefix("pvc://").split("/")[0] for s in sources if s.startswith("pvc://")} - claims:
         preloaded_claim(admin, namespace, claim)
 
 
@@ -186,9 +193,15 @@ def test_example_becomes_ready_on_a_matching_node(
 ) -> None:
     path: Path = request.node.callspec.params["serving"]
     docs = documents(path)
+    claims = set()
+    for doc in other_documents(path):
+        admin.ensure_namespace(doc["metadata"]["namespace"])
+        admin.apply(doc, manager="kubectl")
+        if doc["kind"] == "PersistentVolumeClaim":
+            claims.add(doc["metadata"]["name"])
     for doc in docs:
         admin.ensure_namespace(doc["metadata"]["namespace"])
-        prerequisites(admin, doc)
+        prerequisites(admin, doc, claims)
         admin.apply(doc, manager="kubectl")
     nodes = {n["metadata"]["name"]: n for n in admin.list("Node")}
     for doc in docs:

@@ -504,7 +504,7 @@ def test_build_context_contains_what_the_dockerfile_copies() -> None:
             assert Path(ROOT / source).exists(), f"Dockerfile copies {source}, which is missing"
 
 
-# Sample GPU nodes per provider, labelled as reference/models-and-gpus.md §4-5 describes.
+# Sample GPU nodes per provider, labelled as docs/configuration.md (tier presets) describes.
 PRESET_NODES: dict[str, dict[str, dict[str, str]]] = {
     "gke": {
         "t4": {"cloud.google.com/gke-accelerator": "nvidia-tesla-t4"},

@@ -1,4 +1,4 @@
-"""The typed model of a SmallLanguageModel's ``spec`` (ARCHITECTURE §2).
+"""The typed model of a SmallLanguageModel's ``spec`` (reference: docs/api.md).
 
 This module is the single source of truth for the API: the CRD's OpenAPI schema is generated
 from these classes (see :mod:`slm_operator.api.crd`), and the operator, ``slmctl plan`` and
