@@ -106,7 +106,7 @@ build() {
   done
   export CGO_ENABLED=0
   if [ "${#k8s[@]}" -gt 0 ]; then
-    log "building ${k8s[*]##*/} $K8S_VERSION (cold: about 15 minutes on 2 cores)"
+    log "building ${k8s[*]##*/} $K8S_VERSION (cold: about 15 CPU-minutes, see e2e/sim/README.md)"
     (cd "$SIM/tools/kubernetes" && go build -trimpath -o "$BIN/" \
       -ldflags "-s -w -X k8s.io/component-base/version.gitVersion=$K8S_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor -X k8s.io/client-go/pkg/version.gitVersion=$K8S_VERSION" \
       "${k8s[@]}")
