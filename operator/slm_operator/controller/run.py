@@ -36,6 +36,7 @@ class RunOptions:
     request_timeout: float
     watch_timeout: float
     resync_seconds: float
+    workers: int
     verbose: bool
 
     @property
@@ -97,8 +98,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--resync-seconds",
         type=float,
-        default=60.0,
-        help="Reconcile every model at least this often, even with no event (the safety net).",
+        default=300.0,
+        help="Reconcile every model at least this often, even with no event (the safety net; "
+        "it makes no request when nothing drifted). Default 300.",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=4,
+        help="Models reconciled at the same time (each in its own thread). Default 4.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="Log more.")
     return parser
@@ -116,6 +124,7 @@ def parse_options(argv: Sequence[str]) -> RunOptions:
         request_timeout=args.request_timeout,
         watch_timeout=args.watch_timeout,
         resync_seconds=args.resync_seconds,
+        workers=max(1, args.workers),
         verbose=args.verbose,
     )
 
@@ -137,6 +146,7 @@ def build_operator(
         config=config,
         metrics=OperatorMetrics(),
         resync_seconds=options.resync_seconds,
+        workers=options.workers,
     )
     registry = kopf.OperatorRegistry()
 
@@ -179,23 +189,26 @@ async def run_operator(
 ) -> None:
     """Run the operator until stopped (a signal, or ``stop_flag``)."""
     registry, settings, ctx = build_operator(options)
-    ctx.loop = asyncio.get_running_loop()
+    ctx.start()
     if context is not None:
         context.append(ctx)
     if options.metrics_port:
         ctx.metrics.serve(options.metrics_port)
     scope = "all namespaces" if options.clusterwide else ", ".join(options.namespaces)
     log.info("slm-operator serving %s (%s)", scope, "standalone" if options.standalone else "peering")
-    await kopf.operator(
-        registry=registry,
-        settings=settings,
-        clusterwide=options.clusterwide,
-        namespaces=list(options.namespaces),
-        liveness_endpoint=options.liveness,
-        standalone=options.standalone,
-        stop_flag=stop_flag,
-        ready_flag=ready_flag,
-    )
+    try:
+        await kopf.operator(
+            registry=registry,
+            settings=settings,
+            clusterwide=options.clusterwide,
+            namespaces=list(options.namespaces),
+            liveness_endpoint=options.liveness,
+            standalone=options.standalone,
+            stop_flag=stop_flag,
+            ready_flag=ready_flag,
+        )
+    finally:
+        await ctx.stop()
 
 
 def main(argv: list[str]) -> int:

@@ -7,11 +7,11 @@ import logging
 import kopf
 import pytest
 
-from slm_operator.controller.handlers import backoff, status_patch
+from slm_operator.controller.handlers import ControllerContext, register, status_patch
 from slm_operator.controller.kubeapi import collection_path, object_path
 from slm_operator.controller.metrics import OperatorMetrics
 from slm_operator.controller.run import parse_options
-from slm_operator.controller.settings import Timeouts, configure, watch_selector
+from slm_operator.controller.settings import NoDiffBaseStorage, Timeouts, configure, watch_selector
 from slm_operator.render.kinds import DEPLOYMENT, SECRET, SERVICE_MONITOR
 
 
@@ -51,9 +51,8 @@ def test_settings_are_pinned() -> None:
         timeouts=Timeouts(watch_server=123, watch_client=150, connect=7, request=45),
     )
     assert isinstance(settings.persistence.progress_storage, kopf.AnnotationsProgressStorage)
-    assert isinstance(settings.persistence.diffbase_storage, kopf.AnnotationsDiffBaseStorage)
+    assert isinstance(settings.persistence.diffbase_storage, NoDiffBaseStorage)
     assert settings.persistence.progress_storage.prefix == "slm.dev"
-    assert settings.persistence.diffbase_storage.prefix == "slm.dev"
     assert settings.persistence.finalizer == "slm.dev/finalizer"
     assert (settings.watching.server_timeout, settings.watching.client_timeout) == (123, 150)
     assert settings.watching.connect_timeout == 7
@@ -115,6 +114,22 @@ def test_metrics_count_reconciles_phases_and_apply_errors() -> None:
     assert len(versions) == 1
 
 
-def test_backoff_doubles_up_to_a_limit() -> None:
-    assert [backoff(5, retry) for retry in range(6)] == [5, 10, 20, 40, 80, 120]
-    assert backoff(60, 50) == 120
+def test_no_diff_base_is_stored_on_a_model() -> None:
+    storage = NoDiffBaseStorage()
+    body = kopf.Body({"metadata": {"name": "m"}, "spec": {"big": "x" * 300_000}})
+    patch = kopf.Patch()
+    storage.store(body=body, patch=patch, essence=storage.build(body=body))
+    assert not patch
+    assert storage.fetch(body=body) is None
+
+
+def test_no_handler_makes_kopf_add_a_finalizer_or_store_state() -> None:
+    # kopf adds a finalizer for timers, daemons and non-optional deletion handlers, and keeps a
+    # diff base and progress for create/update/resume handlers: the operator registers none.
+    registry = kopf.OperatorRegistry()
+    register(registry, ControllerContext(api=None, config=None, metrics=OperatorMetrics()))  # type: ignore[arg-type]
+    assert registry._spawning.get_all_handlers() == []
+    assert registry._changing.get_all_handlers() == []
+    watching = [h.id for h in registry._watching.get_all_handlers()]
+    assert "model" in watching
+    assert len(registry._indexing.get_all_handlers()) == 10
