@@ -123,7 +123,8 @@ async def test_create_makes_every_child_and_is_ready_once_the_deployment_is_avai
     # Two Events for a new model: the plan with the writes that realise it, then Ready.
     assert reasons(cluster, "tiny") == ["Planned", "Ready"]
     planned = events(cluster, "tiny")[0]["message"]
-    assert planned.startswith("ollama serving") and "applied Secret/tiny-api-key, Deployment/tiny" in planned
+    assert planned.startswith("ollama serving")
+    assert "applied Secret/tiny-api-key, Deployment/tiny" in planned
 
 
 @pytest.mark.parametrize(

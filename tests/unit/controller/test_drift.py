@@ -191,4 +191,6 @@ def test_an_empty_env_value_the_server_dropped_is_not_drift() -> None:
     [("100u", "0.0001"), ("0.1", "100m"), ("1000Mi", "1000Mi"), ("2048Ki", "2Mi"), ("1e3", "1k"), (2, "2")],
 )
 def test_quantities_are_compared_as_quantities(desired: object, stored: str) -> None:
-    assert is_subset({"resources": {"requests": {"cpu": desired}}}, {"resources": {"requests": {"cpu": stored}}})
+    assert is_subset(
+        {"resources": {"requests": {"cpu": desired}}}, {"resources": {"requests": {"cpu": stored}}}
+    )

@@ -47,7 +47,9 @@ def test_model_key_is_the_owner_else_the_model_label() -> None:
     assert model_key(child("x", owner=None, label="other")) == ("ns", "other")
     assert model_key(child("x", owner=None)) is None
     foreign_owner = child("x", owner=None, label="m")
-    foreign_owner["metadata"]["ownerReferences"] = [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "d"}]
+    foreign_owner["metadata"]["ownerReferences"] = [
+        {"apiVersion": "apps/v1", "kind": "Deployment", "name": "d"}
+    ]
     assert model_key(foreign_owner) == ("ns", "m")
 
 
