@@ -114,11 +114,25 @@ def test_roles_are_grouped_into_framework_and_application(name: str) -> None:
 
 
 def test_application_rules_cover_every_managed_kind() -> None:
-    """The application group follows the renderer's list of kinds (not a copy of it)."""
+    """The application group follows the renderer's list of kinds (not a copy of it), plus the
+    models' finalizers subresource that ``blockOwnerDeletion`` needs."""
     objects = rendered_objects("default")
     (application,) = find(objects, "ClusterRole", "slm-slm-operator-application")
     resources = {(group, resource) for group, resource, _ in _grants(application["rules"])}
-    assert resources == {(kind.group, kind.plural) for kind in MANAGED_KINDS}
+    assert resources == {(kind.group, kind.plural) for kind in MANAGED_KINDS} | {
+        ("slm.dev", "smalllanguagemodels/finalizers")
+    }
+
+
+def test_children_may_block_their_models_deletion() -> None:
+    # OwnerReferencesPermissionEnforcement: an owner reference with blockOwnerDeletion needs
+    # update on the owner's finalizers, in both install modes.
+    for values in ("default", "namespaced"):
+        objects = rendered_objects(values)
+        grants = set().union(
+            *(_grants(r["rules"]) for r in find(objects, "ClusterRole") + find(objects, "Role"))
+        )
+        assert ("slm.dev", "smalllanguagemodels/finalizers", "update") in grants, values
 
 
 def test_no_rbac_when_disabled() -> None:
