@@ -8,7 +8,7 @@ CHECKOV_VENV ?= .venv-checkov
 IMAGE ?= ghcr.io/slm-operator/slm-operator
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 
-.PHONY: install checkov demo test lint typecheck unit contract integration golden crd bench-gateway image e2e clean
+.PHONY: install checkov demo test lint typecheck unit contract integration golden crd bench-gateway bench-operator image e2e clean
 
 $(BIN)/slmctl: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -63,6 +63,11 @@ crd: install
 
 bench-gateway: install
 	$(BIN)/python -m bench.gateway
+
+# The operator at 100 and 1000 models on the simulated cluster (e2e/sim/cluster.sh), side by side
+# with a minimal kopf baseline; BENCH_OPERATOR_ARGS passes options (see python -m bench.operator -h).
+bench-operator: install
+	$(BIN)/python -m bench.operator $(BENCH_OPERATOR_ARGS)
 
 image:
 	docker build -t $(IMAGE):$(VERSION) .
