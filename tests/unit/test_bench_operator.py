@@ -6,8 +6,8 @@ import json
 from typing import Any
 
 import pytest
-
 from bench.operator import audit, workload
+
 from slm_operator.api.spec import parse_document
 from slm_operator.catalog.loader import load_config
 from slm_operator.desired import desired_state
