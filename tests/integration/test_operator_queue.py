@@ -206,3 +206,20 @@ async def test_a_finalizer_and_annotations_left_by_an_older_version_are_removed_
     finally:
         await handle.stop()
         await deployments.settle()
+
+
+async def test_a_spec_edited_during_a_reconcile_is_reconciled_too(
+    cluster: ClusterEmulator, operator: OperatorHandle
+) -> None:
+    await create_ready(cluster)
+    # Stall the next Deployment write, and edit the spec while the worker waits on it.
+    cluster.inject("PATCH", r"/namespaces/ns1/deployments/tiny$", delay=1.0, times=1)
+    await cluster.server_patch(SLM, NAMESPACE, "tiny", {"spec": {"hardware": {"tier": "edge"}}})
+    await asyncio.sleep(0.3)
+    await cluster.server_patch(SLM, NAMESPACE, "tiny", {"spec": {"replicas": 2}})
+    await wait_for(
+        lambda: (child(cluster, DEPLOYMENTS, "tiny") or {}).get("spec", {}).get("replicas") == 2,
+        timeout=20,
+        message="the second edit applied",
+    )
+    await wait_for(lambda: slm(cluster, "tiny")["status"].get("observedGeneration") == 3, timeout=20)

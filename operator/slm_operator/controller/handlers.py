@@ -54,7 +54,7 @@ from slm_operator.controller.reconcile import (
     reconcile_model,
 )
 from slm_operator.controller.settings import LEGACY_ANNOTATIONS, PEERING_NAME
-from slm_operator.controller.workqueue import WorkQueue
+from slm_operator.controller.workqueue import ExponentialBackoff, WorkQueue
 from slm_operator.render.kinds import MANAGED_KINDS, ManagedKind
 
 log = logging.getLogger(__name__)
@@ -78,7 +78,11 @@ class ControllerContext:
     workers: int = 4
     loop: asyncio.AbstractEventLoop | None = None  # the operator's loop, set when it starts
     index: OwnerIndex = field(default_factory=OwnerIndex)
-    queue: WorkQueue[ModelKey] = field(default_factory=WorkQueue)
+    # Transient failures back off from 5 s to 2 min; refusals only a human can fix from 5 min
+    # to an hour (WorkQueue's slow backoff); a token bucket spreads a storm of retries.
+    queue: WorkQueue[ModelKey] = field(
+        default_factory=lambda: WorkQueue(backoff=ExponentialBackoff(base=5.0, limit=120.0))
+    )
     models: dict[ModelKey, dict[str, Any]] = field(default_factory=dict)  # latest body seen
     # Child events that arrived while their model was being reconciled: decided once the
     # reconcile's own writes are known (an echo of one of them needs no second pass).
@@ -187,8 +191,10 @@ class ControllerContext:
             raise
         self.metrics.observe_reconcile(outcome.result, time.monotonic() - started)
         self._record_writes(outcome)
-        if updated is not None and key in self.models:
-            self.model_seen(updated)
+        if updated is not None and key in self.models and self.model_seen(updated):
+            # The spec changed while we worked (our status patch answered a newer generation,
+            # and its watch event may already have been taken for an echo): go again.
+            self.queue.add(key)
         phase = outcome.status.get("phase")
         if key in self.models:
             self.metrics.set_phase(*key, str(phase) if phase else None)
