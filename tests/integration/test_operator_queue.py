@@ -223,3 +223,31 @@ async def test_a_spec_edited_during_a_reconcile_is_reconciled_too(
         message="the second edit applied",
     )
     await wait_for(lambda: slm(cluster, "tiny")["status"].get("observedGeneration") == 3, timeout=20)
+
+
+async def test_events_during_a_reconcile_make_one_more_pass_not_one_each(
+    cluster: ClusterEmulator, deployments: DeploymentController, operator: OperatorHandle
+) -> None:
+    await create_ready(cluster)
+    await deployments.settle()
+    await asyncio.sleep(1.0)
+    count = reconciles(operator.ctx)
+    # A drifted Deployment starts a pass whose apply stalls; ten more child events arrive
+    # meanwhile (labels someone adds to the Service: not drift, but events all the same).
+    cluster.inject("PATCH", r"/namespaces/ns1/deployments/tiny$", delay=1.0, times=1)
+    live = child(cluster, DEPLOYMENTS, "tiny")
+    assert live is not None
+    drifted = [
+        dict(c, image="registry.example/other:1") for c in live["spec"]["template"]["spec"]["containers"]
+    ]
+    await cluster.server_patch(
+        DEPLOYMENTS, NAMESPACE, "tiny", {"spec": {"template": {"spec": {"containers": drifted}}}}
+    )
+    await asyncio.sleep(0.3)
+    for n in range(10):
+        await cluster.server_patch("v1/services", NAMESPACE, "tiny", {"metadata": {"labels": {"x": str(n)}}})
+    await deployments.settle()
+    await asyncio.sleep(2.0)
+    # The drift pass, one pass for everything seen meanwhile, and one for the Deployment
+    # controller's report on the repaired Deployment -- not one per event.
+    assert 2 <= reconciles(operator.ctx) - count <= 3
