@@ -134,7 +134,7 @@ class ClusterEmulator(KubernetesEmulator):
     def calls(self, since: int = 0) -> list[tuple[str, str, str]]:
         """(method, path, action) of every request from position ``since`` but watches."""
         return [
-            (_method(r), r.url.path, str(getattr(r.action, "value", r.action)))
+            (_method(r), r.url.path, str(getattr(r.action, "value", r.action)).lower())
             for r in list(self._requests)[since:]
             if r.action != enums.action.WATCH
         ]
