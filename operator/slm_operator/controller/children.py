@@ -107,7 +107,7 @@ def reconcile_children(
                     live = api.apply(kind, namespace, child_name, child)
                     report.written.append(label)
                     report.applied.append((kind, live))
-                    log.info("applied %s/%s", namespace, label)
+                    log.debug("applied %s/%s", namespace, label)
             if live is not None:
                 report.live[(kind.kind, child_name)] = live
         except (TransientApiError, ConflictError) as exc:
@@ -151,7 +151,7 @@ def _prune(
                 continue
             report.written.append(f"-{label}")
             report.deleted.append((kind, child_name, str(item["metadata"]["uid"])))
-            log.info("deleted %s (no longer desired)", label)
+            log.debug("deleted %s/%s (no longer desired)", namespace, label)
 
 
 def _is_generated_secret(rendered: Mapping[str, Any]) -> bool:
@@ -180,5 +180,5 @@ def _create_api_key_secret(
         return api.get(kind, namespace, child_name)
     report.written.append(f"{kind.kind}/{child_name}")
     report.applied.append((kind, created))
-    log.info("created Secret/%s with a generated API key", child_name)
+    log.debug("created %s/Secret/%s with a generated API key", namespace, child_name)
     return created

@@ -190,6 +190,8 @@ class ControllerContext:
             self.metrics.observe_reconcile(RESULT_ERROR, time.monotonic() - started)
             raise
         self.metrics.observe_reconcile(outcome.result, time.monotonic() - started)
+        if outcome.written:
+            log.info("%s/%s: %s", *key, ", ".join(outcome.written))  # one line per pass that wrote
         self._record_writes(outcome)
         if updated is not None and key in self.models and self.model_seen(updated):
             # The spec changed while we worked (our status patch answered a newer generation,
@@ -287,9 +289,14 @@ def _older(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
 
 
 def _slim_model(body: Mapping[str, Any]) -> dict[str, Any]:
-    """A plain copy of the model without ``managedFields`` (never read, often large)."""
-    plain = copy.deepcopy(dict(body))
-    plain.get("metadata", {}).pop("managedFields", None)
+    """The model without ``managedFields`` (never read, often large).
+
+    A shallow copy: the parsed watch event it comes from is not changed afterwards.
+    """
+    plain = dict(body)
+    meta = plain.get("metadata")
+    if isinstance(meta, Mapping):
+        plain["metadata"] = {k: v for k, v in meta.items() if k != "managedFields"}
     return plain
 
 
@@ -323,8 +330,10 @@ def register(registry: kopf.OperatorRegistry, ctx: ControllerContext) -> None:
 def _register_kind(registry: kopf.OperatorRegistry, ctx: ControllerContext, kind: ManagedKind) -> None:
     args = (kind.group, kind.version, kind.plural) if kind.group else (kind.version, kind.plural)
 
+    # Async, though it awaits nothing: kopf runs a sync handler in a thread pool, one hop per
+    # watch event of every child.
     @kopf.index(*args, id=index_id(kind), registry=registry)
-    def index(body: kopf.Body, **_: Any) -> dict[ModelKey, dict[str, Any]]:
+    async def index(body: kopf.Body, **_: Any) -> dict[ModelKey, dict[str, Any]]:
         return index_child(body, kind=kind)
 
     @kopf.on.event(*args, id=f"child-{kind.plural}", registry=registry)

@@ -18,7 +18,6 @@ running in a worker thread gets a plain snapshot taken on the loop (:meth:`Owner
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -55,24 +54,26 @@ def model_key(body: Mapping[str, Any]) -> ModelKey | None:
 
 
 def slim(body: Mapping[str, Any], *, kind: ManagedKind) -> dict[str, Any]:
-    """A plain, smaller copy of a watched object: what drift and ownership checks read.
+    """A smaller view of a watched object: what drift and ownership checks read.
 
     Dropped: ``managedFields`` (often the largest part, never compared), kubectl's
     last-applied annotation, and a Secret's ``data``/``stringData`` (a key is created once and
-    never compared, so the operator does not keep credentials in memory).
+    never compared, so the operator does not keep credentials in memory). The top level and
+    ``metadata`` are new dicts; deeper values are shared with ``body``, which nobody changes
+    after it was parsed from the watch stream (everything here treats objects as read-only).
     """
     plain: dict[str, Any] = {}
     for key, value in body.items():
         if kind == SECRET and key in ("data", "stringData"):
             continue
         if key == "metadata" and isinstance(value, Mapping):
-            meta = {k: copy.deepcopy(v) for k, v in value.items() if k != "managedFields"}
+            meta = {k: v for k, v in value.items() if k != "managedFields"}
             annotations = meta.get("annotations")
-            if isinstance(annotations, dict) and LAST_APPLIED in annotations:
+            if isinstance(annotations, Mapping) and LAST_APPLIED in annotations:
                 meta["annotations"] = {k: v for k, v in annotations.items() if k != LAST_APPLIED}
             plain[key] = meta
         else:
-            plain[key] = copy.deepcopy(value)
+            plain[key] = value
     return plain
 
 
@@ -149,7 +150,11 @@ class OwnerIndex:
         return mine is not None and mine[1] is not None and mine[1] == resource_version(body)
 
     def children(self, key: ModelKey, kinds: Iterable[ManagedKind]) -> Children:
-        """A plain snapshot of the model's children of these kinds, newest version of each."""
+        """A snapshot of the model's children of these kinds, newest version of each.
+
+        New dicts by kind and name, safe to hand to another thread; the objects themselves are
+        shared and read-only (a newer version replaces an entry, nothing changes one in place).
+        """
         namespace, _ = key
         result: Children = {}
         for kind in kinds:
@@ -157,12 +162,12 @@ class OwnerIndex:
             source = self.sources.get(kind)
             for obj in source.get(key, ()) if source is not None else ():
                 name = str((obj.get("metadata") or {}).get("name"))
-                found[name] = copy.deepcopy(dict(obj))
+                found[name] = obj  # type: ignore[assignment]
             for (written_kind, written_ns, name), obj in self._written.items():
                 if written_kind != kind or written_ns != namespace or model_key(obj) != key:
                     continue
                 if name not in found or _older(found[name], obj):
-                    found[name] = copy.deepcopy(obj)
+                    found[name] = obj
             for name in list(found):
                 if self._deleted.get((kind, namespace, name)) == found[name]["metadata"].get("uid"):
                     del found[name]

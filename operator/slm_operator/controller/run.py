@@ -215,5 +215,10 @@ def main(argv: list[str]) -> int:
     """Entry point of ``slmctl run``."""
     options = parse_options(argv)
     kopf.configure(verbose=options.verbose)
+    if not options.verbose:
+        # kopf logs "Handler ... succeeded." at INFO for every watch event of every object;
+        # with thousands of children that is most of the operator's output and a good part of
+        # its CPU. Its warnings and errors still show; the workers log what they change.
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     asyncio.run(run_operator(options))
     return 0

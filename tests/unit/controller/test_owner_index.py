@@ -82,8 +82,8 @@ def test_children_come_from_the_index_by_model_and_kind() -> None:
     assert set(found[SERVICE]) == {"m"}
     assert set(found[DEPLOYMENT]) == {"m"}
     assert found[SECRET] == {}
-    found[SERVICE]["m"]["metadata"]["name"] = "changed"  # a snapshot, not the index itself
-    assert services[("ns", "m")][0]["metadata"]["name"] == "m"
+    del found[SERVICE]["m"]  # a snapshot (safe to hand to a thread), not the index itself
+    assert index.children(("ns", "m"), [SERVICE])[SERVICE].keys() == {"m"}
 
 
 def test_our_write_is_seen_before_the_watch_shows_it_and_then_dropped() -> None:
