@@ -147,6 +147,7 @@ class ControllerContext:
     def start(self) -> None:
         """Start the workers and the resync loop on the running loop."""
         self.loop = asyncio.get_running_loop()
+        self.metrics.queue_depth.set_function(lambda: len(self.queue))
         self._tasks = [asyncio.create_task(self._work(), name=f"worker-{n}") for n in range(self.workers)]
         self._tasks.append(asyncio.create_task(self._resync(), name="resync"))
 

@@ -232,7 +232,7 @@ class KubeApi:
             },
             "type": type_,
             "reason": reason,
-            "message": message[:1024],  # the API server caps an Event's message at 1 KiB
+            "message": message[:1024],  # 1 KiB, the limit events.k8s.io/v1 puts on a note
             "source": {"component": component},
             "reportingComponent": component,
             "reportingInstance": component,

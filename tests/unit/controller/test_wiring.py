@@ -133,3 +133,19 @@ def test_no_handler_makes_kopf_add_a_finalizer_or_store_state() -> None:
     watching = [h.id for h in registry._watching.get_all_handlers()]
     assert "model" in watching
     assert len(registry._indexing.get_all_handlers()) == 10
+
+
+async def test_queue_depth_is_exported_while_the_workers_run() -> None:
+    metrics = OperatorMetrics()
+    ctx = ControllerContext(api=None, config=None, metrics=metrics, workers=0)  # type: ignore[arg-type]
+    ctx.start()
+    try:
+        ctx.models[("ns", "a")] = {"metadata": {"namespace": "ns", "name": "a"}}
+        ctx.models[("ns", "b")] = {"metadata": {"namespace": "ns", "name": "b"}}
+        ctx.enqueue("ns", "a")
+        ctx.enqueue("ns", "b")
+        ctx.enqueue("ns", "a")
+        ctx.enqueue("ns", "unknown")  # not a model this operator has seen
+        assert metrics.registry.get_sample_value("slm_operator_queue_depth") == 2
+    finally:
+        await ctx.stop()
