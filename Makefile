@@ -8,7 +8,8 @@ CHECKOV_VENV ?= .venv-checkov
 IMAGE ?= ghcr.io/slm-operator/slm-operator
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 
-.PHONY: install checkov demo test lint typecheck unit contract integration golden crd bench-gateway bench-operator image e2e clean
+.PHONY: install checkov demo test lint typecheck unit contract integration cluster-test golden crd check-catalog \
+	bench-gateway bench-operator image e2e sim-build cluster cluster-down clean
 
 $(BIN)/slmctl: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,8 +49,29 @@ contract: install checkov
 integration: install
 	$(BIN)/pytest tests/integration
 
-test: install checkov lint typecheck
+# The simulated cluster (e2e/sim/README.md): etcd, kube-apiserver, kube-controller-manager,
+# kube-scheduler, kwok, kubectl and helm, built from Go modules into a cache on first use.
+SIM_DIR ?= .simcluster
+
+sim-build:
+	bash e2e/sim/cluster.sh build
+
+cluster: install sim-build
+	bash e2e/sim/cluster.sh up $(SIM_DIR)
+
+cluster-down:
+	bash e2e/sim/cluster.sh down $(SIM_DIR)
+
+cluster-test: install sim-build
+	$(BIN)/pytest tests/cluster
+
+test: install checkov lint typecheck check-catalog sim-build
 	$(BIN)/pytest
+
+# Recount every catalog entry (parameters, KV bytes per token, checkpoint sizes) from its
+# architecture and fail on a stated size more than 3 % off that is not marked as an estimate.
+check-catalog: install
+	$(BIN)/python scripts/check_catalog.py
 
 # Regenerate committed artifacts from the code (review the diff afterwards).
 golden: install
@@ -66,7 +88,7 @@ bench-gateway: install
 
 # The operator at 100 and 1000 models on the simulated cluster (e2e/sim/cluster.sh), side by side
 # with a minimal kopf baseline; BENCH_OPERATOR_ARGS passes options (see python -m bench.operator -h).
-bench-operator: install
+bench-operator: install sim-build
 	$(BIN)/python -m bench.operator $(BENCH_OPERATOR_ARGS)
 
 image:
@@ -77,4 +99,4 @@ e2e:
 	bash e2e/run.sh
 
 clean:
-	rm -rf $(VENV) $(CHECKOV_VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(CHECKOV_VENV) .mypy_cache .ruff_cache .pytest_cache $(SIM_DIR)

@@ -62,6 +62,19 @@ def value_sets() -> dict[str, dict[str, Any]]:
             "images": {"vllm": "vllm/vllm-openai:v0.10.2", "ollama": "ollama/ollama:0.12.5"},
             "defaults": {"contextLength": 4096, "monitoringNamespace": "observability"},
         },
+        "air-gapped": {
+            "image": {"repository": "registry.internal.example/slm-operator/slm-operator"},
+            "imagePullSecrets": [{"name": "registry-pull"}],
+            "images": {
+                "vllm": "registry.internal.example/vllm/vllm-openai:v0.11.0",
+                "ollama": "registry.internal.example/ollama/ollama:0.12.6",
+            },
+            "registries": {
+                "imagePullSecrets": ["registry-pull"],
+                "huggingFaceEndpoint": "https://hf-mirror.internal.example",
+                "ollama": "ollama-registry.internal.example:5000",
+            },
+        },
         "gke": {"tierPreset": "gke"},
         "eks": {"tierPreset": "eks"},
         "aks": {"tierPreset": "aks", "tiers": {"nvidia-t4": {"memoryGiB": 20}}},

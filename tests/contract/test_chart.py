@@ -138,6 +138,19 @@ BAD_VALUES: list[tuple[str, dict[str, Any], str]] = [
     ("runtime image without tag", {"images": {"ollama": "ollama/ollama"}}, "/images/ollama"),
     ("unknown image role", {"images": {"sglang": "lmsysorg/sglang:v0.5.0"}}, "sglang"),
     ("context length too small", {"defaults": {"contextLength": 100}}, "/defaults/contextLength"),
+    ("registry secret not a name", {"registries": {"imagePullSecrets": ["Pull_Secret"]}}, "/registries"),
+    (
+        "mirror not a URL",
+        {"registries": {"huggingFaceEndpoint": "hf-mirror"}},
+        "/registries/huggingFaceEndpoint",
+    ),
+    (
+        "ollama registry with a scheme",
+        {"registries": {"ollama": "https://reg.example"}},
+        "/registries/ollama",
+    ),
+    ("ollama registry without dot or port", {"registries": {"ollama": "registry"}}, "/registries/ollama"),
+    ("unknown registry key", {"registries": {"docker": "mirror.example"}}, "docker"),
     ("bad resource quantity", {"resources": {"limits": {"memory": "lots"}}}, "/resources/limits/memory"),
     ("bad scrape interval", {"metrics": {"serviceMonitor": {"interval": "soon"}}}, "interval"),
 ]
@@ -297,6 +310,15 @@ def test_custom_values_reach_the_operator_configuration() -> None:
     assert "qwen3-0.6b-mirror" in config.catalog
     assert config.images.vllm == "vllm/vllm-openai:v0.10.2"
     assert config.defaults.context_length == 4096
+
+
+def test_registry_values_reach_the_operator_configuration() -> None:
+    config = load_config_text(_config_text("air-gapped"), origin="air-gapped")
+    assert config.registries.image_pull_secrets == ["registry-pull"]
+    assert config.registries.hugging_face_endpoint == "https://hf-mirror.internal.example"
+    assert config.registries.ollama == "ollama-registry.internal.example:5000"
+    assert config.images.gateway.startswith("registry.internal.example/slm-operator/slm-operator:")
+    assert config.images.vllm == "registry.internal.example/vllm/vllm-openai:v0.11.0"
 
 
 PROVIDER_LABELS = {

@@ -74,6 +74,14 @@ SCHEMA_CASES = {
     "resources-quantity",
     "modelfile-role",
     "spec-not-mapping",
+    "adapter-source-ollama",
+    "adapter-name-format",
+    "lora-rank-too-large",
+    "lora-max-loras-zero",
+    "ollama-registry-host",
+    "ollama-registry-port",
+    "ollama-source-four-parts",
+    "pull-secret-name",
 }
 
 

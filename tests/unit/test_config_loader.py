@@ -241,7 +241,8 @@ BAD_CONFIGS = [
     ),
     pytest.param(
         "tier: {cpu: {memoryGiB: 8}}\n",
-        "config.yaml: tier: unknown top-level key (expected one of tiers, catalog, images, defaults)",
+        "config.yaml: tier: unknown top-level key "
+        "(expected one of tiers, catalog, images, defaults, registries)",
         id="unknown-top-level-key",
     ),
     pytest.param(

@@ -172,6 +172,7 @@ def test_gateway_args_point_at_the_local_runtime(case_id: str, upstream: str, ru
         "--model", "m1",
         "--listen", "0.0.0.0:8000",
         "--metrics-listen", "0.0.0.0:9090",
+        "--allow-model", "m1",
         "--api-key-file", "/var/run/slm/api-key/api-key",
     ]  # fmt: skip
     assert {p["name"]: p["containerPort"] for p in gateway["ports"]} == {"http": 8000, "metrics": 9090}

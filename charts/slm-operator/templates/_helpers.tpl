@@ -70,8 +70,8 @@ when given, replaces the tag (repository@sha256:..., the form the operator accep
 {{- end }}
 
 {{/*
-The operator configuration (ARCHITECTURE §5): one YAML document with tiers, catalog, images
-and defaults. Tier presets come first so that values.tiers can still override any tier.
+The operator configuration: one YAML document with tiers, catalog, images,
+defaults and registries. Tier presets come first so that values.tiers can still override any tier.
 */}}
 {{- define "slm-operator.config" -}}
 {{- $tiers := dict }}
@@ -91,5 +91,6 @@ and defaults. Tier presets come first so that values.tiers can still override an
 {{- if $tiers }}{{ $_ := set $config "tiers" $tiers }}{{ end }}
 {{- if .Values.catalog }}{{ $_ := set $config "catalog" .Values.catalog }}{{ end }}
 {{- if .Values.defaults }}{{ $_ := set $config "defaults" .Values.defaults }}{{ end }}
+{{- if .Values.registries }}{{ $_ := set $config "registries" .Values.registries }}{{ end }}
 {{- toYaml $config }}
 {{- end }}

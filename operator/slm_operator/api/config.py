@@ -1,4 +1,4 @@
-"""The operator configuration (ARCHITECTURE §5): tiers, catalog, images and defaults.
+"""The operator configuration: tiers, catalog, images and defaults.
 
 Built-in defaults ship inside the package (``slm_operator/catalog/*.yaml``); a user's
 ``--config`` file (the Helm values rendered into a ConfigMap) is merged over them by
@@ -10,17 +10,22 @@ from __future__ import annotations
 import re
 from enum import StrEnum
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from slm_operator.api.spec import (
     HF_REPO_PATTERN,
+    OLLAMA_NAME_PATTERN,
     OLLAMA_TAG_PATTERN,
     PinnedImage,
     Quantization,
     Toleration,
+    ollama_host_problem,
 )
+
+SECRET_NAME_PATTERN = r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?"  # noqa: S105 - a name pattern
 
 
 class _Config(BaseModel):
@@ -83,6 +88,46 @@ class Variant(_Config):
         return self
 
 
+class Architecture(_Config):
+    """The rest of a model's config.json: enough to recount its parameters and size its checkpoints.
+
+    The catalog check (``make check-catalog``, scripts/check_catalog.py) recomputes the parameter
+    count from these fields and compares it with ``parameters``; the Ollama overhead estimate
+    reads the hidden size, vocabulary and GGUF architecture name.
+    """
+
+    hidden_size: int = Field(gt=0, description="config.json hidden_size.")
+    intermediate_size: int = Field(gt=0, description="MLP width (per expert: moe_intermediate_size).")
+    vocab_size: int = Field(gt=0)
+    tied_embeddings: bool = Field(description="tie_word_embeddings: lm_head shares the embedding.")
+    attention_bias: bool = Field(default=False, description="q/k/v projections carry a bias (Qwen2.5).")
+    qk_norm: bool = Field(default=False, description="RMSNorm over q and k per head (Qwen3, Gemma 3).")
+    norms_per_layer: int = Field(default=2, ge=1, description="RMSNorm vectors per layer (Gemma 3: 4).")
+    experts: int | None = Field(default=None, gt=0, description="Routed experts of a mixture of experts.")
+    vision_parameters: int = Field(
+        default=0, ge=0, description="Parameters outside the text decoder (a vision tower), resident too."
+    )
+    gguf_architecture: str = Field(
+        description="general.architecture of the model's GGUF (Ollama's estimator keys on it)."
+    )
+
+    def text_parameters(self, *, layers: int, attention_heads: int, kv_heads: int, head_dim: int) -> int:
+        """Parameters of the text decoder (embeddings, attention, MLP or experts, norms, lm_head)."""
+        hidden = self.hidden_size
+        q_width, kv_width = attention_heads * head_dim, kv_heads * head_dim
+        attention = hidden * q_width + 2 * hidden * kv_width + q_width * hidden
+        if self.attention_bias:
+            attention += q_width + 2 * kv_width
+        if self.qk_norm:
+            attention += 2 * head_dim
+        mlp = 3 * hidden * self.intermediate_size
+        if self.experts is not None:
+            mlp = self.experts * mlp + hidden * self.experts  # experts + router
+        per_layer = attention + mlp + self.norms_per_layer * hidden
+        embeddings = self.vocab_size * hidden * (1 if self.tied_embeddings else 2)
+        return embeddings + layers * per_layer + hidden
+
+
 class CatalogModel(_Config):
     """A model family member with its architecture facts (for the KV-cache math)."""
 
@@ -94,6 +139,9 @@ class CatalogModel(_Config):
     kv_heads: int = Field(gt=0)
     head_dim: int = Field(gt=0)
     sliding_window: SlidingWindow | None = None
+    architecture: Architecture | None = Field(
+        default=None, description="config.json fields beyond the KV-cache ones (sizes, Ollama overhead)."
+    )
     max_context: int = Field(gt=0, description="Longest supported context in tokens.")
     license: str
     gated: bool = Field(description="True when Hugging Face requires an accepted licence and a token.")
@@ -106,8 +154,24 @@ class CatalogModel(_Config):
 
     @property
     def kv_bytes_per_token_16bit(self) -> int:
-        """K and V for every layer at 2 bytes per element (the full, upper-bound formula)."""
+        """K and V for every layer at 2 bytes per element, as if every layer attended globally."""
         return 2 * self.layers * self.kv_heads * self.head_dim * 2
+
+    @property
+    def global_layers(self) -> int:
+        """Layers that keep K and V for the whole context (all of them without a sliding window)."""
+        return self.layers if self.sliding_window is None else self.sliding_window.global_layers
+
+    @property
+    def local_layers(self) -> int:
+        """Sliding-window layers, which keep K and V for the last ``window`` tokens only."""
+        return self.layers - self.global_layers
+
+    @model_validator(mode="after")
+    def _layers_add_up(self) -> CatalogModel:
+        if self.sliding_window is not None and self.sliding_window.global_layers > self.layers:
+            raise ValueError("slidingWindow.globalLayers cannot exceed layers")
+        return self
 
 
 class NodeSelectorRequirement(_Config):
@@ -167,12 +231,16 @@ class Images(_Config):
 
 
 class Overheads(_Config):
-    """Runtime memory beyond weights and KV cache (CUDA context, activations, graphs, buffers)."""
+    """Runtime memory beyond weights and KV cache (CUDA context, activations, graphs, buffers).
+
+    Ollama's compute graph is computed per model by the planner (docs/planner.md, "Ollama's
+    overhead"); ``ollama_fraction_of_weights`` is an extra margin on top, 0 by default.
+    """
 
     vllm_gib: float = Field(default=1.5, ge=0, alias="vllmGiB")
     vllm_fraction_of_weights: float = Field(default=0.05, ge=0, le=1)
     ollama_gib: float = Field(default=0.5, ge=0, alias="ollamaGiB")
-    ollama_fraction_of_weights: float = Field(default=0.1, ge=0, le=1)
+    ollama_fraction_of_weights: float = Field(default=0.0, ge=0, le=1)
 
 
 class Defaults(_Config):
@@ -185,6 +253,59 @@ class Defaults(_Config):
     overheads: Overheads = Field(default_factory=Overheads)
 
 
+class Registries(_Config):
+    """Where model pods pull images and weights from: private registries, mirrors, air gaps."""
+
+    image_pull_secrets: list[str] = Field(
+        default_factory=list,
+        max_length=16,
+        description="Secrets (in each model's namespace) added to every model pod's imagePullSecrets.",
+    )
+    hugging_face_endpoint: str | None = Field(
+        default=None,
+        max_length=253,
+        description="A Hugging Face Hub mirror (HF_ENDPOINT of vLLM pods), e.g. https://hf-mirror.example.com.",
+    )
+    ollama: str | None = Field(
+        default=None,
+        max_length=253,
+        description="An Ollama registry other than registry.ollama.ai: host[:port] or host[:port]/namespace; "
+        "catalog tags are pulled from it.",
+    )
+
+    @field_validator("image_pull_secrets")
+    @classmethod
+    def _secret_names(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not re.fullmatch(SECRET_NAME_PATTERN, name):
+                raise ValueError(f"{name!r} is not a Secret name (a lower-case DNS subdomain)")
+        return value
+
+    @field_validator("hugging_face_endpoint")
+    @classmethod
+    def _endpoint(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+            raise ValueError(f"{value!r} is not an http(s) URL such as https://hf-mirror.example.com")
+        if any(c.isspace() for c in value):
+            raise ValueError("must not contain white space")
+        return value.rstrip("/")
+
+    @field_validator("ollama")
+    @classmethod
+    def _ollama_registry(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        host, _, namespace = value.partition("/")
+        if (problem := ollama_host_problem(host)) is not None:
+            raise ValueError(problem)
+        if namespace and not re.fullmatch(OLLAMA_NAME_PATTERN, namespace):
+            raise ValueError(f"namespace {namespace!r} is not an Ollama namespace (lower-case, one segment)")
+        return value
+
+
 class OperatorConfig(_Config):
     """The merged configuration the planner and renderer read."""
 
@@ -192,6 +313,7 @@ class OperatorConfig(_Config):
     catalog: dict[str, CatalogModel]
     images: Images
     defaults: Defaults = Field(default_factory=Defaults)
+    registries: Registries = Field(default_factory=Registries)
 
 
 def dump_config(config: OperatorConfig) -> dict[str, Any]:

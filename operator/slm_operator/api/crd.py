@@ -236,6 +236,12 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
         "jsonPath": '.status.conditions[?(@.type=="Ready")].status',
         "description": "The Ready condition",
     },
+    {
+        "name": "Reason",
+        "type": "string",
+        "jsonPath": '.status.conditions[?(@.type=="Ready")].reason',
+        "description": "Why the model is (not) ready, e.g. Unschedulable or CrashLoopBackOff",
+    },
     {"name": "Replicas", "type": "integer", "jsonPath": ".status.readyReplicas", "description": "Ready pods"},
     {
         "name": "Endpoint",

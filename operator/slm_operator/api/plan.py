@@ -20,7 +20,7 @@ class _PlanModel(BaseModel):
 
 
 class MemoryPlan(_PlanModel):
-    """Memory math in GiB (rounded to 2 decimals); ``None`` where unknown."""
+    """Memory math in GiB (rounded to 2 decimals); ``None`` where unknown (left out of ``public()``)."""
 
     weights_gib: float | None = Field(default=None, alias="weightsGiB", description="Resident weights.")
     kv_cache_gib: float | None = Field(
@@ -35,6 +35,27 @@ class MemoryPlan(_PlanModel):
     available_gib: float | None = Field(
         default=None, alias="availableGiB", description="What the tier offers."
     )
+    load_peak_gib: float | None = Field(
+        default=None,
+        alias="loadPeakGiB",
+        description="Per-GPU memory while vLLM loads 16-bit weights it quantizes online (else null).",
+    )
+    full_length_requests: int | None = Field(
+        default=None,
+        description="How many requests of contextLength tokens the KV room holds (at least maxConcurrency).",
+    )
+    lora_gib: float | None = Field(
+        default=None,
+        alias="loraGiB",
+        description="LoRA adapter slots (included in overhead); null without adapters or when unknown.",
+    )
+
+
+class LoraPlan(_PlanModel):
+    """vLLM's LoRA settings: adapters usable in one batch and the largest rank."""
+
+    max_loras: int
+    max_rank: int
 
 
 class Scheduling(_PlanModel):
@@ -83,6 +104,7 @@ class Plan(_PlanModel):
     warnings: list[str] = Field(default_factory=list)
     scheduling: Scheduling = Field(default_factory=Scheduling)
     resources: dict[str, dict[str, str]] = Field(default_factory=dict)
+    lora: LoraPlan | None = Field(default=None, description="LoRA settings when the model has adapters.")
 
     def public(self) -> dict[str, Any]:
         """The plan as users see it (``slmctl plan -o json`` and ``status.plan``)."""
@@ -98,7 +120,10 @@ class Plan(_PlanModel):
             "gpus": self.gpus,
             "contextLength": self.context_length,
             "maxConcurrency": self.max_concurrency,
-            "memory": self.memory.model_dump(by_alias=True, mode="json"),
+            # Unknown figures are left out rather than null: a merge patch deletes null keys, so a
+            # status carrying them would never equal the one stored and would be rewritten on
+            # every reconcile.
+            "memory": self.memory.model_dump(by_alias=True, mode="json", exclude_none=True),
             "fits": self.fits,
             "reasons": list(self.reasons),
             "warnings": list(self.warnings),

@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -42,6 +43,7 @@ SHORT_NAMES = ("slm", "slms")
 # suffix ("-modelfile", 10 characters) bounds the model's own name.
 MAX_NAME_LENGTH = 53
 DNS1035_LABEL = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
+DNS1123_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 
 # Sources are passed to runtimes as argv or env, never through a shell; these patterns are
 # strict on purpose (KubeAI's Ollama command-injection bug came from a loose model name).
@@ -49,8 +51,28 @@ HF_REPO_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,
 OLLAMA_TAG_PATTERN = (
     r"[a-z0-9][a-z0-9._-]{0,63}(/[a-z0-9][a-z0-9._-]{0,63})?(:[A-Za-z0-9][A-Za-z0-9._-]{0,127})?"
 )
+# An Ollama registry other than the default: Ollama names models host/namespace/model:tag
+# (https://github.com/ollama/ollama/blob/v0.12.6/types/model/name.go). The host is a DNS name
+# with at least one dot, or any DNS name with a port, so that "namespace/model" is never read
+# as "host/model".
+_DNS_LABEL = r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"
+_PORT = r"([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
+OLLAMA_HOST_PATTERN = rf"({_DNS_LABEL}(\.{_DNS_LABEL})+(:{_PORT})?|{_DNS_LABEL}:{_PORT})"
+OLLAMA_NAME_PATTERN = r"[a-z0-9][a-z0-9._-]{0,63}"
+OLLAMA_REMOTE_TAG_PATTERN = (
+    rf"{OLLAMA_HOST_PATTERN}/{OLLAMA_NAME_PATTERN}/{OLLAMA_NAME_PATTERN}"
+    r"(:[A-Za-z0-9][A-Za-z0-9._-]{0,127})?"
+)
 PVC_PATTERN = r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(/[A-Za-z0-9._-]+)*"
-SOURCE_PATTERN = rf"^(hf://{HF_REPO_PATTERN}|ollama://{OLLAMA_TAG_PATTERN}|pvc://{PVC_PATTERN})$"
+SOURCE_PATTERN = (
+    rf"^(hf://{HF_REPO_PATTERN}|ollama://{OLLAMA_TAG_PATTERN}|ollama://{OLLAMA_REMOTE_TAG_PATTERN}"
+    rf"|pvc://{PVC_PATTERN})$"
+)
+# LoRA adapters come from the Hugging Face Hub (optionally pinned: hf://org/repo@revision) or
+# from a claim (never from Ollama).
+ADAPTER_SOURCE_PATTERN = (
+    rf"^(hf://{HF_REPO_PATTERN}(@[A-Za-z0-9][A-Za-z0-9._/-]{{0,127}})?|pvc://{PVC_PATTERN})$"
+)
 REVISION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$"
 SERVED_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$"
 # Kubernetes resource quantity (a simplified form of the apimachinery regexp).
@@ -145,6 +167,35 @@ def _no_latest(value: str) -> str:
 PinnedImage = Annotated[str, Field(pattern=IMAGE_PATTERN), AfterValidator(_no_latest)]
 
 
+def ollama_host_problem(host: str) -> str | None:
+    """Why ``host`` cannot be an Ollama registry host, or None when it can."""
+    port = host.partition(":")[2]
+    if port.isdigit() and not 1 <= int(port) <= 65535:
+        return f"registry host {host!r} has port {port}, outside 1-65535"
+    if not re.fullmatch(OLLAMA_HOST_PATTERN, host):
+        return (
+            f"registry host {host!r} is not a lower-case DNS name with a dot or a port "
+            "(e.g. registry.example.com or registry:5000)"
+        )
+    return None
+
+
+def _ollama_registry_host(value: Any) -> Any:
+    """An ``ollama://host/namespace/model:tag`` source names its registry host clearly when bad.
+
+    Runs before the pattern, so a bad host is reported as such rather than as a pattern mismatch.
+    """
+    if isinstance(value, str) and value.startswith("ollama://"):
+        parts = value.removeprefix("ollama://").split("/")
+        if len(parts) > 3:
+            raise ValueError(
+                "an Ollama source is ollama://[host/][namespace/]model[:tag], at most three parts"
+            )
+        if len(parts) == 3 and (problem := ollama_host_problem(parts[0])) is not None:
+            raise ValueError(problem)
+    return value
+
+
 class ModelRef(_Model):
     """Which model to serve: a catalog id, or an explicit source."""
 
@@ -165,7 +216,13 @@ class ModelRef(_Model):
         "source.",
     )
     source: (
-        Annotated[str, Field(pattern=SOURCE_PATTERN, max_length=300), AfterValidator(_no_dot_segments)] | None
+        Annotated[
+            str,
+            Field(pattern=SOURCE_PATTERN, max_length=300),
+            BeforeValidator(_ollama_registry_host),
+            AfterValidator(_no_dot_segments),
+        ]
+        | None
     ) = Field(
         default=None,
         json_schema_extra=cel_rules(
@@ -175,8 +232,9 @@ class ModelRef(_Model):
             )
         ),
         description=(
-            "An explicit model source instead of a catalog id: hf://org/repo, ollama://name:tag or "
-            "pvc://claim/path. Exactly one of catalog and source."
+            "An explicit model source instead of a catalog id: hf://org/repo, ollama://name:tag "
+            "(or ollama://host/namespace/name:tag from another registry) or pvc://claim/path. Exactly "
+            "one of catalog and source."
         ),
     )
     parameters_billions: float | None = Field(
@@ -605,6 +663,90 @@ class Scheduling(_Model):
     )
 
 
+# vLLM accepts these --max-lora-rank values only (MaxLoRARanks in vllm/config/lora.py,
+# https://github.com/vllm-project/vllm/blob/v0.11.0/vllm/config/lora.py).
+LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
+MAX_ADAPTERS = 16
+MAX_LORAS = 16
+
+
+def _adapter_source(value: Any) -> Any:
+    if isinstance(value, str) and not re.fullmatch(ADAPTER_SOURCE_PATTERN, value):
+        raise ValueError(
+            f"{value[:80]!r} is not an adapter source: use hf://org/repo[@revision] or pvc://claim/path "
+            "(adapters are served by vLLM, which cannot read ollama:// sources)"
+        )
+    return value
+
+
+class Adapter(_Model):
+    """A LoRA adapter served next to the base model (vLLM only) under its own model name."""
+
+    name: str = Field(
+        pattern=DNS1123_LABEL,
+        max_length=63,
+        description="The adapter's model name in requests and /v1/models (a DNS label, unique in the "
+        "model, different from the base model's served name).",
+    )
+    source: Annotated[
+        str,
+        Field(pattern=ADAPTER_SOURCE_PATTERN, max_length=300),
+        BeforeValidator(_adapter_source),
+        AfterValidator(_no_dot_segments),
+    ] = Field(
+        json_schema_extra=cel_rules(
+            (
+                f"!self.matches('{DOT_SEGMENT}')",
+                "spec.adapters.source: a path may not contain '.' or '..' segments",
+            )
+        ),
+        description="hf://org/repo or hf://org/repo@revision (downloaded before vLLM starts, with the "
+        "model's token if gated) or pvc://claim/path (mounted read-only).",
+    )
+
+
+class Lora(_Model):
+    """How much room vLLM reserves for LoRA adapters (memory is planned for it)."""
+
+    model_config = ConfigDict(
+        json_schema_extra=cel_rules(
+            (
+                f"!has(self.maxRank) || self.maxRank in {list(LORA_RANKS)}",
+                f"spec.lora.maxRank: must be one of {', '.join(map(str, LORA_RANKS))} (vLLM's ranks)",
+            )
+        )
+    )
+
+    max_rank: int = Field(
+        default=16,
+        ge=1,
+        le=LORA_RANKS[-1],
+        description=f"--max-lora-rank: the largest adapter rank served; one of "
+        f"{', '.join(map(str, LORA_RANKS))} (default 16).",
+    )
+    max_loras: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_LORAS,
+        description="--max-loras: adapters usable in one batch (GPU slots); default the number of adapters.",
+    )
+
+    @field_validator("max_rank")
+    @classmethod
+    def _vllm_rank(cls, value: int) -> int:
+        if value not in LORA_RANKS:
+            raise ValueError(
+                f"{value} is not a rank vLLM accepts; use one of {', '.join(map(str, LORA_RANKS))}"
+            )
+        return value
+
+
+class LocalObjectReference(_Model):
+    """A Secret in the model's namespace, by name."""
+
+    name: str = Field(pattern=r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$", description="The Secret's name.")
+
+
 # Parenthesised: CEL's ?: binds looser than ||, so the rule embedding it needs the brackets.
 _ONE_REPLICA_AT_MOST = (
     "((has(self.autoscaling) && has(self.autoscaling.enabled) && self.autoscaling.enabled) "
@@ -633,6 +775,19 @@ class SmallLanguageModelSpec(_Model):
                 "!(has(self.runtime) && self.runtime == 'vllm' && has(self.ollama) "
                 "&& has(self.ollama.modelfile))",
                 "spec.ollama.modelfile: only used by Ollama, but spec.runtime is vllm",
+            ),
+            (
+                "!(has(self.runtime) && self.runtime == 'ollama' && has(self.adapters) "
+                "&& size(self.adapters) > 0)",
+                "spec.adapters: LoRA adapters are served by vLLM only, but spec.runtime is ollama",
+            ),
+            (
+                "!has(self.adapters) || self.adapters.all(a, self.adapters.exists_one(b, b.name == a.name))",
+                "spec.adapters: adapter names must be unique",
+            ),
+            (
+                "!has(self.lora) || (has(self.adapters) && size(self.adapters) > 0)",
+                "spec.lora: only used with spec.adapters",
             ),
         )
     )
@@ -671,6 +826,20 @@ class SmallLanguageModelSpec(_Model):
     scheduling: Scheduling = Field(
         default_factory=Scheduling, description="Scheduling merged over the tier's."
     )
+    adapters: list[Adapter] = Field(
+        default_factory=list,
+        max_length=MAX_ADAPTERS,
+        description="LoRA adapters served next to the base model (vLLM only), each under its own name.",
+    )
+    lora: Lora | None = Field(
+        default=None, description="LoRA slots and rank (with spec.adapters); memory is planned for them."
+    )
+    image_pull_secrets: list[LocalObjectReference] = Field(
+        default_factory=list,
+        max_length=16,
+        description="Secrets for pulling the model pod's images from a private registry (added to the "
+        "operator's default list).",
+    )
     image: Annotated[str, AfterValidator(_no_latest)] = Field(
         default="",
         pattern=rf"^$|^{IMAGE_PATTERN[1:]}",
@@ -699,6 +868,23 @@ class SmallLanguageModelSpec(_Model):
             errors.append((("vllm", "extraArgs"), "only used by vLLM, but spec.runtime is ollama", None))
         if self.runtime == Runtime.VLLM and self.ollama.modelfile is not None:
             errors.append((("ollama", "modelfile"), "only used by Ollama, but spec.runtime is vllm", None))
+        if self.runtime == Runtime.OLLAMA and self.adapters:
+            errors.append(
+                (("adapters",), "LoRA adapters are served by vLLM only, but spec.runtime is ollama", None)
+            )
+        seen: set[str] = set()
+        for index, adapter in enumerate(self.adapters):
+            if adapter.name in seen:
+                errors.append(
+                    (
+                        ("adapters", index, "name"),
+                        f"{adapter.name!r} is used by an earlier adapter",
+                        adapter.name,
+                    )
+                )
+            seen.add(adapter.name)
+        if self.lora is not None and not self.adapters:
+            errors.append((("lora",), "only used with spec.adapters", None))
         modelfile = self.ollama.modelfile
         num_ctx = modelfile.parameters.get("num_ctx") if modelfile is not None else None
         if (

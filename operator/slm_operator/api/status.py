@@ -99,6 +99,15 @@ class MemoryStatus(_Status):
     overhead_gib: float | None = _gib("overhead", "Runtime overhead (CUDA context, buffers).")
     required_gib: float | None = _gib("required", "weights + kvCache + overhead.")
     available_gib: float | None = _gib("available", "What the tier offers.")
+    load_peak_gib: float | None = _gib(
+        "loadPeak", "Per-GPU memory while vLLM loads 16-bit weights it quantizes online (else null)."
+    )
+    full_length_requests: int | None = Field(
+        default=None,
+        ge=0,
+        description="How many requests of contextLength tokens the KV room holds (at least maxConcurrency).",
+    )
+    lora_gib: float | None = _gib("lora", "LoRA adapter slots (included in overhead).")
 
 
 class PlanStatus(_Status):

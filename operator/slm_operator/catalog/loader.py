@@ -24,7 +24,7 @@ import slm_operator
 from slm_operator.api.config import OperatorConfig
 from slm_operator.api.errors import ConfigError
 
-TOP_LEVEL_KEYS = ("tiers", "catalog", "images", "defaults")
+TOP_LEVEL_KEYS = ("tiers", "catalog", "images", "defaults", "registries")
 # Sections whose entries are named by the user: a null entry removes a built-in one.
 NAMED_SECTIONS = ("tiers", "catalog")
 # Both names end up in user specs (spec.hardware.tier, spec.model.catalog): the patterns are

@@ -26,9 +26,7 @@ class Permission:
 CHILD_VERBS: tuple[str, ...] = ("get", "list", "watch", "create", "patch", "delete")
 
 FRAMEWORK_PERMISSIONS: tuple[Permission, ...] = (
-    # patch: only to remove a finalizer or kopf annotations an older version left on a model.
     Permission(API_GROUP, PLURAL, ("get", "list", "watch", "patch"), "framework"),
-    # The workers write the model's status subresource; kopf writes nothing else.
     Permission(API_GROUP, f"{PLURAL}/status", ("get", "patch"), "framework"),
     Permission("", "events", ("create",), "framework"),
     Permission("events.k8s.io", "events", ("create",), "framework"),
@@ -37,18 +35,20 @@ FRAMEWORK_PERMISSIONS: tuple[Permission, ...] = (
 )
 
 
-# Every child carries an owner reference to its model with ``blockOwnerDeletion: true``. With
-# the OwnerReferencesPermissionEnforcement admission plugin (on by default on OpenShift) setting
-# that flag needs ``update`` on the owner's ``finalizers`` subresource
-# (https://kubernetes.io/docs/reference/access-authn-authz/admission-controllers/#ownerreferencespermissionenforcement).
-OWNER_FINALIZERS = Permission(API_GROUP, f"{PLURAL}/finalizers", ("update",), "application")
+# Children carry an owner reference with blockOwnerDeletion: true. Where the
+# OwnerReferencesPermissionEnforcement admission plugin is on (OpenShift, many hardened
+# clusters), setting it requires `update` on the owner's finalizers subresource, even though the
+# operator never writes a finalizer (https://kubernetes.io/docs/reference/access-authn-authz/admission-controllers/#ownerreferencespermissionenforcement).
+OWNER_PERMISSIONS: tuple[Permission, ...] = (
+    Permission(API_GROUP, f"{PLURAL}/finalizers", ("update",), "application"),
+)
 
 
 def application_permissions() -> tuple[Permission, ...]:
-    """One permission per managed child kind, derived from the renderer's list of kinds, and
-    the one that lets children block their model's deletion until they are gone."""
+    """One permission per managed child kind, derived from the renderer's list of kinds, and the
+    right to name the model as a blocking owner."""
     children = tuple(Permission(k.group, k.plural, CHILD_VERBS, "application") for k in MANAGED_KINDS)
-    return (*children, OWNER_FINALIZERS)
+    return children + OWNER_PERMISSIONS
 
 
 def all_permissions() -> tuple[Permission, ...]:

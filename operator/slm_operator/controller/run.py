@@ -34,7 +34,7 @@ class RunOptions:
     metrics_port: int
     standalone: bool
     request_timeout: float
-    watch_timeout: float
+    watch_timeout: int
     resync_seconds: float
     workers: int
     verbose: bool
@@ -93,7 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--request-timeout", type=float, default=60.0, help="Seconds before one API request gives up."
     )
     parser.add_argument(
-        "--watch-timeout", type=float, default=300.0, help="Seconds before a watch is re-opened server-side."
+        "--watch-timeout",
+        type=int,
+        default=300,
+        help="Whole seconds before a watch is re-opened server-side.",
     )
     parser.add_argument(
         "--resync-seconds",

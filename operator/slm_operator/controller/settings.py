@@ -53,7 +53,9 @@ class NoDiffBaseStorage(kopf.DiffBaseStorage):
 class Timeouts:
     """Network timeouts in seconds (kopf 1.45 changed its defaults, so never rely on them)."""
 
-    watch_server: float = 300.0
+    # Whole seconds: kopf sends it as the watch's timeoutSeconds, which the API server parses as
+    # an integer (a "300.0" is refused with 400 BadRequest).
+    watch_server: int = 300
     watch_client: float = 330.0
     connect: float = 10.0
     request: float = 60.0

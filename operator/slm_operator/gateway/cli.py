@@ -47,6 +47,11 @@ def _env_bool(environ: Mapping[str, str], flag: str) -> bool:
     raise GatewayConfigError(f"{env_name(flag)}: expected true or false, got {raw!r}")
 
 
+def _env_list(environ: Mapping[str, str], flag: str) -> list[str]:
+    raw = environ.get(env_name(flag), "")
+    return [item.strip() for item in raw.split(",")] if raw.strip() else []
+
+
 def build_arg_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentParser:
     """The parser for ``slmctl gateway``; defaults come from ``environ`` (``os.environ`` if None)."""
     env = os.environ if environ is None else environ
@@ -94,6 +99,15 @@ def build_arg_parser(environ: Mapping[str, str] | None = None) -> argparse.Argum
         "--api-key-file",
         f"file with one API key per line (the Secret mounted at {API_KEY_MOUNT_DIR}/{API_KEY_FILE_KEY})",
         metavar="PATH",
+    )
+    parser.add_argument(
+        "--allow-model",
+        action="append",
+        default=None,
+        metavar="NAME",
+        help="a model name requests may ask for (repeat for each; the operator renders the served "
+        "name and each LoRA adapter's); other names get 404 model_not_found. Without it every name "
+        f"is passed on [env {env_name('--allow-model')}, comma-separated]",
     )
     parser.add_argument(
         "--no-auth",
@@ -155,6 +169,7 @@ def config_from_args(args: argparse.Namespace, environ: Mapping[str, str] | None
         api_key_file=Path(key_file) if key_file else None,
         max_body_bytes=max_body,
         upstream_timeout=timeout,
+        allowed_models=tuple(args.allow_model or _env_list(env, "--allow-model")),
     )
 
 

@@ -74,6 +74,8 @@ class GatewayConfig:
     api_key_file: Path | None
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     upstream_timeout: float = DEFAULT_UPSTREAM_TIMEOUT
+    # Model names a request body may ask for (--allow-model); empty: any name is passed on.
+    allowed_models: tuple[str, ...] = ()
     # Not flags: the defaults suit the kubelet (probes every few seconds) and are lowered by tests.
     readiness_cache_seconds: float = 2.0
     key_recheck_seconds: float = 1.0
@@ -88,6 +90,8 @@ class GatewayConfig:
             )
         if not self.model.strip():
             raise GatewayConfigError("--model: must not be empty")
+        if any(not name.strip() for name in self.allowed_models):
+            raise GatewayConfigError("--allow-model: must not be empty")
         if self.max_body_bytes < 1:
             raise GatewayConfigError("--max-body-bytes: must be at least 1")
         if not self.upstream_timeout > 0:

@@ -21,6 +21,7 @@ from slm_operator.gateway import errors
 from slm_operator.gateway.config import GatewayConfig
 from slm_operator.gateway.keys import ApiKeys
 from slm_operator.gateway.metrics import GatewayMetrics
+from slm_operator.gateway.models import AllowedModels
 from slm_operator.gateway.readiness import ReadinessChecker
 from slm_operator.gateway.routes import (
     API_ROUTES,
@@ -89,6 +90,9 @@ class Gateway:
         self._readiness = readiness
         self._max_body = config.max_body_bytes
         self._model_json = json.dumps(config.model)
+        self._allowed = (
+            AllowedModels(config.allowed_models, runtime=config.runtime) if config.allowed_models else None
+        )
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         """Answer one request on the API port and record it."""
@@ -205,6 +209,8 @@ class Gateway:
                 kind="invalid_request_error",
                 code="invalid_json",
             )
+        if self._allowed is not None and not self._allowed.accepts(document):
+            return self._allowed.refusal(document)
         return body
 
     def _too_large(self) -> web.Response:

@@ -1,4 +1,4 @@
-"""The planner: spec + operator config → :class:`~slm_operator.api.plan.Plan` (ARCHITECTURE §6).
+"""The planner: spec + operator config → :class:`~slm_operator.api.plan.Plan` (docs/planner.md).
 
 Pure: no Kubernetes client, no kopf. It chooses the runtime, the variant (the highest-quality
 one the hardware can run that fits the tier's memory at the requested context and
@@ -24,7 +24,9 @@ from slm_operator.api.spec import (
     SmallLanguageModelSpec,
 )
 from slm_operator.api.vllm_args import vllm_flag_values
+from slm_operator.planning import lora
 from slm_operator.planning.memory import (
+    VLLM_MAX_PREFILL_CHUNK,
     MemoryEstimate,
     available_gib,
     estimate,
@@ -49,18 +51,23 @@ _METHOD_ORDER: tuple[str, ...] = (
     Quantization.Q4_0,
 )
 
-# vLLM's minimum compute capability per format, for sources outside the catalog
-# (reference models-and-gpus.md §3, from vLLM's supported-hardware table): AWQ and INT8 W8A8
-# from Turing (7.5), GPTQ from Volta (7.0), native FP8 from Ada (8.9), Marlin W4A16 from Ampere.
+# vLLM's minimum compute capability per format, for sources outside the catalog (vLLM's
+# supported-hardware table, docs/features/quantization/supported_hardware.md): AWQ and INT8 W8A8
+# from Turing (7.5), GPTQ from Volta (7.0), Marlin W4A16 from Ampere (8.0). FP8 loads from 8.0:
+# Fp8Config.get_min_capability() is 80, and below 8.9 Fp8LinearMethod runs the weights through
+# the FP8 Marlin kernel, weight-only (vllm/model_executor/layers/quantization/fp8.py,
+# https://github.com/vllm-project/vllm/blob/v0.11.0/vllm/model_executor/layers/quantization/fp8.py).
 _FORMAT_MIN_CC: dict[str, float] = {
     Quantization.NONE: 7.0,
-    Quantization.FP8: 8.9,
+    Quantization.FP8: 8.0,
     Quantization.INT8: 7.5,
     Quantization.INT4: 8.0,
     Quantization.AWQ: 7.5,
     Quantization.GPTQ: 7.0,
 }
 BF16_MIN_CC = 8.0  # vLLM: "Bfloat16 is only supported on GPUs with compute capability of at least 8.0"
+FP8_NATIVE_CC = 8.9  # FP8 tensor cores (W8A8 compute) from Ada; below it FP8 runs weight-only
+ONLINE_QUANTIZATION_FLAG = "--quantization"
 
 # Bytes per weight for size hints (parametersBillions). GGUF K-quants carry scales: Q4_K_M is
 # about 4.85 bits/weight, Q8_0 8.5, Q4_0 4.5 (llama.cpp's quantization table).
@@ -97,14 +104,23 @@ class _Context:
     gpus: int
     memory_limit_gib: float
     kv_element_bytes: int
+    prefill_chunk: int | None = None
 
 
 def plan_model(model: SmallLanguageModel, config: OperatorConfig) -> Plan:
     """Plan one model; raise SpecError/FitError (with field-named problems) if it cannot be served."""
     ctx = _context(model, config)
-    if model.spec.model.catalog is not None:
-        return _plan_catalog(ctx, config.catalog[model.spec.model.catalog])
-    return _plan_source(ctx)
+    # LoRA adapters (planning/lora.py): vLLM only; their slots are counted in _estimate.
+    lora.check_adapters(model, ctx.engine)
+    budget = lora.lora_budget(model.spec, config, ctx.gpus)
+    try:
+        if model.spec.model.catalog is not None:
+            plan = _plan_catalog(ctx, config.catalog[model.spec.model.catalog])
+        else:
+            plan = _plan_source(ctx)
+    except FitError as exc:
+        raise lora.explain_fit_error(exc, budget) from None
+    return lora.add_lora(plan, budget)
 
 
 # --- context: tier, runtime, GPUs, memory limit ------------------------------------------------
@@ -151,9 +167,17 @@ def _context(model: SmallLanguageModel, config: OperatorConfig) -> _Context:
     kv_element_bytes = 2
     if engine == Engine.VLLM and _kv_cache_dtype(spec).startswith("fp8"):
         kv_element_bytes = 1
+    prefill_chunk = None
+    if engine == Engine.VLLM:
+        # A larger --max-num-batched-tokens widens the chunk the sliding-window layers hold.
+        chunk = vllm_flag_values(spec.vllm.extra_args).get("--max-num-batched-tokens")
+        if chunk is not None and chunk.isdigit():
+            prefill_chunk = max(int(chunk), VLLM_MAX_PREFILL_CHUNK)
     if problems:
         raise SpecError(problems)
-    return _Context(model, spec, config, tier_name, tier, engine, gpus, memory_limit_gib, kv_element_bytes)
+    return _Context(
+        model, spec, config, tier_name, tier, engine, gpus, memory_limit_gib, kv_element_bytes, prefill_chunk
+    )
 
 
 def _engine(spec: SmallLanguageModelSpec, tier_name: str, tier: Tier, problems: list[SpecProblem]) -> Engine:
@@ -218,14 +242,8 @@ def _plan_catalog(ctx: _Context, entry: CatalogModel) -> Plan:
                 "reference a Secret holding an HF token",
             )
         )
-    if ctx.engine == Engine.VLLM and entry.attention_heads % ctx.gpus:
-        problems.append(
-            SpecProblem(
-                "spec.hardware.gpus",
-                f"tensor parallel size {ctx.gpus} must divide {catalog_id}'s "
-                f"{entry.attention_heads} attention heads",
-            )
-        )
+    if ctx.engine == Engine.VLLM:
+        problems.extend(_tensor_parallel_problems(ctx.gpus, catalog_id, entry))
     if problems:
         raise SpecError(problems)
 
@@ -261,8 +279,9 @@ def _plan_catalog(ctx: _Context, entry: CatalogModel) -> Plan:
             ]
         )
 
-    kv_per_token = entry.kv_bytes_per_token_16bit // 2 * ctx.kv_element_bytes
-    estimates = [(v, _estimate(ctx, v.weight_bytes, kv_per_token, context_length)) for v in runnable]
+    estimates = [
+        (v, _estimate(ctx, v.weight_bytes, entry, context_length, _load_bytes(entry, v))) for v in runnable
+    ]
     chosen = next(((v, e) for v, e in estimates if e.fits), None)
     if chosen is None:
         raise FitError([_does_not_fit(ctx, catalog_id, estimates, context_length)])
@@ -271,12 +290,15 @@ def _plan_catalog(ctx: _Context, entry: CatalogModel) -> Plan:
     reasons.insert(0, _runtime_reason(ctx))
     reasons.append(_variant_reason(ctx, variant, estimates, unrunnable))
     dtype = _dtype(ctx, variant.quantization, reasons)
+    fp8 = _fp8_reason(ctx, variant)
+    if fp8 is not None:
+        reasons.append(fp8)
     reasons.append(_memory_reason(est, context_length, ctx))
-    if entry.sliding_window is not None:
+    reasons.append(_kv_reason(est, entry, context_length, ctx))
+    if est.load_peak_gib is not None:
         reasons.append(
-            "KV cache uses the full-attention formula as an upper bound: "
-            f"{entry.sliding_window.global_layers} of "
-            f"{entry.layers} layers are global, the rest keep a {entry.sliding_window.window}-token window"
+            f"load: {est.load_peak_gib:.2f} GiB per GPU while loading (16-bit weights before online "
+            f"quantization + CUDA context) <= {est.load_limit_gib or 0:.2f} GiB"
         )
     if not variant.verified:
         warnings.append(f"variant {variant.ref}: {variant.note or 'not verified at the source'}")
@@ -301,6 +323,53 @@ def _plan_catalog(ctx: _Context, entry: CatalogModel) -> Plan:
     )
 
 
+def _tensor_parallel_problems(gpus: int, catalog_id: str, entry: CatalogModel) -> list[SpecProblem]:
+    """vLLM shards attention by heads: the GPU count must divide the query heads, and divide the
+    KV heads or be a multiple of them (then each KV head is replicated on gpus / kv_heads GPUs).
+
+    ModelConfig.verify_with_parallel_config checks the query heads; QKVParallelLinear divides
+    kv_heads by the GPU count, or the GPU count by kv_heads when it is the larger
+    (https://github.com/vllm-project/vllm/blob/v0.11.0/vllm/model_executor/layers/linear.py).
+    """
+    problems = []
+    if entry.attention_heads % gpus:
+        problems.append(
+            SpecProblem(
+                "spec.hardware.gpus",
+                f"tensor parallel size {gpus} must divide {catalog_id}'s "
+                f"{entry.attention_heads} attention heads",
+            )
+        )
+    if entry.kv_heads % gpus and gpus % entry.kv_heads:
+        usable = sorted(
+            {g for g in range(1, 17) if entry.attention_heads % g == 0}
+            & {g for g in range(1, 17) if entry.kv_heads % g == 0 or g % entry.kv_heads == 0}
+        )
+        problems.append(
+            SpecProblem(
+                "spec.hardware.gpus",
+                f"tensor parallel size {gpus} must divide {catalog_id}'s {entry.kv_heads} KV heads "
+                f"(or be a multiple of them); GPU counts that work: {', '.join(map(str, usable))}",
+            )
+        )
+    return problems
+
+
+def _load_bytes(entry: CatalogModel, variant: Variant) -> float | None:
+    """What vLLM holds in GPU memory while loading a variant quantized online: the 16-bit weights.
+
+    vLLM creates the layers of an online-quantized model in the checkpoint's dtype, loads every
+    weight, then quantizes in process_weights_after_loading (Fp8LinearMethod in
+    vllm/model_executor/layers/quantization/fp8.py), so the 16-bit checkpoint must fit first.
+    """
+    if ONLINE_QUANTIZATION_FLAG not in variant.vllm_args:
+        return None
+    originals = [
+        v for v in entry.variants if v.runtime == Engine.VLLM and v.ref == variant.ref and v.bits == 16
+    ]
+    return float(originals[0].weight_bytes if originals else entry.parameters * 2)
+
+
 def _quality_key(variant: Variant) -> tuple[int, int]:
     return (-variant.bits, _METHOD_ORDER.index(variant.quantization))
 
@@ -323,18 +392,28 @@ def _cannot_run(ctx: _Context, unrunnable: list[Variant]) -> str:
 
 
 def _estimate(
-    ctx: _Context, weight_bytes: float, kv_per_token: int | None, context_length: int
+    ctx: _Context,
+    weight_bytes: float,
+    entry: CatalogModel | None,
+    context_length: int,
+    load_bytes: float | None = None,
 ) -> MemoryEstimate:
-    return estimate(
-        engine=ctx.engine,
-        weight_bytes=weight_bytes,
-        kv_per_token=kv_per_token,
-        context_length=context_length,
-        max_concurrency=ctx.spec.max_concurrency,
-        tier=ctx.tier,
-        gpus=ctx.gpus,
-        memory_limit_gib=ctx.memory_limit_gib,
-        overheads=ctx.config.defaults.overheads,
+    return lora.with_lora(
+        estimate(
+            engine=ctx.engine,
+            weight_bytes=weight_bytes,
+            model=entry,
+            kv_element_bytes=ctx.kv_element_bytes,
+            prefill_chunk=ctx.prefill_chunk,
+            load_bytes=load_bytes,
+            context_length=context_length,
+            max_concurrency=ctx.spec.max_concurrency,
+            tier=ctx.tier,
+            gpus=ctx.gpus,
+            memory_limit_gib=ctx.memory_limit_gib,
+            overheads=ctx.config.defaults.overheads,
+        ),
+        lora.lora_budget(ctx.spec, ctx.config, ctx.gpus),
     )
 
 
@@ -342,6 +421,14 @@ def _does_not_fit(
     ctx: _Context, what: str, estimates: list[tuple[Variant, MemoryEstimate]], context_length: int
 ) -> SpecProblem:
     variant, est = estimates[-1]  # the smallest runnable variant
+    if not est.loads:
+        message = (
+            f"{what} does not fit tier {ctx.tier_name}: its smallest {ctx.engine} variant "
+            + _load_peak_text(variant, est)
+        )
+        return SpecProblem(
+            "spec.hardware.tier", message + "; choose a larger tier, more GPUs or a smaller model"
+        )
     required = est.required_gib if est.required_gib is not None else est.weights_gib + est.overhead_gib
     kv = f" + KV cache {est.kv_cache_gib:.2f}" if est.kv_cache_gib is not None else ""
     message = (
@@ -421,12 +508,70 @@ def _variant_reason(
     for variant, est in estimates:
         if variant is chosen:
             break
+        if not est.loads:
+            skipped.append(_load_peak_text(variant, est))
+            continue
         skipped.append(
             f"{variant.ref} ({variant.quantization}) needs {est.required_gib or 0:.2f} GiB "
             f"> {est.available_gib:.2f}"
         )
     text = f"variant {chosen.ref} ({chosen.quantization}, {chosen.bits}-bit): {mode}"
     return text + (f"; skipped: {'; '.join(skipped)}" if skipped else "")
+
+
+def _load_peak_text(variant: Variant, est: MemoryEstimate) -> str:
+    return (
+        f"{variant.ref} ({variant.quantization}, quantized online) needs {est.load_peak_gib or 0:.2f} GiB "
+        f"per GPU while loading (vLLM loads the 16-bit weights, then quantizes) > "
+        f"{est.load_limit_gib or 0:.2f} GiB"
+    )
+
+
+def _fp8_reason(ctx: _Context, variant: Variant) -> str | None:
+    """FP8 below compute capability 8.9 runs weight-only (FP8 Marlin): say so."""
+    cc = ctx.tier.compute_capability
+    if ctx.engine != Engine.VLLM or variant.quantization != Quantization.FP8 or cc is None:
+        return None
+    native = variant.native_compute_capability or FP8_NATIVE_CC
+    if cc >= native:
+        return f"fp8: W8A8 on FP8 tensor cores (compute capability {cc} >= {native})"
+    return (
+        f"fp8: weight-only (W8A16, FP8 Marlin kernels) on compute capability {cc} < {native}: "
+        "weights are stored in 8 bits, activations and matrix products stay 16-bit"
+    )
+
+
+def _kv_reason(est: MemoryEstimate, entry: CatalogModel, context_length: int, ctx: _Context) -> str:
+    """How the KV figure was counted: per layer type, replication, full-length requests held."""
+    kv = est.kv
+    assert kv is not None
+    parts = []
+    if entry.sliding_window is not None:
+        runtime = (
+            "vLLM's hybrid KV-cache manager" if ctx.engine == Engine.VLLM else "Ollama's sliding-window cache"
+        )
+        parts.append(
+            f"KV per layer type: {entry.global_layers} global layers x {context_length} tokens, "
+            f"{entry.local_layers} sliding-window layers x {entry.sliding_window.window}-token window "
+            f"({runtime} keeps only the window, plus one prefill chunk of up to {kv.shared_tokens} tokens)"
+        )
+    if kv.replication > 1:
+        parts.append(
+            f"KV heads replicated: {entry.kv_heads} KV heads on {ctx.gpus} GPUs, each head stored "
+            f"on {kv.replication} GPUs ({kv.replication}x the KV cache)"
+        )
+    held = est.full_length_requests(context_length)
+    starts = " (vLLM itself starts when one fits)" if ctx.engine == Engine.VLLM else ""
+    parts.append(
+        f"capacity: the KV room holds {held} full-length ({context_length}-token) requests; the plan "
+        f"requires maxConcurrency {ctx.spec.max_concurrency} of them{starts}"
+    )
+    if est.graph_gib is not None:
+        parts.append(
+            f"Ollama overhead includes its compute graph {est.graph_gib:.2f} GiB "
+            f"(flash attention {'on' if est.flash_attention else 'off'} for this architecture)"
+        )
+    return "; ".join(parts)
 
 
 def _memory_reason(est: MemoryEstimate, context_length: int, ctx: _Context) -> str:
@@ -440,10 +585,18 @@ def _memory_reason(est: MemoryEstimate, context_length: int, ctx: _Context) -> s
         if ctx.tier.accelerator != Accelerator.NONE and ctx.engine == Engine.VLLM
         else f"{est.available_gib:g} GiB"
     )
+    kv = est.kv
+    if kv is not None and kv.local_bytes_per_token:
+        local = kv.local_tokens(context_length, ctx.spec.max_concurrency)
+        how = (
+            f"{kv.global_bytes_per_token} B/token x {context_length} x {ctx.spec.max_concurrency} "
+            f"+ {kv.local_bytes_per_token} B/token x {local} windowed tokens"
+        )
+    else:
+        how = f"{est.kv_bytes_per_token} B/token x {context_length} x {ctx.spec.max_concurrency}"
     return (
-        f"memory: weights {est.weights_gib:.2f} + KV {est.kv_cache_gib:.2f} "
-        f"({est.kv_bytes_per_token} B/token x "
-        f"{context_length} x {ctx.spec.max_concurrency}) + overhead {est.overhead_gib:.2f} = "
+        f"memory: weights {est.weights_gib:.2f} + KV {est.kv_cache_gib:.2f} ({how}) "
+        f"+ overhead {est.overhead_gib:.2f} = "
         f"{est.required_gib or 0:.2f} GiB <= {est.available_gib:.2f} GiB ({offer})"
     )
 
@@ -534,6 +687,13 @@ def _plan_source(ctx: _Context) -> Plan:
             else "quantization: the tag's own GGUF format (assumed q4_K_M for the estimate)"
         )
     dtype = _dtype(ctx, str(assumed), reasons)
+    if ctx.engine == Engine.VLLM and assumed == Quantization.FP8:
+        cc = ctx.tier.compute_capability or 0.0
+        reasons.append(
+            f"fp8: W8A8 on FP8 tensor cores (compute capability {cc} >= {FP8_NATIVE_CC})"
+            if cc >= FP8_NATIVE_CC
+            else f"fp8: weight-only (W8A16, FP8 Marlin kernels) on compute capability {cc} < {FP8_NATIVE_CC}"
+        )
     _runtime_option_warnings(ctx, warnings)
     return _build_plan(
         ctx,
@@ -597,7 +757,7 @@ def _build_plan(
         max_concurrency=spec.max_concurrency,
         engine_args=engine_args,
         gated=gated,
-        memory=_memory_plan(memory, ctx),
+        memory=_memory_plan(memory, ctx, context_length),
         fits=fits,
         reasons=reasons,
         warnings=warnings,
@@ -606,7 +766,7 @@ def _build_plan(
     )
 
 
-def _memory_plan(est: MemoryEstimate | None, ctx: _Context) -> MemoryPlan:
+def _memory_plan(est: MemoryEstimate | None, ctx: _Context, context_length: int) -> MemoryPlan:
     if est is None:
         return MemoryPlan(
             available_gib=round_gib(available_gib(ctx.engine, ctx.tier, ctx.gpus, ctx.memory_limit_gib))
@@ -617,6 +777,8 @@ def _memory_plan(est: MemoryEstimate | None, ctx: _Context) -> MemoryPlan:
         overhead_gib=round_gib(est.overhead_gib),
         required_gib=None if est.required_gib is None else round_gib(est.required_gib),
         available_gib=round_gib(est.available_gib),
+        load_peak_gib=None if est.load_peak_gib is None else round_gib(est.load_peak_gib),
+        full_length_requests=None if est.kv is None else est.full_length_requests(context_length),
     )
 
 

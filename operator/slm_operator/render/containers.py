@@ -8,6 +8,7 @@ spliced into a shell string (the init container's script is a constant).
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 from slm_operator.api.config import OperatorConfig
@@ -34,6 +35,10 @@ HF_HOME = f"{CACHE_DIR}/huggingface"
 OLLAMA_MODELS = f"{CACHE_DIR}/ollama"
 SHM_DIR = "/dev/shm"  # noqa: S108 - a memory emptyDir of the pod's own
 MODELS_DIR = "/models"
+# LoRA adapters from claims: each claim is mounted read-only at /adapters/<claim>.
+ADAPTERS_DIR = "/adapters"
+# LoRA adapters from the Hub: downloaded by the fetch-adapters init container into the cache.
+ADAPTER_CACHE_DIR = f"{CACHE_DIR}/adapters"
 
 # Volume names (see deployment.py).
 TMP_VOLUME = "tmp"
@@ -54,6 +59,7 @@ GATEWAY_TMP_VOLUME = "gateway-tmp"
 RUNTIME_CONTAINER = "runtime"
 GATEWAY_CONTAINER = "gateway"
 PULL_CONTAINER = "pull-model"
+FETCH_ADAPTERS_CONTAINER = "fetch-adapters"
 
 GATEWAY_RESOURCES: dict[str, dict[str, str]] = {
     "requests": {"cpu": "50m", "memory": "64Mi"},
@@ -105,6 +111,32 @@ wait "$server" || true
 """
 SERVER_START_TIMEOUT_SECONDS = 120
 
+# The fetch-adapters init container's program: a constant; the adapters arrive as JSON in the
+# environment. huggingface_hub's snapshot_download reads HF_ENDPOINT, HF_TOKEN_PATH and
+# HF_HUB_OFFLINE itself (https://huggingface.co/docs/huggingface_hub/package_reference/environment_variables).
+# While egress is open every start re-checks the pinned revision (files already in local_dir are
+# not downloaded again) and falls back to the cached copy if the Hub cannot be reached; once it
+# is closed a cached adapter is used as is.
+FETCH_ADAPTERS_SCRIPT = """\
+import json, os, sys
+from huggingface_hub import snapshot_download
+policy = os.environ["PULL_POLICY"]
+for adapter in json.loads(os.environ["ADAPTERS"]):
+    name, repo, revision = adapter["name"], adapter["repo"], adapter["revision"]
+    target = os.path.join(os.environ["ADAPTERS_DIR"], name)
+    cached = os.path.isfile(os.path.join(target, "adapter_config.json"))
+    if cached and policy == "if-missing":
+        print(f"adapter {name}: using the cached copy", flush=True)
+        continue
+    print(f"adapter {name}: {repo} at {revision or 'the default branch'}", flush=True)
+    try:
+        snapshot_download(repo_id=repo, revision=revision, local_dir=target)
+    except Exception as error:
+        if not cached:
+            sys.exit(f"adapter {name}: cannot download {repo}: {error}")
+        print(f"adapter {name}: download failed ({error}); using the cached copy", flush=True)
+"""
+
 
 def security_context() -> dict[str, Any]:
     """The restricted-PSS container security context every container of the pod carries."""
@@ -143,6 +175,56 @@ def _resources(resources: dict[str, dict[str, str]], *, drop: tuple[str, ...] = 
     return out
 
 
+def adapter_claims(model: SmallLanguageModel, plan: Plan) -> list[str]:
+    """The claims holding pvc:// adapters, each once, in the order they first appear; the
+    model's own claim is already mounted at /models and is not mounted twice."""
+    claims: list[str] = []
+    for adapter in model.spec.adapters:
+        scheme, _, rest = adapter.source.partition("://")
+        claim = rest.partition("/")[0]
+        if scheme == "pvc" and claim not in claims and claim != plan.source_claim:
+            claims.append(claim)
+    return claims
+
+
+def adapter_volume_name(index: int) -> str:
+    return f"adapters-{index}"
+
+
+def adapter_path(name: str, source: str, plan: Plan) -> str:
+    """Where vLLM loads an adapter from: the directory the fetch-adapters init container filled
+    (Hub adapters), or the adapter's directory on its read-only claim."""
+    scheme, _, rest = source.partition("://")
+    if scheme == "hf":
+        return f"{ADAPTER_CACHE_DIR}/{name}"
+    claim, _, path = rest.partition("/")
+    root = MODELS_DIR if claim == plan.source_claim else f"{ADAPTERS_DIR}/{claim}"
+    return f"{root}/{path}" if path else root
+
+
+def lora_args(model: SmallLanguageModel, plan: Plan) -> list[str]:
+    """vLLM's LoRA flags: static adapters only (https://docs.vllm.ai/en/v0.11.0/features/lora.html,
+    "Serving LoRA Adapters"). Each adapter is served under its own name (--lora-modules
+    name=path) and listed by /v1/models; runtime loading stays off (VLLM_ALLOW_RUNTIME_LORA_UPDATING
+    is never set, and the gateway forwards no /v1/load_lora_adapter route)."""
+    if plan.lora is None or not model.spec.adapters:
+        return []
+    adapters = model.spec.adapters
+    return [
+        "--enable-lora",
+        "--max-loras",
+        str(plan.lora.max_loras),
+        "--max-lora-rank",
+        str(plan.lora.max_rank),
+        # Adapters beyond the GPU slots wait in a CPU cache of this size instead of being read
+        # from disk again (vLLM's default is maxLoras).
+        "--max-cpu-loras",
+        str(max(len(adapters), plan.lora.max_loras)),
+        "--lora-modules",
+        *(f"{a.name}={adapter_path(a.name, a.source, plan)}" for a in adapters),
+    ]
+
+
 def vllm_args(plan: Plan) -> list[str]:
     """``vllm serve`` arguments (the image's ENTRYPOINT is already ``vllm serve``)."""
     args = [
@@ -172,31 +254,89 @@ def vllm_args(plan: Plan) -> list[str]:
     return args + list(plan.engine_args)
 
 
-def vllm_container(model: SmallLanguageModel, plan: Plan) -> dict[str, Any]:
-    """The vLLM runtime container, bound to localhost; exec probes (the kubelet cannot reach it)."""
+def _hub_env(
+    model: SmallLanguageModel, config: OperatorConfig, *, quiet: tuple[str, ...]
+) -> list[dict[str, Any]]:
+    """Where huggingface_hub (vLLM's downloader) caches, which Hub it asks, and whether it may;
+    ``quiet`` names variables set to 1 to turn telemetry off."""
     env = [
         _env("HOME", HOME_DIR),
         _env("XDG_CACHE_HOME", f"{HOME_DIR}/.cache"),
         _env("HF_HOME", HF_HOME),
-        _env("VLLM_NO_USAGE_STATS", "1"),
-        _env("DO_NOT_TRACK", "1"),
+        *(_env(name, "1") for name in quiet),
     ]
+    endpoint = config.registries.hugging_face_endpoint
+    if endpoint:
+        # huggingface_hub (which vLLM downloads with) reads the Hub's address from HF_ENDPOINT.
+        env.append(_env("HF_ENDPOINT", endpoint))
     if not model.spec.network.allow_egress:
         # The NetworkPolicy blocks the Hub: use the cached files instead of waiting for timeouts.
         env.append(_env("HF_HUB_OFFLINE", "1"))
+    return env
+
+
+def _hub_token(model: SmallLanguageModel) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The Hugging Face token file (environment and mount) of a gated model, if any."""
+    if model.spec.model_access_secret_ref is None:
+        return [], []
+    return (
+        [_env("HF_TOKEN_PATH", f"{HF_TOKEN_DIR}/{HF_TOKEN_FILE}")],
+        [_mount(HF_TOKEN_VOLUME, HF_TOKEN_DIR, read_only=True)],
+    )
+
+
+def vllm_container(model: SmallLanguageModel, plan: Plan, config: OperatorConfig) -> dict[str, Any]:
+    """The vLLM runtime container, bound to localhost; exec probes (the kubelet cannot reach it)."""
+    env = _hub_env(model, config, quiet=("VLLM_NO_USAGE_STATS", "DO_NOT_TRACK"))
     mounts = [*_runtime_mounts(plan), _mount(SHM_VOLUME, SHM_DIR)]
-    if model.spec.model_access_secret_ref is not None:
-        env.append(_env("HF_TOKEN_PATH", f"{HF_TOKEN_DIR}/{HF_TOKEN_FILE}"))
-        mounts.append(_mount(HF_TOKEN_VOLUME, HF_TOKEN_DIR, read_only=True))
+    mounts += [
+        _mount(adapter_volume_name(i), f"{ADAPTERS_DIR}/{claim}", read_only=True)
+        for i, claim in enumerate(adapter_claims(model, plan))
+    ]
+    token_env, token_mounts = _hub_token(model)
     return {
         "name": RUNTIME_CONTAINER,
         "image": plan.image,
-        "args": vllm_args(plan),
-        "env": env,
+        "args": [*vllm_args(plan), *lora_args(model, plan)],
+        "env": [*env, *token_env],
         **runtime_probes(VLLM_HEALTH_COMMAND),
         "resources": _resources(plan.resources),
         "securityContext": security_context(),
-        "volumeMounts": mounts,
+        "volumeMounts": [*mounts, *token_mounts],
+    }
+
+
+def hub_adapters(model: SmallLanguageModel) -> list[dict[str, str | None]]:
+    """The hf:// adapters as the fetch script reads them: name, repo id and revision (or None)."""
+    found: list[dict[str, str | None]] = []
+    for adapter in model.spec.adapters:
+        scheme, _, rest = adapter.source.partition("://")
+        if scheme == "hf":
+            repo, _, revision = rest.partition("@")
+            found.append({"name": adapter.name, "repo": repo, "revision": revision or None})
+    return found
+
+
+def fetch_adapters_container(model: SmallLanguageModel, plan: Plan, config: OperatorConfig) -> dict[str, Any]:
+    """vLLM's ``fetch-adapters`` init container: Hub adapters, at their pinned revisions, into the
+    model cache before vLLM starts (``--lora-modules`` has no revision field, and a failed
+    download then shows as a failed init container rather than a crashing runtime)."""
+    env = [
+        *_hub_env(model, config, quiet=("HF_HUB_DISABLE_TELEMETRY",)),
+        # JSON data read by the constant script below; never seen by a shell.
+        _env("ADAPTERS", json.dumps(hub_adapters(model), separators=(",", ":"))),
+        _env("ADAPTERS_DIR", ADAPTER_CACHE_DIR),
+        _env("PULL_POLICY", "always" if model.spec.network.allow_egress else "if-missing"),
+    ]
+    token_env, token_mounts = _hub_token(model)
+    return {
+        "name": FETCH_ADAPTERS_CONTAINER,
+        "image": plan.image,
+        "command": ["python3", "-c", FETCH_ADAPTERS_SCRIPT],
+        "env": [*env, *token_env],
+        "resources": _resources(plan.resources, drop=("nvidia.com/gpu",)),
+        "securityContext": security_context(),
+        "volumeMounts": [*_runtime_mounts(plan), *token_mounts],
     }
 
 
@@ -239,12 +379,31 @@ def pull_policy(model: SmallLanguageModel, plan: Plan) -> str:
     return "always" if model.spec.network.allow_egress else "if-missing"
 
 
-def pull_init_container(model: SmallLanguageModel, plan: Plan) -> dict[str, Any]:
+def ollama_pull_ref(ref: str, registry: str | None) -> str:
+    """The name ``ollama pull`` fetches: ``ref`` from the configured registry, if any.
+
+    Ollama names models ``host/namespace/model:tag`` with registry.ollama.ai and ``library`` as
+    defaults (https://github.com/ollama/ollama/blob/v0.12.6/types/model/name.go). A ref that
+    already names a host is left alone; a registry given as ``host/namespace`` replaces the
+    ``library`` namespace of un-namespaced tags.
+    """
+    if not registry or ref.count("/") >= 2:
+        return ref
+    host, _, namespace = registry.partition("/")
+    if "/" in ref:
+        return f"{host}/{ref}"
+    return f"{host}/{namespace or 'library'}/{ref}"
+
+
+def pull_init_container(model: SmallLanguageModel, plan: Plan, config: OperatorConfig) -> dict[str, Any]:
     """Ollama's ``pull-model`` init container: pull the tag, then create or copy the served name."""
     with_modelfile = needs_modelfile(model, plan)
+    model_tag = plan.model_ref
+    if plan.source_kind == "ollama":
+        model_tag = ollama_pull_ref(plan.model_ref, config.registries.ollama)
     env = [
         *_ollama_env(),
-        _env("MODEL_TAG", plan.model_ref),
+        _env("MODEL_TAG", model_tag),
         _env("SERVED_NAME", plan.served_name),
         # Only set with a Modelfile: the API server drops an empty ``value`` (omitempty), so an
         # empty one would differ from the stored object forever; the script reads unset as "".
@@ -283,6 +442,9 @@ def gateway_args(model: SmallLanguageModel, plan: Plan) -> list[str]:
         "--metrics-listen",
         f"0.0.0.0:{METRICS_PORT}",
     ]
+    # The model names clients may ask for: the base model's and, on vLLM, each adapter's.
+    for name in [plan.served_name, *(a.name for a in model.spec.adapters if plan.lora is not None)]:
+        args += ["--allow-model", name]
     if model.spec.auth.enabled:
         args += ["--api-key-file", f"{API_KEY_MOUNT_DIR}/{API_KEY_FILE_KEY}"]
     else:

@@ -108,6 +108,14 @@ def render_volumes(model: SmallLanguageModel, plan: Plan, config: OperatorConfig
                 "persistentVolumeClaim": {"claimName": plan.source_claim, "readOnly": True},
             }
         )
+    if plan.lora is not None:
+        volumes += [
+            {
+                "name": c.adapter_volume_name(index),
+                "persistentVolumeClaim": {"claimName": claim, "readOnly": True},
+            }
+            for index, claim in enumerate(c.adapter_claims(model, plan))
+        ]
     volumes.append({"name": c.GATEWAY_TMP_VOLUME, "emptyDir": {"sizeLimit": GATEWAY_TMP_SIZE_LIMIT}})
     return volumes
 
@@ -123,6 +131,15 @@ def _strategy(model: SmallLanguageModel) -> dict[str, Any]:
     return {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
 
 
+def image_pull_secrets(model: SmallLanguageModel, config: OperatorConfig) -> list[dict[str, str]]:
+    """The operator's default pull secrets, then the model's own, each once."""
+    names: list[str] = []
+    for name in [*config.registries.image_pull_secrets, *(ref.name for ref in model.spec.image_pull_secrets)]:
+        if name not in names:
+            names.append(name)
+    return [{"name": name} for name in names]
+
+
 def render_pod_spec(model: SmallLanguageModel, plan: Plan, config: OperatorConfig) -> dict[str, Any]:
     """The pod template's spec."""
     pod: dict[str, Any] = {
@@ -133,12 +150,17 @@ def render_pod_spec(model: SmallLanguageModel, plan: Plan, config: OperatorConfi
         "securityContext": pod_security_context(),
     }
     if str(plan.runtime) == "vllm":
-        runtime = c.vllm_container(model, plan)
+        runtime = c.vllm_container(model, plan, config)
+        if plan.lora is not None and c.hub_adapters(model):
+            pod["initContainers"] = [c.fetch_adapters_container(model, plan, config)]
     else:
-        pod["initContainers"] = [c.pull_init_container(model, plan)]
+        pod["initContainers"] = [c.pull_init_container(model, plan, config)]
         runtime = c.ollama_container(plan, config)
     pod["containers"] = [runtime, c.gateway_container(model, plan, config)]
     pod["volumes"] = render_volumes(model, plan, config)
+    pull_secrets = image_pull_secrets(model, config)
+    if pull_secrets:
+        pod["imagePullSecrets"] = pull_secrets
     apply_scheduling(pod, plan)
     return pod
 

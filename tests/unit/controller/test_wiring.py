@@ -149,3 +149,12 @@ async def test_queue_depth_is_exported_while_the_workers_run() -> None:
         assert metrics.registry.get_sample_value("slm_operator_queue_depth") == 2
     finally:
         await ctx.stop()
+
+
+def test_watch_timeout_reaches_kopf_as_whole_seconds() -> None:
+    """The API server parses a watch's timeoutSeconds as an integer: "300.0" is a 400."""
+    settings = kopf.OperatorSettings()
+    configure(settings, standalone=True)
+    assert type(settings.watching.server_timeout) is int
+    assert type(parse_options([]).watch_timeout) is int
+    assert type(parse_options(["--watch-timeout", "20"]).watch_timeout) is int

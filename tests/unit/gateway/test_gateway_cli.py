@@ -26,11 +26,12 @@ LISTENING = re.compile(rb"on 127\.0\.0\.1:(\d+) \(metrics on 127\.0\.0\.1:(\d+)\
 # itself is checked in tests/unit/test_rendered_gateway_command.py.
 RENDERED_VLLM = (
     "--upstream http://127.0.0.1:8001 --runtime vllm --model phi-4-mini "
-    "--listen 0.0.0.0:8000 --metrics-listen 0.0.0.0:9090 --api-key-file /var/run/slm/api-key/api-key"
+    "--listen 0.0.0.0:8000 --metrics-listen 0.0.0.0:9090 --allow-model phi-4-mini --allow-model sql "
+    "--api-key-file /var/run/slm/api-key/api-key"
 )
 RENDERED_OLLAMA = (
     "--upstream http://127.0.0.1:11434 --runtime ollama --model qwen3-1-7b "
-    "--listen 0.0.0.0:8000 --metrics-listen 0.0.0.0:9090 --no-auth"
+    "--listen 0.0.0.0:8000 --metrics-listen 0.0.0.0:9090 --allow-model qwen3-1-7b --no-auth"
 )
 
 # Everything but the key decision.
@@ -51,6 +52,7 @@ def test_the_rendered_vllm_command_line() -> None:
         listen=Address("0.0.0.0", GATEWAY_PORT),
         metrics_listen=Address("0.0.0.0", METRICS_PORT),
         api_key_file=Path(API_KEY_MOUNT_DIR) / "api-key",
+        allowed_models=("phi-4-mini", "sql"),
     )
     assert config.auth_enabled
 
