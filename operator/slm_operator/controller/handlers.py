@@ -41,6 +41,7 @@ from slm_operator.controller.owner_index import (
     Children,
     ModelKey,
     OwnerIndex,
+    Packed,
     index_child,
     model_key,
     resource_version,
@@ -334,7 +335,7 @@ def _register_kind(registry: kopf.OperatorRegistry, ctx: ControllerContext, kind
     # Async, though it awaits nothing: kopf runs a sync handler in a thread pool, one hop per
     # watch event of every child.
     @kopf.index(*args, id=index_id(kind), registry=registry)
-    async def index(body: kopf.Body, **_: Any) -> dict[ModelKey, dict[str, Any]]:
+    async def index(body: kopf.Body, **_: Any) -> dict[ModelKey, Packed]:
         return index_child(body, kind=kind)
 
     @kopf.on.event(*args, id=f"child-{kind.plural}", registry=registry)

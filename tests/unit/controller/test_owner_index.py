@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from slm_operator.controller.owner_index import OwnerIndex, index_child, model_key, slim
+from slm_operator.controller.owner_index import OwnerIndex, Packed, index_child, model_key, slim
 from slm_operator.render.kinds import DEPLOYMENT, SECRET, SERVICE
 
 
@@ -28,18 +28,18 @@ def child(
     return {"apiVersion": "v1", "kind": kind, "metadata": meta, **extra}
 
 
-class FakeIndex(dict[tuple[str, str], list[dict[str, Any]]]):
+class FakeIndex(dict[tuple[str, str], list[Packed]]):
     """What kopf hands a handler: key -> the values indexed under it."""
 
     def put(self, obj: dict[str, Any], *, kind: Any = SERVICE) -> None:
         for key, value in index_child(obj, kind=kind).items():
-            store = [v for v in self.get(key, []) if v["metadata"]["name"] != obj["metadata"]["name"]]
+            store = [v for v in self.get(key, []) if v.name != obj["metadata"]["name"]]
             self[key] = [*store, value]
 
     def drop(self, obj: dict[str, Any]) -> None:
         key = model_key(obj)
         assert key is not None
-        self[key] = [v for v in self.get(key, []) if v["metadata"]["name"] != obj["metadata"]["name"]]
+        self[key] = [v for v in self.get(key, []) if v.name != obj["metadata"]["name"]]
 
 
 def test_model_key_is_the_owner_else_the_model_label() -> None:
@@ -51,6 +51,14 @@ def test_model_key_is_the_owner_else_the_model_label() -> None:
         {"apiVersion": "apps/v1", "kind": "Deployment", "name": "d"}
     ]
     assert model_key(foreign_owner) == ("ns", "m")
+
+
+def test_the_index_keeps_compact_json_with_name_and_version() -> None:
+    ((key, packed),) = index_child(child("m", rv=42, spec={"ports": [{"port": 80}]}), kind=SERVICE).items()
+    assert key == ("ns", "m")
+    assert (packed.name, packed.version) == ("m", 42)
+    assert packed.data.startswith(b'{"apiVersion":"v1"')
+    assert packed.unpack()["spec"] == {"ports": [{"port": 80}]}
 
 
 def test_slim_drops_managed_fields_and_secret_data_only() -> None:
@@ -80,6 +88,7 @@ def test_children_come_from_the_index_by_model_and_kind() -> None:
     index.attach(DEPLOYMENT, deployments)
     found = index.children(("ns", "m"), [SERVICE, DEPLOYMENT, SECRET])
     assert set(found[SERVICE]) == {"m"}
+    assert found[SERVICE]["m"] == child("m")  # unpacked: the watched object, slimmed
     assert set(found[DEPLOYMENT]) == {"m"}
     assert found[SECRET] == {}
     del found[SERVICE]["m"]  # a snapshot (safe to hand to a thread), not the index itself
