@@ -270,6 +270,10 @@ def main(argv: list[str] | None = None) -> int:
     results: list[Measurement] = []
     try:
         cluster.install_crds()
+        most_pods = max(int(n) for n in args.models.split(",")) * (
+            2 if "9" in args.children.split(",") else 1
+        )
+        cluster.add_nodes(-(-most_pods // 200))
         for models in (int(n) for n in args.models.split(",")):
             for children in (int(c) for c in args.children.split(",")):
                 for run in range(args.runs):

@@ -114,6 +114,34 @@ class SimCluster:
         conditions = (crd.get("status") or {}).get("conditions") or []
         return any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions)
 
+    def add_nodes(self, count: int) -> None:
+        """``count`` large fake CPU nodes (kwok manages every node), so N models' pods fit.
+
+        A model's pod asks for 4 CPUs and 16 GiB: the simulated cluster's own CPU nodes hold
+        about 30; each of these holds 250 (its pod limit).
+        """
+        for n in range(count):
+            name = f"bench-cpu-{n:02d}"
+            capacity = {"cpu": "1100", "memory": "5Ti", "pods": "250", "ephemeral-storage": "1Ti"}
+            self.create(
+                "/api/v1/nodes",
+                {
+                    "apiVersion": "v1",
+                    "kind": "Node",
+                    "metadata": {
+                        "name": name,
+                        "labels": {
+                            "kubernetes.io/hostname": name,
+                            "kubernetes.io/os": "linux",
+                            "kubernetes.io/arch": "amd64",
+                            "type": "kwok",
+                        },
+                        "annotations": {"node.alpha.kubernetes.io/ttl": "0"},
+                    },
+                    "status": {"capacity": capacity, "allocatable": capacity},
+                },
+            )
+
     def create_namespaces(self, names: list[str]) -> None:
         for name in names:
             self.create("/api/v1/namespaces", {"metadata": {"name": name}})
