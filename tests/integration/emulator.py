@@ -88,6 +88,11 @@ class Fault:
     delay: float = 0.0
     times: int = 1
     hits: int = 0
+    message: str = ""
+    cause: str | None = None  # a Status cause type, e.g. NamespaceTerminating
+
+    def __post_init__(self) -> None:
+        self.message = self.message or f"injected HTTP {self.status}"
 
     def matches(self, method: str, path: str) -> bool:
         return self.hits < self.times and method == self.method and bool(self.path.search(path))
@@ -120,10 +125,26 @@ class ClusterEmulator(KubernetesEmulator):
     # -- test helpers ------------------------------------------------------------------------
 
     def inject(
-        self, method: str, path: str, *, status: int = 500, delay: float = 0.0, times: int = 1
+        self,
+        method: str,
+        path: str,
+        *,
+        status: int = 500,
+        delay: float = 0.0,
+        times: int = 1,
+        message: str = "",
+        cause: str | None = None,
     ) -> Fault:
         """Fail (or stall) the next ``times`` requests whose method and path match."""
-        fault = Fault(method=method.upper(), path=re.compile(path), status=status, delay=delay, times=times)
+        fault = Fault(
+            method=method.upper(),
+            path=re.compile(path),
+            status=status,
+            delay=delay,
+            times=times,
+            message=message,
+            cause=cause,
+        )
         self.faults.append(fault)
         return fault
 
@@ -214,7 +235,7 @@ class ClusterEmulator(KubernetesEmulator):
                 fault.hits += 1
                 if fault.delay:
                     await asyncio.sleep(fault.delay)
-                return _status(fault.status, "InjectedFault", f"injected HTTP {fault.status}")
+                return _status(fault.status, "InjectedFault", fault.message, fault.cause)
         if request.resource is None or request.resource.plural is None:
             return await apps.RawHandler._handle(self, request)  # discovery and the like
         resource = request.resource
@@ -854,8 +875,8 @@ def _json(obj: Any, status: int = 200) -> aiohttp.web.Response:
     return aiohttp.web.json_response(obj, status=status)
 
 
-def _status(code: int, reason: str, message: str) -> aiohttp.web.Response:
-    body = {
+def _status(code: int, reason: str, message: str, cause: str | None = None) -> aiohttp.web.Response:
+    body: dict[str, Any] = {
         "apiVersion": "v1",
         "kind": "Status",
         "status": "Failure",
@@ -863,6 +884,8 @@ def _status(code: int, reason: str, message: str) -> aiohttp.web.Response:
         "reason": reason,
         "message": message,
     }
+    if cause:
+        body["details"] = {"causes": [{"type": cause, "message": message}]}
     return aiohttp.web.json_response(body, status=code)
 
 

@@ -11,6 +11,7 @@ from harness import NAMESPACE, OPERATOR_ARGV, SLM, OperatorHandle, wait_for
 from scenario import (
     DEPLOYMENTS,
     NETWORK_POLICIES,
+    SERVICES,
     child,
     children,
     condition,
@@ -254,3 +255,28 @@ async def test_events_during_a_reconcile_make_one_more_pass_not_one_each(
     # The drift pass, one pass for everything seen meanwhile, and one for the Deployment
     # controller's report on the repaired Deployment -- not one per event.
     assert 2 <= reconciles(operator.ctx) - count <= 3
+
+
+async def test_a_namespace_being_deleted_is_neither_repaired_nor_reported(
+    cluster: ClusterEmulator, operator: OperatorHandle
+) -> None:
+    # While a namespace terminates, the namespace controller deletes the children first; the
+    # API server refuses to create anything there (403, cause NamespaceTerminating).
+    await create_ready(cluster)
+    ready = condition(cluster, "tiny", "Ready")
+    terminating = "unable to create new content in namespace ns1 because it is being terminated"
+    fault = cluster.inject(
+        "PATCH",
+        r"/namespaces/ns1/services/tiny$",
+        status=403,
+        times=100,
+        message=terminating,
+        cause="NamespaceTerminating",
+    )
+    await cluster.server_delete(SERVICES, NAMESPACE, "tiny")
+    await wait_for(lambda: fault.hits >= 1, timeout=10, message="the repair is tried")
+    await asyncio.sleep(2.0)
+    assert fault.hits == 1  # not retried
+    assert condition(cluster, "tiny", "Degraded")["status"] == "False"
+    assert condition(cluster, "tiny", "Ready") == ready
+    assert [e for e in events(cluster, "tiny") if e.get("type") == "Warning"] == []

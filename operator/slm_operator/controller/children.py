@@ -19,7 +19,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from slm_operator.controller.drift import is_owned_by, needs_apply, prepare_child
-from slm_operator.controller.kubeapi import ApiError, ConflictError, KubeApi, TransientApiError
+from slm_operator.controller.kubeapi import (
+    ApiError,
+    ConflictError,
+    KubeApi,
+    NamespaceTerminatingError,
+    TransientApiError,
+)
 from slm_operator.controller.owner_index import Children
 from slm_operator.render.kinds import PVC, SECRET, ManagedKind, kind_of
 from slm_operator.render.names import API_KEY_FILE_KEY, GENERATED_ANNOTATION
@@ -59,6 +65,7 @@ class ApplyReport:
     applied: list[tuple[ManagedKind, dict[str, Any]]] = field(default_factory=list)  # server answers
     deleted: list[tuple[ManagedKind, str, str]] = field(default_factory=list)  # (kind, name, uid)
     reads: int = 0  # GETs this pass needed
+    terminating: bool = False  # the namespace is being deleted: stop, report nothing
 
 
 def reconcile_children(
@@ -110,6 +117,9 @@ def reconcile_children(
                     log.debug("applied %s/%s", namespace, label)
             if live is not None:
                 report.live[(kind.kind, child_name)] = live
+        except NamespaceTerminatingError:
+            report.terminating = True
+            return report
         except (TransientApiError, ConflictError) as exc:
             report.transient.append(f"{label}: {exc.message or exc.status}")
             report.failed_kinds.append(kind.kind)

@@ -56,6 +56,18 @@ class ConflictError(ApiError):
     """409: the object already exists or changed under us."""
 
 
+class NamespaceTerminatingError(ApiError):
+    """403 from the NamespaceLifecycle admission plugin: the namespace is being deleted.
+
+    Its objects, the model included, are about to go; there is nothing to repair or report.
+    """
+
+
+# The Status cause the API server's NamespaceLifecycle admission plugin adds to its 403
+# (k8s.io/api/core/v1 NamespaceTerminatingCause).
+NAMESPACE_TERMINATING = "NamespaceTerminating"
+
+
 @dataclass
 class KubeApi:
     """A thin JSON client over ``kubernetes.client.ApiClient`` with explicit error handling."""
@@ -121,6 +133,9 @@ class KubeApi:
         if 200 <= status < 300:
             return json.loads(raw) if raw else {}
         message = _status_message(raw)
+        if status == 403 and NAMESPACE_TERMINATING in _status_causes(raw):
+            log.info("%s %s: the namespace is being deleted", method, path)
+            raise NamespaceTerminatingError(status, message)
         if status == 404:
             log.debug("%s %s: not found", method, path)
             return None
@@ -259,6 +274,17 @@ def collection_path(kind: ManagedKind, namespace: str) -> str:
 
 def object_path(kind: ManagedKind, namespace: str, name: str) -> str:
     return f"{collection_path(kind, namespace)}/{quote(name, safe='')}"
+
+
+def _status_causes(raw: bytes | None) -> list[str]:
+    """The ``details.causes[].type`` of a Kubernetes ``Status`` answer."""
+    try:
+        decoded = json.loads(raw or b"{}")
+    except ValueError:
+        return []
+    details = decoded.get("details") if isinstance(decoded, dict) else None
+    causes = details.get("causes") if isinstance(details, dict) else None
+    return [str(c.get("type")) for c in causes or [] if isinstance(c, dict)]
 
 
 def _status_message(raw: bytes | None) -> str:

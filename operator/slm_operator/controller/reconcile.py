@@ -98,6 +98,12 @@ def reconcile_model(
 
     considered = {kind: items for kind, items in existing.items() if monitoring or not kind.optional_crd}
     report = reconcile_children(api, model=body, desired=state.objects, existing=considered)
+    if report.terminating:
+        # Its namespace is being deleted (so are its children, by the namespace controller):
+        # nothing to repair, report or retry -- the model goes next.
+        outcome = Outcome(status=dict(old_status), message="the namespace is being deleted", report=report)
+        outcome.written = list(report.written)
+        return outcome
     if report.transient:
         # Incomplete knowledge: keep the status as it is (no flapping conditions on a serving
         # model) and try again shortly.
