@@ -38,9 +38,11 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from bench.operator import audit, procstat, workload
 from bench.operator.cluster import SimCluster, wait
+from slm_operator.controller.kubeapi import ConflictError, TransientApiError
 
 CONTENDERS = ("slm-operator", "baseline")
 MODELS_PATH = "/apis/slm.dev/v1alpha1/namespaces/{ns}/smalllanguagemodels"
@@ -77,7 +79,7 @@ def start_contender(contender: str, kubeconfig: Path, port: int, log_path: Path)
     else:
         argv = [sys.executable, "-m", "bench.operator.baseline", "--liveness", liveness]
     log = log_path.open("wb")
-    process = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     wait(lambda: _healthy(liveness) or process.poll() is not None, timeout=60, what=f"{contender} up")
     if process.poll() is not None:
         raise RuntimeError(f"{contender} exited at start; see {log_path}")
@@ -99,6 +101,19 @@ def stop_contender(process: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+def create_model(cluster: SimCluster, doc: dict[str, Any]) -> None:
+    """Create one model, retrying what the API server calls transient (429, 5xx)."""
+    for attempt in range(10):
+        try:
+            cluster.api.call("POST", MODELS_PATH.format(ns=doc["metadata"]["namespace"]), body=doc)
+            return
+        except TransientApiError:
+            time.sleep(0.5 * (attempt + 1))
+        except ConflictError:
+            return  # created by an attempt whose answer was lost
+    raise RuntimeError(f"could not create {doc['metadata']['name']}")
 
 
 def count_ready(cluster: SimCluster, contender: str, namespaces: list[str]) -> int:
@@ -151,18 +166,13 @@ def measure(
         cpu_start, started = procstat.cpu_seconds(process.pid), time.time()
         documents = workload.models(prefix, models, children=children, spread=spread)
         with ThreadPoolExecutor(max_workers=8) as pool:
-            list(
-                pool.map(
-                    lambda doc: cluster.api.call(
-                        "POST", MODELS_PATH.format(ns=doc["metadata"]["namespace"]), body=doc
-                    ),
-                    documents,
-                )
-            )
+            list(pool.map(lambda doc: create_model(cluster, doc), documents))
         ready = 0
 
         def all_ready() -> bool:
             nonlocal ready
+            if process.poll() is not None:
+                raise RuntimeError(f"{contender} exited with {process.returncode}")
             ready = count_ready(cluster, contender, namespaces)
             return ready >= models
 
