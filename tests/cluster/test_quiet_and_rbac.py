@@ -90,11 +90,10 @@ def test_a_large_spec_does_not_break_the_operator(
 ) -> None:
     """A spec near the CRD's limits must not push the model over the API server's 256 KiB
     annotation limit (kopf stores its diff base in an annotation)."""
-    allow = [
-        {"namespaceSelector": {"matchLabels": {f"team-{i:03d}-" + "x" * 40: "y" * 60}}} for i in range(40)
-    ]
-    system = "You are a helpful assistant. " * 1200  # about 34 KiB
-    body = model("large", namespace, network={"allowFrom": allow}, ollama={"modelfile": {"system": system}})
+    # Within the CRD's limits (64 messages of at most 16 KiB each): 20 turns of 15 000
+    # characters, a ~300 KB spec -- more than all annotations together may hold.
+    messages = [{"role": "user" if i % 2 else "assistant", "content": "x" * 15_000} for i in range(20)]
+    body = model("large", namespace, ollama={"modelfile": {"messages": messages}})
     admin.create(body)
     wait_phase(admin, namespace, "large", "Ready", timeout=90)
     annotations = slm(admin, namespace, "large")["metadata"].get("annotations") or {}

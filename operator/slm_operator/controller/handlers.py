@@ -101,7 +101,11 @@ class ControllerContext:
         self.models[key] = _slim_model(body)
         if (body.get("metadata") or {}).get("deletionTimestamp"):
             return False  # being deleted: garbage collection removes the children
-        return previous is None or _generation(previous) != _generation(body)
+        return (
+            previous is None
+            or _generation(previous) != _generation(body)
+            or _uid(previous) != _uid(body)  # deleted and created again under the same name
+        )
 
     def tracks(self, namespace: str, name: str) -> bool:
         """Whether this operator knows the model and has not forgotten it."""
@@ -279,6 +283,10 @@ def status_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, An
 def _key(body: Mapping[str, Any]) -> ModelKey:
     meta = body.get("metadata") or {}
     return (str(meta.get("namespace")), str(meta.get("name")))
+
+
+def _uid(body: Mapping[str, Any]) -> str:
+    return str((body.get("metadata") or {}).get("uid"))
 
 
 def _generation(body: Mapping[str, Any]) -> int:
