@@ -116,8 +116,10 @@ def create_model(cluster: SimCluster, doc: dict[str, Any]) -> None:
     raise RuntimeError(f"could not create {doc['metadata']['name']}")
 
 
-def count_ready(cluster: SimCluster, contender: str, namespaces: list[str]) -> int:
-    """Models whose Deployment is available (and, for the slm-operator, that report Ready)."""
+def count_ready(cluster: SimCluster, contender: str, namespaces: list[str], replicas: int) -> int:
+    """Models whose Deployment has ``replicas`` available (for the slm-operator: and whose status
+    reports them and ``Ready``). With autoscaling the Deployment starts with one replica and the
+    HPA raises it to ``minReplicas``: only after that is the cluster quiet."""
     ready = 0
     for ns in namespaces:
         deployments = cluster.api.call(
@@ -128,10 +130,7 @@ def count_ready(cluster: SimCluster, contender: str, namespaces: list[str]) -> i
         available = {
             d["metadata"]["name"]
             for d in (deployments or {}).get("items") or []
-            if any(
-                c.get("type") == "Available" and c.get("status") == "True"
-                for c in (d.get("status") or {}).get("conditions") or []
-            )
+            if int((d.get("status") or {}).get("availableReplicas") or 0) >= replicas
         }
         if contender == "slm-operator":
             models = cluster.api.call("GET", MODELS_PATH.format(ns=ns)) or {}
@@ -139,6 +138,7 @@ def count_ready(cluster: SimCluster, contender: str, namespaces: list[str]) -> i
                 m["metadata"]["name"]
                 for m in models.get("items") or []
                 if (m.get("status") or {}).get("phase") == "Ready"
+                and int((m.get("status") or {}).get("readyReplicas") or 0) >= replicas
             }
         ready += len(available)
     return ready
@@ -173,7 +173,7 @@ def measure(
             nonlocal ready
             if process.poll() is not None:
                 raise RuntimeError(f"{contender} exited with {process.returncode}")
-            ready = count_ready(cluster, contender, namespaces)
+            ready = count_ready(cluster, contender, namespaces, workload.replicas(children))
             return ready >= models
 
         try:

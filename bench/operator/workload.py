@@ -21,6 +21,12 @@ FULL: dict[str, Any] = {
 SHAPES: dict[int, dict[str, Any]] = {4: SMALL, 9: FULL}
 
 
+def replicas(children: int) -> int:
+    """Pods each model of a shape runs once settled (the HPA's minReplicas, else one)."""
+    autoscaling = SHAPES[children].get("autoscaling") or {}
+    return int(autoscaling.get("minReplicas") or SHAPES[children].get("replicas") or 1)
+
+
 def namespaces(prefix: str, count: int) -> list[str]:
     return [f"{prefix}-{i:02d}" for i in range(count)]
 

@@ -91,3 +91,8 @@ def test_models_spread_round_robin_over_namespaces() -> None:
     assert spaces[:3] == ["bench-00", "bench-01", "bench-02"]
     assert {spaces.count(ns) for ns in set(spaces)} == {2, 3}
     assert len({d["metadata"]["name"] for d in docs}) == 25
+
+
+def test_a_shape_settles_at_its_minimum_replicas() -> None:
+    assert workload.replicas(4) == 1
+    assert workload.replicas(9) == 2
