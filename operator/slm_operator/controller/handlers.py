@@ -57,6 +57,7 @@ from slm_operator.controller.reconcile import (
 from slm_operator.controller.settings import LEGACY_ANNOTATIONS, PEERING_NAME
 from slm_operator.controller.workqueue import ExponentialBackoff, WorkQueue
 from slm_operator.render.kinds import MANAGED_KINDS, ManagedKind
+from slm_operator.render.names import MODEL_LABEL
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +86,9 @@ class ControllerContext:
         default_factory=lambda: WorkQueue(backoff=ExponentialBackoff(base=5.0, limit=120.0))
     )
     models: dict[ModelKey, dict[str, Any]] = field(default_factory=dict)  # latest body seen
+    # The models' pods (by model, then pod name), from the pod watch: only read to say why a
+    # model is not running (slm_operator.diagnosis).
+    pods: dict[ModelKey, dict[str, dict[str, Any]]] = field(default_factory=dict)
     # Child events that arrived while their model was being reconciled: decided once the
     # reconcile's own writes are known (an echo of one of them needs no second pass).
     _deferred: dict[ModelKey, list[tuple[ManagedKind, dict[str, Any]]]] = field(default_factory=dict)
@@ -114,6 +118,7 @@ class ControllerContext:
     def forget(self, namespace: str, name: str) -> None:
         key = (namespace, name)
         self.models.pop(key, None)
+        self.pods.pop(key, None)
         self._deferred.pop(key, None)
         self.queue.remove(key)
         self.index.forget(key)
@@ -146,6 +151,24 @@ class ControllerContext:
             self._deferred.setdefault(key, []).append((kind, dict(body.get("metadata") or {})))
             return
         self.queue.add(key)
+
+    def pod_changed(self, event_type: str | None, body: Mapping[str, Any]) -> None:
+        """A watch event on a model's pod: keep it, and look at the model again when it is
+        known (a pod that cannot be scheduled, pull its image or start changes what Ready says)."""
+        meta = body.get("metadata") or {}
+        model = (meta.get("labels") or {}).get(MODEL_LABEL)
+        if not model or not meta.get("namespace"):
+            return
+        key: ModelKey = (str(meta["namespace"]), str(model))
+        pods = self.pods.setdefault(key, {})
+        if event_type == "DELETED":
+            pods.pop(str(meta.get("name")), None)
+            if not pods:
+                self.pods.pop(key, None)
+        else:
+            pods[str(meta.get("name"))] = _slim_pod(body)
+        if event_type is not None and key in self.models and key not in self.queue.processing:
+            self.queue.add(key)
 
     # -- workers ---------------------------------------------------------------------------
 
@@ -187,10 +210,11 @@ class ControllerContext:
         if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
             return
         existing = self.index.children(key, self.index.sources.keys())
+        pods = [copy.deepcopy(pod) for pod in self.pods.get(key, {}).values()]
         started = time.monotonic()
         try:
             outcome, updated = await asyncio.to_thread(
-                self._reconcile_in_thread, copy.deepcopy(body), existing
+                self._reconcile_in_thread, copy.deepcopy(body), existing, pods
             )
         except Exception:
             self.metrics.observe_reconcile(RESULT_ERROR, time.monotonic() - started)
@@ -211,12 +235,14 @@ class ControllerContext:
         self._schedule(key, outcome)
 
     def _reconcile_in_thread(
-        self, body: dict[str, Any], existing: Children
+        self, body: dict[str, Any], existing: Children, pods: list[dict[str, Any]]
     ) -> tuple[Outcome, dict[str, Any] | None]:
         """The blocking part: reconcile, patch the status, post the Events."""
         meta = body["metadata"]
         namespace, name = str(meta["namespace"]), str(meta["name"])
-        outcome = reconcile_model(body, api=self.api, config=self.config, now=utc_now(), existing=existing)
+        outcome = reconcile_model(
+            body, api=self.api, config=self.config, now=utc_now(), existing=existing, pods=pods
+        )
         changes = status_patch(body.get("status") or {}, outcome.status)
         updated: dict[str, Any] | None = None
         if changes:
@@ -310,6 +336,28 @@ def _slim_model(body: Mapping[str, Any]) -> dict[str, Any]:
     return plain
 
 
+def _slim_pod(body: Mapping[str, Any]) -> dict[str, Any]:
+    """What the diagnosis reads of a pod: its identity, containers (names, images, limits),
+    scheduling constraints and status; not ``managedFields``, volumes or env."""
+    meta = body.get("metadata") or {}
+    spec = body.get("spec") or {}
+
+    def containers(key: str) -> list[dict[str, Any]]:
+        return [{k: c[k] for k in ("name", "image", "resources") if k in c} for c in spec.get(key) or []]
+
+    return {
+        "metadata": {
+            k: meta[k] for k in ("name", "namespace", "creationTimestamp", "deletionTimestamp") if k in meta
+        },
+        "spec": {
+            "containers": containers("containers"),
+            "initContainers": containers("initContainers"),
+            **{k: spec[k] for k in ("nodeSelector", "affinity", "nodeName") if k in spec},
+        },
+        "status": dict(body.get("status") or {}),
+    }
+
+
 def register(registry: kopf.OperatorRegistry, ctx: ControllerContext) -> None:
     """Register the watches on ``registry`` (closures over ``ctx``; no module-level state)."""
 
@@ -335,6 +383,10 @@ def register(registry: kopf.OperatorRegistry, ctx: ControllerContext) -> None:
 
     for kind in MANAGED_KINDS:
         _register_kind(registry, ctx, kind)
+
+    @kopf.on.event("v1", "pods", id="pods", registry=registry)
+    async def pod_event(body: kopf.Body, type: str | None = None, **_: Any) -> None:
+        ctx.pod_changed(type, body)
 
 
 def _register_kind(registry: kopf.OperatorRegistry, ctx: ControllerContext, kind: ManagedKind) -> None:

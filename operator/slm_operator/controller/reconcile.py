@@ -22,6 +22,7 @@ from slm_operator.controller.children import ApplyReport, ChildFailure, reconcil
 from slm_operator.controller.kubeapi import KubeApi, TransientApiError
 from slm_operator.controller.owner_index import Children
 from slm_operator.desired import desired_state
+from slm_operator.diagnosis import DIAGNOSED_REASONS, Diagnosis, diagnose
 from slm_operator.render.kinds import DEPLOYMENT, SERVICE_MONITOR
 from slm_operator.render.names import api_key_secret_name, endpoint_url, selector_string
 
@@ -73,11 +74,18 @@ FAILURE_REASONS = {403: "Forbidden", 404: "NotFound", 422: "Invalid"}
 
 
 def reconcile_model(
-    body: Mapping[str, Any], *, api: KubeApi, config: OperatorConfig, now: str, existing: Children
+    body: Mapping[str, Any],
+    *,
+    api: KubeApi,
+    config: OperatorConfig,
+    now: str,
+    existing: Children,
+    pods: Sequence[Mapping[str, Any]] = (),
 ) -> Outcome:
     """Bring the model's children to the desired state and compute its status.
 
-    ``existing`` holds what the watches know of the model's children, by kind and name.
+    ``existing`` holds what the watches know of the model's children, by kind and name;
+    ``pods`` the model's pods, read to say why it is not Ready (:func:`diagnose`).
     """
     meta = body.get("metadata") or {}
     name, namespace = str(meta.get("name")), str(meta.get("namespace"))
@@ -113,7 +121,9 @@ def reconcile_model(
         if report.written:
             outcome.events.extend(_transition_events(old_status, dict(old_status), report))
         return outcome
-    deployment = deployment_view(report.live.get((DEPLOYMENT.kind, name)))
+    live_deployment = report.live.get((DEPLOYMENT.kind, name))
+    deployment = deployment_view(live_deployment)
+    why = None if deployment.available else diagnose(pods, live_deployment, tier=model.spec.hardware.tier)
 
     conditions = old_conditions
     conditions = cond.set_condition(conditions, cond.SPEC_VALID, "True", "Valid", "", generation, now)
@@ -126,7 +136,7 @@ def reconcile_model(
         memory = state.plan.memory
         fit_message = f"needs {memory.required_gib} GiB of {memory.available_gib} GiB available"
         conditions = cond.set_condition(conditions, cond.FITS, "True", "Fits", fit_message, generation, now)
-    conditions = _serving_conditions(conditions, deployment, generation, now)
+    conditions = _serving_conditions(conditions, deployment, generation, now, why)
     degraded_reason, degraded_message = _degraded(report)
     conditions = cond.set_condition(
         conditions,
@@ -268,7 +278,11 @@ def deployment_view(live: Mapping[str, Any] | None) -> DeploymentView:
 
 
 def _serving_conditions(
-    conditions: Sequence[Mapping[str, Any]], deployment: DeploymentView, generation: int, now: str
+    conditions: Sequence[Mapping[str, Any]],
+    deployment: DeploymentView,
+    generation: int,
+    now: str,
+    why: Diagnosis | None = None,
 ) -> list[dict[str, Any]]:
     if deployment.available:
         result = cond.set_condition(
@@ -278,7 +292,10 @@ def _serving_conditions(
             result, cond.PROGRESSING, "False", "RolloutComplete", deployment.message, generation, now
         )
     reason = "Unavailable" if deployment.exists else "NotCreated"
-    result = cond.set_condition(conditions, cond.READY, "False", reason, deployment.message, generation, now)
+    message = deployment.message
+    if why is not None:  # what the scheduler or the kubelet says, and what to do about it
+        reason, message = why.reason, f"{deployment.message}: {why.condition_message}"
+    result = cond.set_condition(conditions, cond.READY, "False", reason, message, generation, now)
     progressing: cond.ConditionStatus = "True" if deployment.exists else "False"
     progress_reason = "RollingOut" if deployment.exists else "NotCreated"
     return cond.set_condition(
@@ -340,6 +357,11 @@ def _transition_events(
         old_degraded.get("status") != "True" or old_degraded.get("message") != new_degraded.get("message")
     ):
         events.append(EventNote("Warning", str(new_degraded.get("reason")), str(new_degraded.get("message"))))
+    new_ready = cond.get_condition(new_conditions, cond.READY) or {}
+    old_ready = cond.get_condition(old_conditions, cond.READY) or {}
+    if new_ready.get("reason") in DIAGNOSED_REASONS and new_ready.get("reason") != old_ready.get("reason"):
+        # Why it is not running, once per new reason (not on every pass while it lasts).
+        events.append(EventNote("Warning", str(new_ready.get("reason")), str(new_ready.get("message"))))
     if cond.is_true(new_conditions, cond.READY) and not cond.is_true(old_conditions, cond.READY):
         ready = cond.get_condition(new_conditions, cond.READY) or {}
         events.append(EventNote("Normal", "Ready", str(ready.get("message"))))

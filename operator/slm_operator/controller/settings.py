@@ -87,6 +87,9 @@ def configure(settings: kopf.OperatorSettings, *, standalone: bool, timeouts: Ti
         settings.watching.label_selectors[watch_selector(kind.group, kind.version, kind.plural)] = (
             MANAGED_BY_SELECTOR
         )
+    # The models' pods (they carry the Deployment template's labels), read to say why a model
+    # is not running.
+    settings.watching.label_selectors[watch_selector("", "v1", "pods")] = MANAGED_BY_SELECTOR
 
     # Events: the workers post their own, only for transitions (Planned, Applied, Ready,
     # InvalidSpec ...); kopf's per-handler log lines are not turned into Events.

@@ -12,7 +12,7 @@ from slm_operator.controller.kubeapi import collection_path, object_path
 from slm_operator.controller.metrics import OperatorMetrics
 from slm_operator.controller.run import parse_options
 from slm_operator.controller.settings import NoDiffBaseStorage, Timeouts, configure, watch_selector
-from slm_operator.render.kinds import DEPLOYMENT, SECRET, SERVICE_MONITOR
+from slm_operator.render.kinds import DEPLOYMENT, MANAGED_KINDS, SECRET, SERVICE_MONITOR
 
 
 def test_defaults_serve_all_namespaces_standalone_with_metrics_on_9090(
@@ -62,7 +62,8 @@ def test_settings_are_pinned() -> None:
     assert settings.peering.standalone is True
     selectors = dict(settings.watching.label_selectors.items())
     assert set(selectors.values()) == {"app.kubernetes.io/managed-by=slm-operator"}
-    assert len(selectors) == 10
+    assert len(selectors) == len(MANAGED_KINDS) + 1  # every child kind, and the models' pods
+    assert any(selector.any_name == "pods" for selector in selectors)
 
 
 def test_watch_selector_shapes() -> None:
