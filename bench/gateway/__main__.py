@@ -1,95 +1,169 @@
-"""Gateway overhead: the same closed-loop load against a fake runtime, directly and through the gateway.
+"""Gateway overhead against an established reverse proxy: direct, gateway and nginx in one run.
 
-Three processes: the fake runtime (``bench.gateway.upstream``), the real gateway started exactly
-as in a pod (``python -m slm_operator.gateway`` with an API-key file, JSON access log on), and
-this load generator. ``--placement`` pins them on a machine with 2 or more CPUs:
+Four kinds of process, all on 127.0.0.1:
 
-- ``shared`` (default): the load generator on CPU 0, the runtime and the gateway share CPU 1, like
-  a runtime and its sidecar sharing a pod's CPU while clients run elsewhere. The throughput ratio
-  then says how much of that one CPU the gateway takes from the runtime.
-- ``separate``: the load generator and the runtime on CPU 0, the gateway alone on CPU 1, like a
-  sidecar with its own CPU; the ratio then says whether the gateway keeps up with the runtime.
-- ``none``: the scheduler decides.
+- the fake runtime (``bench.gateway.upstream``), answering as fast as it can;
+- the real gateway, started exactly as in a pod (``python -m slm_operator.gateway`` with an
+  API-key file, JSON access log on);
+- nginx (Debian's ``nginx-light``), configured here as the same kind of door: the same key check
+  (401 unless ``Authorization: Bearer <key>``), ``proxy_buffering off``, keep-alive connections
+  to the runtime, and one access-log line per request (to /dev/null, as the gateway's);
+- one load generator, ``wrk`` (Debian's), with the same request for all three targets.
 
-Direct and gateway batches alternate within every round (direct first on even rounds, gateway
-first on odd ones), so drift of the machine affects both alike. Each batch is bounded in time
-(``--seconds``) and count (``--cap``).
+wrk and the runtime are pinned to CPU 0, the gateway and nginx to CPU 1, so each proxy has a CPU
+of its own and is measured by how much of it it spends (CPU per request, read from
+``/proc/<pid>/stat``) and by the throughput and latency wrk sees. For every load (non-streaming,
+streaming; concurrency 1, 8, 32) the three targets are measured in turns, in a rotating order,
+``--rounds`` times; each cell is the median of its rounds. ``--runs`` repeats the whole table and
+prints the median and the spread (min-max) of every cell over the runs.
+
+nginx-light and wrk are installed with apt-get when missing (that needs root).
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
-import math
 import os
 import platform
 import re
+import shutil
+import signal
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
 
-from bench.gateway.loadgen import Batch, build_request, run_batch
-
 KEY = "sk-bench-0123456789abcdef"
 MODEL = "bench-model"
 HOST = "127.0.0.1"
-NON_STREAM = json.dumps({"model": MODEL, "messages": [{"role": "user", "content": "Say hello."}]}).encode()
-STREAM = json.dumps(
-    {"model": MODEL, "messages": [{"role": "user", "content": "Say hello."}], "stream": True}
-).encode()
+PATH = "/v1/chat/completions"
+LOAD_CPU, PROXY_CPU = 0, 1
+
+NGINX_CONF = """\
+worker_processes 1;
+daemon off;
+master_process on;
+pid {tmp}/nginx.pid;
+error_log {tmp}/nginx-error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    # One JSON line per request, unbuffered, like the gateway's access log (which the benchmark
+    # also sends to /dev/null).
+    log_format json escape=json '{{"msg": "request", "method": "$request_method", '
+        '"route": "$uri", "status": $status, "duration_s": $request_time, '
+        '"upstream_s": "$upstream_response_time"}}';
+    access_log /dev/null json;
+    client_body_temp_path {tmp}/client-body;
+    proxy_temp_path {tmp}/proxy;
+    fastcgi_temp_path {tmp}/fastcgi;
+    uwsgi_temp_path {tmp}/uwsgi;
+    scgi_temp_path {tmp}/scgi;
+    upstream runtime {{
+        server {host}:{upstream_port};
+        keepalive 64;
+    }}
+    server {{
+        listen {host}:{port};
+        location = {path} {{
+            if ($http_authorization != "Bearer {key}") {{
+                return 401;
+            }}
+            proxy_pass http://runtime;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Authorization "";
+            proxy_buffering off;
+        }}
+    }}
+}}
+"""
+
+WRK_SCRIPT = """\
+wrk.method = "POST"
+wrk.body = {body}
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer {key}"
+"""
 
 
 @dataclass
-class Row:
-    scenario: str
-    concurrency: int
-    direct: Batch
-    gateway: Batch
+class Sample:
+    """One wrk batch against one target."""
+
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    cpu_us_per_request: float | None  # the proxy's CPU (None for direct)
+    requests: int
+    errors: int
 
 
-def percentile(values: list[float], p: float) -> float:
-    """Nearest-rank percentile (p in 0..100)."""
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)] if ordered else float("nan")
+@dataclass
+class Cell:
+    samples: list[Sample] = field(default_factory=list)
+
+    def median(self, attribute: str) -> float:
+        values = [getattr(s, attribute) for s in self.samples if getattr(s, attribute) is not None]
+        return statistics.median(values) if values else float("nan")
 
 
-def merge(batches: list[Batch]) -> Batch:
-    merged = Batch()
-    for batch in batches:
-        merged.latencies += batch.latencies
-        merged.first_bytes += batch.first_bytes
-        merged.errors += batch.errors
-        merged.elapsed += batch.elapsed
-    return merged
+def body_for(stream: bool, chunks: int) -> bytes:
+    document: dict[str, object] = {"model": MODEL, "messages": [{"role": "user", "content": "Say hello."}]}
+    if stream:
+        document["stream"] = True
+    return json.dumps(document).encode()
 
 
-def machine() -> dict[str, str]:
-    cpu = "unknown"
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    return {
-        "nproc": str(os.cpu_count()),
-        "cpu": cpu,
-        "python": platform.python_version(),
-        "aiohttp": aiohttp.__version__,
-        "kernel": platform.release(),
-    }
+def ensure_tools() -> None:
+    """Install Debian's nginx-light and wrk when they are missing."""
+    missing = [name for name, binary in (("nginx-light", "nginx"), ("wrk", "wrk")) if not find(binary)]
+    if not missing:
+        return
+    print(f"installing {' '.join(missing)} with apt-get", flush=True)
+    subprocess.run(["apt-get", "update", "-qq"], check=True)
+    subprocess.run(["apt-get", "install", "-y", "-qq", *missing], check=True)
+
+
+def find(binary: str) -> str | None:
+    return shutil.which(binary) or next(
+        (str(p) for p in (Path("/usr/sbin") / binary, Path("/sbin") / binary) if p.exists()), None
+    )
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """CPU time of ``pids`` (all their threads) so far, in seconds, to the nanosecond.
+
+    ``/proc/<pid>/task/<tid>/schedstat`` starts with the time the thread spent on a CPU in ns;
+    ``/proc/<pid>/stat``'s utime and stime count whole clock ticks (10 ms), too coarse for short
+    batches of a few hundred requests.
+    """
+    total = 0
+    for pid in pids:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            total += int((task / "schedstat").read_text().split()[0])
+    return total / 1e9
+
+
+def children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(p) for p in path.read_text().split()] if path.exists() else []
+
+
+def pin(pids: list[int], cpu: int) -> None:
+    if (os.cpu_count() or 1) >= 2:
+        for pid in pids:
+            os.sched_setaffinity(pid, {cpu})
 
 
 def wait_for_line(
     path: Path, pattern: re.Pattern[str], process: subprocess.Popen[bytes], within: float
 ) -> str:
-    """Poll a child's log file until ``pattern`` matches (bounded by ``within`` seconds)."""
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -101,200 +175,392 @@ def wait_for_line(
     raise TimeoutError(f"no {pattern.pattern!r} in {path} after {within} s")
 
 
-PLACEMENTS = {
-    # name: (load generator CPU, runtime CPU, gateway CPU, description)
-    "shared": (0, 1, 1, "load generator on CPU 0; runtime and gateway share CPU 1"),
-    "separate": (0, 0, 1, "load generator and runtime on CPU 0; gateway alone on CPU 1"),
-}
+def wait_http(url: str, within: float, headers: dict[str, str] | None = None) -> None:
+    import asyncio
+
+    async def poll() -> None:
+        async with aiohttp.ClientSession() as session, asyncio.timeout(within):
+            while True:
+                try:
+                    async with session.get(url, headers=headers) as response:
+                        if response.status < 500:
+                            return
+                except aiohttp.ClientError:
+                    pass
+                await asyncio.sleep(0.05)
+
+    asyncio.run(poll())
 
 
-def place(placement: str, upstream: int, gateway: int) -> str:
-    """Pin the three processes; returns a description of what was done."""
-    if placement == "none" or (os.cpu_count() or 1) < 2 or not hasattr(os, "sched_setaffinity"):
-        return "unpinned (the scheduler decides)"
-    client_cpu, upstream_cpu, gateway_cpu, description = PLACEMENTS[placement]
-    os.sched_setaffinity(0, {client_cpu})
-    os.sched_setaffinity(upstream, {upstream_cpu})
-    os.sched_setaffinity(gateway, {gateway_cpu})
-    return description
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
 
 
-async def wait_ready(url: str, within: float) -> None:
-    async with aiohttp.ClientSession() as session, asyncio.timeout(within):
-        while True:
-            try:
-                async with session.get(url) as response:
-                    if response.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.05)
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
 
 
-async def measure(args: argparse.Namespace, upstream_port: int, gateway_port: int) -> list[Row]:
-    await wait_ready(f"http://{HOST}:{gateway_port}/readyz", 15)
-    targets = {
-        "direct": (upstream_port, None),
-        "gateway": (gateway_port, KEY),
-    }
-    rows: list[Row] = []
-    for scenario, body in (("non-streaming", NON_STREAM), (f"streaming ({args.chunks} chunks)", STREAM)):
-        requests = {
-            name: build_request(HOST, port, "/v1/chat/completions", body, key)
-            for name, (port, key) in targets.items()
-        }
+def _ms(text: str) -> float:
+    match = re.fullmatch(r"([\d.]+)(us|ms|s)", text)
+    if not match:
+        raise ValueError(f"unexpected wrk latency {text!r}")
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+def run_wrk(
+    script: Path, port: int, concurrency: int, seconds: float
+) -> tuple[float, float, float, int, int]:
+    """(req/s, p50 ms, p99 ms, requests, non-2xx+socket errors) of one wrk batch."""
+    out = subprocess.run(
+        [
+            "taskset",
+            "-c",
+            str(LOAD_CPU),
+            "wrk",
+            "-t1",
+            f"-c{concurrency}",
+            f"-d{seconds}s",
+            "--latency",
+            "-s",
+            str(script),
+            f"http://{HOST}:{port}{PATH}",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    p50 = _ms(re.search(r"\s50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"\s99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    errors = 0
+    if non_2xx := re.search(r"Non-2xx or 3xx responses: (\d+)", out):
+        errors += int(non_2xx.group(1))
+    if socket_errors := re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out
+    ):
+        errors += sum(int(g) for g in socket_errors.groups())
+    return rps, p50, p99, requests, errors
+
+
+def measure(
+    args: argparse.Namespace,
+    ports: dict[str, int],
+    proxy_pids: dict[str, list[int]],
+    scripts: dict[str, Path],
+) -> dict[tuple[str, int], dict[str, Cell]]:
+    table: dict[tuple[str, int], dict[str, Cell]] = {}
+    for load in ("non-streaming", "streaming"):
         for concurrency in args.concurrency:
-            # Warm-up: connections, code paths, allocator.
-            for name, (port, _) in targets.items():
-                await run_batch(
-                    HOST, port, requests[name], concurrency=concurrency, seconds=0.2, cap=args.cap
-                )
-            results: dict[str, list[Batch]] = {"direct": [], "gateway": []}
+            targets = tuple(ports)
+            cells = {target: Cell() for target in targets}
+            for target in targets:  # warm-up: connections, code paths, allocator
+                run_wrk(scripts[load], ports[target], concurrency, 1)
             for round_index in range(args.rounds):
-                order = ("direct", "gateway") if round_index % 2 == 0 else ("gateway", "direct")
-                for name in order:
-                    port = targets[name][0]
-                    batch = await run_batch(
-                        HOST,
-                        port,
-                        requests[name],
-                        concurrency=concurrency,
-                        seconds=args.seconds,
-                        cap=args.cap,
+                shift = round_index % len(targets)
+                for target in targets[shift:] + targets[:shift]:
+                    pids = proxy_pids.get(target, [])
+                    before = cpu_seconds(pids) if pids else 0.0
+                    rps, p50, p99, requests, errors = run_wrk(
+                        scripts[load], ports[target], concurrency, args.seconds
                     )
-                    results[name].append(batch)
-            row = Row(scenario, concurrency, merge(results["direct"]), merge(results["gateway"]))
-            rows.append(row)
-            print(format_row(row), flush=True)
-    return rows
+                    cpu = (cpu_seconds(pids) - before) / requests * 1e6 if pids and requests else None
+                    cells[target].samples.append(Sample(rps, p50, p99, cpu, requests, errors))
+            table[(load, concurrency)] = cells
+            print(format_row(load, concurrency, cells), flush=True)
+    return table
 
 
 HEADER = (
-    "| load | conc. | direct p50 ms | gateway p50 ms | added p50 ms | direct p99 ms | gateway p99 ms "
-    "| added p99 ms | added first-byte p50 ms | direct req/s | gateway req/s | ratio | errors |\n"
-    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    "| load | c | direct req/s | gateway req/s | nginx req/s | gateway/direct | nginx/direct "
+    "| gateway/nginx | direct p50 ms | added p50 gateway ms | added p50 nginx ms "
+    "| CPU/req gateway µs | CPU/req nginx µs | CPU gateway/nginx | errors |\n"
+    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 )
 
 
-def format_row(row: Row) -> str:
-    d, g = row.direct, row.gateway
-    ms = 1000.0
-    cells = [
-        row.scenario,
-        str(row.concurrency),
-        f"{percentile(d.latencies, 50) * ms:.3f}",
-        f"{percentile(g.latencies, 50) * ms:.3f}",
-        f"{(percentile(g.latencies, 50) - percentile(d.latencies, 50)) * ms:+.3f}",
-        f"{percentile(d.latencies, 99) * ms:.3f}",
-        f"{percentile(g.latencies, 99) * ms:.3f}",
-        f"{(percentile(g.latencies, 99) - percentile(d.latencies, 99)) * ms:+.3f}",
-        f"{(percentile(g.first_bytes, 50) - percentile(d.first_bytes, 50)) * ms:+.3f}",
-        f"{d.throughput:.0f}",
-        f"{g.throughput:.0f}",
-        f"{g.throughput / d.throughput:.0%}" if d.throughput else "n/a",
-        str(d.errors + g.errors),
-    ]
-    return "| " + " | ".join(cells) + " |"
+def row_values(cells: dict[str, Cell]) -> dict[str, float]:
+    d, g, n = cells["direct"], cells["gateway"], cells["nginx"]
+    return {
+        "direct_rps": d.median("rps"),
+        "gateway_rps": g.median("rps"),
+        "nginx_rps": n.median("rps"),
+        "gateway_vs_direct": g.median("rps") / d.median("rps"),
+        "nginx_vs_direct": n.median("rps") / d.median("rps"),
+        "gateway_vs_nginx": g.median("rps") / n.median("rps"),
+        "direct_p50_ms": d.median("p50_ms"),
+        "gateway_added_p50_ms": g.median("p50_ms") - d.median("p50_ms"),
+        "nginx_added_p50_ms": n.median("p50_ms") - d.median("p50_ms"),
+        "gateway_cpu_us": g.median("cpu_us_per_request"),
+        "nginx_cpu_us": n.median("cpu_us_per_request"),
+        "cpu_gateway_vs_nginx": g.median("cpu_us_per_request") / n.median("cpu_us_per_request"),
+        "errors": float(sum(s.errors for c in cells.values() for s in c.samples)),
+    }
+
+
+FORMATS = {
+    "direct_rps": "{:.0f}",
+    "gateway_rps": "{:.0f}",
+    "nginx_rps": "{:.0f}",
+    "gateway_vs_direct": "{:.0%}",
+    "nginx_vs_direct": "{:.0%}",
+    "gateway_vs_nginx": "{:.0%}",
+    "direct_p50_ms": "{:.3f}",
+    "gateway_added_p50_ms": "{:+.3f}",
+    "nginx_added_p50_ms": "{:+.3f}",
+    "gateway_cpu_us": "{:.0f}",
+    "nginx_cpu_us": "{:.0f}",
+    "cpu_gateway_vs_nginx": "{:.2f}x",
+    "errors": "{:.0f}",
+}
+
+
+def format_row(load: str, concurrency: int, cells: dict[str, Cell]) -> str:
+    values = row_values(cells)
+    return (
+        "| " + " | ".join([load, str(concurrency), *(FORMATS[k].format(v) for k, v in values.items())]) + " |"
+    )
+
+
+def goal(load: str, concurrency: int, values: dict[str, float]) -> list[str]:
+    """The goals this row misses (empty: all met)."""
+    missed = []
+    if values["cpu_gateway_vs_nginx"] > 2.0:
+        missed.append(f"CPU/request {values['cpu_gateway_vs_nginx']:.2f}x nginx's (goal ≤ 2x)")
+    if values["gateway_vs_nginx"] < 0.5:
+        missed.append(f"throughput {values['gateway_vs_nginx']:.0%} of nginx's (goal ≥ 50 %)")
+    if concurrency == 1 and values["gateway_added_p50_ms"] > 1.0:
+        missed.append(f"added p50 {values['gateway_added_p50_ms']:.3f} ms (goal ≤ 1 ms)")
+    return missed
+
+
+def summarize(runs: list[dict[tuple[str, int], dict[str, Cell]]]) -> list[str]:
+    """Median and spread over runs of every cell, and whether the goal holds on the medians."""
+    lines = ["", f"Over {len(runs)} run(s): median [min-max] of the per-run medians", "", HEADER]
+    verdicts = []
+    for key in runs[0]:
+        per_run = [row_values(run[key]) for run in runs]
+        cells = []
+        for name, fmt in FORMATS.items():
+            values = [v[name] for v in per_run]
+            med = statistics.median(values)
+            cells.append(
+                fmt.format(med)
+                if len(values) == 1 or name == "errors"
+                else f"{fmt.format(med)} [{fmt.format(min(values))}-{fmt.format(max(values))}]"
+            )
+        lines.append("| " + " | ".join([key[0], str(key[1]), *cells]) + " |")
+        medians = {name: statistics.median(v[name] for v in per_run) for name in FORMATS}
+        missed = goal(key[0], key[1], medians)
+        verdicts.append(
+            f"{key[0]} c={key[1]}: " + ("goal met" if not missed else "MISSED: " + "; ".join(missed))
+        )
+    lines += ["", *verdicts]
+    if "gateway-aiohttp-client" in runs[0][next(iter(runs[0]))]:
+        lines += [
+            "",
+            "The gateway's own runtime client against aiohttp's (median over runs):",
+            "",
+            "| load | c | own client req/s | aiohttp client req/s | own CPU/req µs "
+            "| aiohttp CPU/req µs | aiohttp/own CPU |",
+            "|---|---:|---:|---:|---:|---:|---:|",
+        ]
+        for key in runs[0]:
+            own = [run[key]["gateway"] for run in runs]
+            other = [run[key]["gateway-aiohttp-client"] for run in runs]
+            own_rps = statistics.median(c.median("rps") for c in own)
+            other_rps = statistics.median(c.median("rps") for c in other)
+            own_cpu = statistics.median(c.median("cpu_us_per_request") for c in own)
+            other_cpu = statistics.median(c.median("cpu_us_per_request") for c in other)
+            lines.append(
+                f"| {key[0]} | {key[1]} | {own_rps:.0f} | {other_rps:.0f} | {own_cpu:.0f} "
+                f"| {other_cpu:.0f} | {other_cpu / own_cpu:.2f}x |"
+            )
+    return lines
+
+
+def machine() -> dict[str, str]:
+    cpu = "unknown"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    nginx_version = subprocess.run(
+        [find("nginx") or "nginx", "-v"], check=False, capture_output=True, text=True
+    ).stderr.strip()
+    wrk_version = subprocess.run(
+        ["wrk", "--version"], check=False, capture_output=True, text=True
+    ).stdout.split("\n")[0]
+    return {
+        "nproc": str(os.cpu_count()),
+        "cpu": cpu,
+        "load average": " ".join(Path("/proc/loadavg").read_text().split()[:3]),
+        "python": platform.python_version(),
+        "aiohttp": aiohttp.__version__,
+        "nginx": nginx_version.removeprefix("nginx version: "),
+        "wrk": wrk_version.split(" [")[0],
+    }
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.gateway", description=__doc__.split("\n\n")[0])
     parser.add_argument("--concurrency", type=lambda s: [int(c) for c in s.split(",")], default=[1, 8, 32])
-    parser.add_argument("--rounds", type=int, default=4, help="alternating direct/gateway rounds per level")
-    parser.add_argument("--seconds", type=float, default=1.0, help="length of one batch")
-    parser.add_argument("--cap", type=int, default=50_000, help="most requests in one batch")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="batches per target and load, in rotating order"
+    )
+    parser.add_argument("--seconds", type=int, default=2, help="length of one wrk batch (whole seconds)")
+    parser.add_argument(
+        "--runs", type=int, default=3, help="repeat the whole table; report median and spread"
+    )
     parser.add_argument("--chunks", type=int, default=16, help="content events per streamed answer")
     parser.add_argument("--chunk-delay", type=float, default=0.001, help="seconds between streamed events")
-    parser.add_argument("--placement", choices=[*PLACEMENTS, "none"], default="shared", help="CPU pinning")
-    parser.add_argument("--json", type=Path, help="also write the raw summary here")
+    parser.add_argument(
+        "--with-aiohttp-client",
+        action="store_true",
+        help="also measure the gateway with aiohttp's client in place of its own",
+    )
+    parser.add_argument("--json", type=Path, help="also write every sample here")
     return parser.parse_args(argv)
+
+
+def start_processes(
+    args: argparse.Namespace, workdir: Path, processes: list[subprocess.Popen[bytes]]
+) -> tuple[dict[str, int], dict[str, list[int]]]:
+    key_file = workdir / "api-key"
+    key_file.write_text(KEY + "\n")
+    upstream_log = workdir / "upstream.log"
+    with upstream_log.open("wb") as out:
+        upstream = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "bench.gateway.upstream",
+                "--chunks",
+                str(args.chunks),
+                "--chunk-delay",
+                str(args.chunk_delay),
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    processes.append(upstream)
+    upstream_port = int(wait_for_line(upstream_log, re.compile(r"PORT (\d+)"), upstream, 15))
+    pin([upstream.pid], LOAD_CPU)
+
+    ports = {"direct": upstream_port}
+    proxy_pids: dict[str, list[int]] = {}
+    gateways = {"gateway": "slm_operator.gateway"}
+    if args.with_aiohttp_client:
+        gateways["gateway-aiohttp-client"] = "bench.gateway.aiohttp_client"
+    for name, module in gateways.items():
+        log = workdir / f"{name}.log"
+        with log.open("wb") as err:
+            gateway = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    module,
+                    "--upstream",
+                    f"http://{HOST}:{upstream_port}",
+                    "--runtime",
+                    "vllm",
+                    "--model",
+                    MODEL,
+                    "--listen",
+                    f"{HOST}:0",
+                    "--metrics-listen",
+                    f"{HOST}:0",
+                    "--api-key-file",
+                    str(key_file),
+                ],
+                stdout=subprocess.DEVNULL,  # the access log is still formatted and written, as in a pod
+                stderr=err,
+            )
+        processes.append(gateway)
+        ports[name] = int(wait_for_line(log, re.compile(r"on 127\.0\.0\.1:(\d+) \(metrics"), gateway, 15))
+        pin([gateway.pid], PROXY_CPU)
+        proxy_pids[name] = [gateway.pid]
+        wait_http(f"http://{HOST}:{ports[name]}/readyz", 15)
+
+    nginx_port = free_port()
+    conf = workdir / "nginx.conf"
+    conf.write_text(
+        NGINX_CONF.format(
+            tmp=workdir, host=HOST, port=nginx_port, upstream_port=upstream_port, path=PATH, key=KEY
+        )
+    )
+    nginx = subprocess.Popen(
+        [find("nginx") or "nginx", "-c", str(conf), "-p", str(workdir)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
+    processes.append(nginx)
+    wait_http(f"http://{HOST}:{nginx_port}/", 15)
+    nginx_pids = [nginx.pid, *children(nginx.pid)]
+    pin(nginx_pids, PROXY_CPU)
+
+    ports["nginx"] = nginx_port
+    proxy_pids["nginx"] = nginx_pids
+    return ports, proxy_pids
 
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
+    ensure_tools()
     info = machine()
+    runs: list[dict[tuple[str, int], dict[str, Cell]]] = []
     with tempfile.TemporaryDirectory(prefix="bench-gateway-") as tmp:
         workdir = Path(tmp)
-        key_file = workdir / "api-key"
-        key_file.write_text(KEY + "\n")
-        upstream_log = workdir / "upstream.log"
-        gateway_log = workdir / "gateway.log"
         processes: list[subprocess.Popen[bytes]] = []
         try:
-            with upstream_log.open("wb") as out:
-                upstream = subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "bench.gateway.upstream",
-                        "--chunks",
-                        str(args.chunks),
-                        "--chunk-delay",
-                        str(args.chunk_delay),
-                    ],
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                )
-            processes.append(upstream)
-            upstream_port = int(wait_for_line(upstream_log, re.compile(r"PORT (\d+)"), upstream, 15))
-            with gateway_log.open("wb") as err:
-                gateway = subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "slm_operator.gateway",
-                        "--upstream",
-                        f"http://{HOST}:{upstream_port}",
-                        "--runtime",
-                        "vllm",
-                        "--model",
-                        MODEL,
-                        "--listen",
-                        f"{HOST}:0",
-                        "--metrics-listen",
-                        f"{HOST}:0",
-                        "--api-key-file",
-                        str(key_file),
-                    ],
-                    stdout=subprocess.DEVNULL,  # the access log is still formatted and written, as in a pod
-                    stderr=err,
-                )
-            processes.append(gateway)
-            listening = re.compile(r"on 127\.0\.0\.1:(\d+) \(metrics")
-            gateway_port = int(wait_for_line(gateway_log, listening, gateway, 15))
-            placement = place(args.placement, upstream.pid, gateway.pid)
-            print(f"machine: {info}; placement: {placement}", flush=True)
-            print(HEADER, flush=True)
-            rows = asyncio.run(measure(args, upstream_port, gateway_port))
+            ports, proxy_pids = start_processes(args, workdir, processes)
+            scripts = {}
+            for load, stream in (("non-streaming", False), ("streaming", True)):
+                script = workdir / f"{load}.lua"
+                body = body_for(stream, args.chunks).decode()
+                script.write_text(WRK_SCRIPT.format(body=json.dumps(body), key=KEY))
+                scripts[load] = script
+            print(f"machine: {info}", flush=True)
+            print(
+                f"placement: wrk and the runtime on CPU {LOAD_CPU}; "
+                f"the gateway and nginx on CPU {PROXY_CPU}; "
+                f"{args.rounds} rounds of {args.seconds:g} s per target and load; streaming: "
+                f"{args.chunks} events {args.chunk_delay * 1000:g} ms apart",
+                flush=True,
+            )
+            for run in range(args.runs):
+                print(f"\nrun {run + 1} of {args.runs}\n\n{HEADER}", flush=True)
+                runs.append(measure(args, ports, proxy_pids, scripts))
         finally:
-            for process in processes:
-                process.terminate()
+            for process in reversed(processes):
+                process.send_signal(signal.SIGTERM if process is not processes[-1] else signal.SIGQUIT)
             for process in processes:
                 try:
                     process.wait(10)
                 except subprocess.TimeoutExpired:
                     process.kill()
+    print("\n".join(summarize(runs)), flush=True)
     if args.json:
-        summary = {
-            "machine": info,
-            "placement": placement,
-            "rows": [
+        args.json.write_text(
+            json.dumps(
                 {
-                    "load": row.scenario,
-                    "concurrency": row.concurrency,
-                    "direct_p50_ms": percentile(row.direct.latencies, 50) * 1000,
-                    "gateway_p50_ms": percentile(row.gateway.latencies, 50) * 1000,
-                    "direct_p99_ms": percentile(row.direct.latencies, 99) * 1000,
-                    "gateway_p99_ms": percentile(row.gateway.latencies, 99) * 1000,
-                    "direct_rps": row.direct.throughput,
-                    "gateway_rps": row.gateway.throughput,
-                    "requests": len(row.direct.latencies) + len(row.gateway.latencies),
-                    "errors": row.direct.errors + row.gateway.errors,
-                }
-                for row in rows
-            ],
-        }
-        args.json.write_text(json.dumps(summary, indent=2) + "\n")
+                    "machine": info,
+                    "args": {k: str(v) for k, v in vars(args).items()},
+                    "runs": [
+                        {
+                            f"{load} c={c}": {t: [vars(s) for s in cell.samples] for t, cell in cells.items()}
+                            for (load, c), cells in run.items()
+                        }
+                        for run in runs
+                    ],
+                },
+                indent=2,
+            )
+            + "\n"
+        )
     return 0
 
 

@@ -1,10 +1,12 @@
 -- Argo CD health check for slm.dev/SmallLanguageModel.
 -- Installed through argocd-cm (argocd-cm-health.yaml beside this file).
---   Healthy      Ready=True and status.observedGeneration == metadata.generation
+--   Progressing  being deleted (metadata.deletionTimestamp set), no status yet, an older
+--                generation observed, or not Ready yet
 --   Degraded     SpecValid=False, Fits=False, Degraded=True or phase Failed (with the message)
---   Progressing  no status yet, an older generation observed, or not Ready yet
--- The operator reports the same conditions on every model (ARCHITECTURE §2), so nothing here
--- guesses from child objects.
+--   Suspended    scaled to zero: spec.replicas is 0 and autoscaling is off
+--   Healthy      Ready=True and status.observedGeneration == metadata.generation
+-- The operator reports the same conditions on every model (docs/operator.md), so nothing
+-- here guesses from child objects.
 local hs = {}
 
 local function find_condition(conditions, kind)
@@ -27,6 +29,14 @@ local function describe(condition, fallback)
     return condition.reason
   end
   return fallback
+end
+
+-- A model being deleted still shows its last status (Ready=True while the finalizer runs):
+-- it is on its way out, not healthy.
+if obj.metadata ~= nil and obj.metadata.deletionTimestamp ~= nil then
+  hs.status = "Progressing"
+  hs.message = "Being deleted"
+  return hs
 end
 
 local status = obj.status
@@ -74,6 +84,16 @@ end
 if status.phase == "Failed" then
   hs.status = "Degraded"
   hs.message = describe(ready, "The model failed")
+  return hs
+end
+
+-- Scaled to zero on purpose: nothing serves, and nothing should (Argo CD's Suspended, as for a
+-- suspended CronJob or a paused rollout). Under autoscaling spec.replicas is ignored.
+local spec = obj.spec or {}
+local autoscaling = spec.autoscaling or {}
+if spec.replicas == 0 and autoscaling.enabled ~= true then
+  hs.status = "Suspended"
+  hs.message = "Scaled to zero (spec.replicas: 0)"
   return hs
 end
 

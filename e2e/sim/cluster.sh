@@ -291,9 +291,12 @@ up() {
   kwok_dir="$(cd "$SIM/tools/kwok" && go list -m -f '{{.Dir}}' sigs.k8s.io/kwok 2>/dev/null || true)"
   [ -d "$kwok_dir/kustomize/stage" ] || die "kwok's stage files were not found in the Go module cache (run 'e2e/sim/cluster.sh build' with Go and the module proxy)"
   # kwok's own stages (shipped in its module): nodes become Ready and renew their leases,
-  # pods become Ready and go away when deleted. Then the project's stages (failures on demand).
+  # pods become Ready and go away when deleted, claims of its storage class are provisioned
+  # and bound. Then the project's stages (failures on demand).
   for f in node/fast/node-initialize.yaml node/heartbeat-with-lease/node-heartbeat-with-lease.yaml \
-    pod/fast/pod-ready.yaml pod/fast/pod-complete.yaml pod/fast/pod-delete.yaml; do
+    pod/fast/pod-ready.yaml pod/fast/pod-complete.yaml pod/fast/pod-delete.yaml \
+    volume/fast/pvc-provision.yaml volume/fast/pv-bind.yaml volume/fast/pvc-delete.yaml \
+    volume/fast/pv-delete.yaml; do
     cat "$kwok_dir/kustomize/stage/$f"
     echo "---"
   done >"$stages"
@@ -310,8 +313,9 @@ up() {
   local kubectl
   kubectl="$(asset kubectl)"
   wait_until "the default ServiceAccount" 60 "$kubectl" get serviceaccount default -n default
-  log "nodes from e2e/sim/nodes.yaml"
+  log "nodes from e2e/sim/nodes.yaml, kwok's default StorageClass"
   "$kubectl" create -f "$SIM/nodes.yaml" >/dev/null
+  "$kubectl" create -f "$kwok_dir/kustomize/stage/volume/fast/storage-class.yaml" >/dev/null
   wait_until "every node Ready" 120 "$kubectl" wait --for=condition=Ready nodes --all --timeout=5s
   wait_until "the not-ready taints removed" 120 bash -c \
     "! '$kubectl' get nodes -o jsonpath='{.items[*].spec.taints[*].key}' | grep -q node.kubernetes.io/not-ready"

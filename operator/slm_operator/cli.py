@@ -95,6 +95,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="render as if the Prometheus Operator CRDs exist "
         "(monitoring: auto then creates ServiceMonitor/PrometheusRule)",
     )
+    render.add_argument(
+        "--keda-available",
+        action="store_true",
+        help="render as if KEDA's CRDs exist (autoscaling.engine: keda then creates a ScaledObject)",
+    )
     render.set_defaults(handler=_cmd_render)
 
     crd = sub.add_parser("crd", help="print the SmallLanguageModel CustomResourceDefinition")
@@ -249,7 +254,10 @@ def _cmd_render(ns: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         try:
             model = parse_document(doc.body)
             state = desired_state(
-                model, _config_for(doc.path, ns.config, configs), monitoring_available=ns.monitoring_available
+                model,
+                _config_for(doc.path, ns.config, configs),
+                monitoring_available=ns.monitoring_available,
+                keda_available=ns.keda_available,
             )
             objects.extend(state.objects)
         except SpecError as exc:

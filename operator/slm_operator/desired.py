@@ -21,9 +21,19 @@ class DesiredState:
 
 
 def desired_state(
-    model: SmallLanguageModel, config: OperatorConfig, *, monitoring_available: bool
+    model: SmallLanguageModel,
+    config: OperatorConfig,
+    *,
+    monitoring_available: bool,
+    keda_available: bool = False,
 ) -> DesiredState:
-    """Plan and render one model; raises SpecError/FitError naming the field when it cannot be served."""
+    """Plan and render one model; raises SpecError/FitError naming the field when it cannot be served.
+
+    ``monitoring_available``/``keda_available``: whether the cluster serves the Prometheus
+    Operator's and KEDA's APIs (optional kinds are rendered only then).
+    """
     plan = plan_model(model, config)
-    objects = render_children(model, plan, config, monitoring_available=monitoring_available)
+    objects = render_children(
+        model, plan, config, monitoring_available=monitoring_available, keda_available=keda_available
+    )
     return DesiredState(plan=plan, objects=objects)

@@ -14,10 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 from kube import Kube
 from simcluster import (
-    ROOT,
     ChartInstall,
     OperatorProcess,
     SimCluster,
@@ -25,8 +23,6 @@ from simcluster import (
     install_crd,
     service_account_kubeconfig,
 )
-
-OPERATOR_CONFIG = ROOT / "examples" / "operator-config.yaml"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -59,11 +55,9 @@ def admin(sim: SimCluster) -> Kube:
 
 @pytest.fixture(scope="session")
 def chart(sim: SimCluster, admin: Kube) -> ChartInstall:
-    """The CRD from crds/ and the chart, cluster-wide, configured with the example configuration
-    (it adds the workstation tier one example uses)."""
+    """The CRD from crds/ and the chart with its default values, cluster-wide."""
     install_crd(admin)
-    values = yaml.safe_load(OPERATOR_CONFIG.read_text())
-    return install_chart(admin, values)
+    return install_chart(admin, {})
 
 
 @pytest.fixture(scope="session")

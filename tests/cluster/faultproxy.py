@@ -81,10 +81,10 @@ class FaultProxy:
         if fault is not None:
             if fault.delay:
                 await asyncio.sleep(fault.delay)
-            if fault.drop:
+            if fault.drop:  # the connection goes away with no answer at all
                 assert request.transport is not None
-                request.transport.close()
-                raise asyncio.CancelledError
+                request.transport.abort()
+                return web.Response(status=599)
             if fault.status is not None:
                 status = {
                     "kind": "Status",
@@ -98,22 +98,28 @@ class FaultProxy:
         assert self._session is not None
         headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
         body = await request.read()
-        async with self._session.request(
-            request.method,
-            self.upstream + request.rel_url.path_qs,
-            headers=headers,
-            data=body or None,
-            allow_redirects=False,
-        ) as upstream:
-            response = web.StreamResponse(status=upstream.status)
-            for key, value in upstream.headers.items():
-                if key.lower() not in HOP_BY_HOP:
-                    response.headers[key] = value
-            await response.prepare(request)
-            async for chunk in upstream.content.iter_any():
-                await response.write(chunk)
-            await response.write_eof()
-            return response
+        response = web.StreamResponse()
+        try:
+            async with self._session.request(
+                request.method,
+                self.upstream + request.rel_url.path_qs,
+                headers=headers,
+                data=body or None,
+                allow_redirects=False,
+            ) as upstream:
+                response.set_status(upstream.status)
+                for key, value in upstream.headers.items():
+                    if key.lower() not in HOP_BY_HOP:
+                        response.headers[key] = value
+                await response.prepare(request)
+                async for chunk in upstream.content.iter_any():
+                    await response.write(chunk)
+                await response.write_eof()
+        except (ConnectionResetError, aiohttp.ClientError):
+            # The operator went away mid-watch, or the API server did: end this exchange.
+            if request.transport is not None:
+                request.transport.abort()
+        return response
 
     def start(self) -> None:
         ready = threading.Event()
@@ -132,7 +138,8 @@ class FaultProxy:
                 )
                 app = web.Application()
                 app.router.add_route("*", "/{tail:.*}", self._handle)
-                self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+                # Open watches would hold a graceful shutdown for a minute: cut them at once.
+                self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.5)
                 await self._runner.setup()
                 site = web.TCPSite(self._runner, "127.0.0.1", 0)
                 await site.start()

@@ -55,6 +55,8 @@ RESOURCES: dict[str, tuple[str, str, bool]] = {
     "HorizontalPodAutoscaler": ("autoscaling/v2", "horizontalpodautoscalers", True),
     "PodDisruptionBudget": ("policy/v1", "poddisruptionbudgets", True),
     "PersistentVolumeClaim": ("v1", "persistentvolumeclaims", True),
+    "PersistentVolume": ("v1", "persistentvolumes", False),
+    "ScaledObject": ("keda.sh/v1alpha1", "scaledobjects", True),
     "ServiceMonitor": ("monitoring.coreos.com/v1", "servicemonitors", True),
     "PrometheusRule": ("monitoring.coreos.com/v1", "prometheusrules", True),
     "CustomResourceDefinition": ("apiextensions.k8s.io/v1", "customresourcedefinitions", False),
@@ -163,11 +165,19 @@ class Kube:
         query = {"labelSelector": selector} if selector else None
         return list(self.request("GET", resource_path(kind, namespace), query=query).get("items") or [])
 
-    def create(self, obj: dict[str, Any], *, strict: bool = True) -> dict[str, Any]:
-        """Create; ``strict`` refuses unknown fields, as kubectl's default field validation does."""
-        namespace = obj.get("metadata", {}).get("namespace")
+    def create(
+        self,
+        obj: dict[str, Any],
+        *,
+        strict: bool = True,
+        kind: str | None = None,
+        namespace: str | None = None,
+    ) -> dict[str, Any]:
+        """Create; ``strict`` refuses unknown fields, as kubectl's default field validation does.
+        ``kind`` and ``namespace`` name the collection when the document's own may be wrong."""
+        namespace = namespace or (obj.get("metadata") or {}).get("namespace")
         query = {"fieldValidation": "Strict"} if strict else None
-        return self.request("POST", resource_path(obj["kind"], namespace), obj, query=query)
+        return self.request("POST", resource_path(kind or obj["kind"], namespace), obj, query=query)
 
     def apply(self, obj: dict[str, Any], manager: str = "cluster-tests", sub: str = "") -> dict[str, Any]:
         """Server-side apply, forced (what ``kubectl apply --server-side --force-conflicts`` does)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kube import Kube, wait_for
+from kube import ApiError, Kube, wait_for
 
 # The operator's public contract: every child carries these labels (docs/operator.md).
 MODEL_LABEL = "slm.dev/model"
@@ -21,6 +21,8 @@ CHILD_KINDS = (
     "ConfigMap",
     "PersistentVolumeClaim",
 )
+# Kinds of other projects' CRDs: listed where they are installed.
+OPTIONAL_CHILD_KINDS = ("ServiceMonitor", "PrometheusRule", "ScaledObject")
 
 
 def model(name: str, namespace: str, **spec: Any) -> dict[str, Any]:
@@ -58,8 +60,14 @@ def children(kube: Kube, namespace: str, name: str | None = None) -> dict[tuple[
     """The operator's objects in the namespace (of one model, or of all), by (kind, name)."""
     selector = MANAGED_BY + (f",{MODEL_LABEL}={name}" if name else "")
     found: dict[tuple[str, str], dict[str, Any]] = {}
-    for kind in CHILD_KINDS:
-        for obj in kube.list(kind, namespace, selector):
+    for kind in CHILD_KINDS + OPTIONAL_CHILD_KINDS:
+        try:
+            objects = kube.list(kind, namespace, selector)
+        except ApiError as exc:
+            if exc.code == 404 and kind in OPTIONAL_CHILD_KINDS:
+                continue
+            raise
+        for obj in objects:
             found[(kind, obj["metadata"]["name"])] = obj
     return found
 
@@ -79,11 +87,12 @@ def reasons(kube: Kube, namespace: str, name: str) -> list[str]:
 
 
 def wait_phase(kube: Kube, namespace: str, name: str, expected: str, timeout: float = 60) -> dict[str, Any]:
-    wait_for(
-        lambda: phase(kube, namespace, name) == expected,
-        timeout=timeout,
-        message=f"{namespace}/{name} {expected} (status: {status(kube, namespace, name)})",
-    )
+    try:
+        wait_for(lambda: phase(kube, namespace, name) == expected, timeout=timeout)
+    except AssertionError:
+        raise AssertionError(
+            f"{namespace}/{name} not {expected} after {timeout}s; status: {status(kube, namespace, name)}"
+        ) from None
     return status(kube, namespace, name)
 
 

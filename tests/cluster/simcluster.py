@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +39,26 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def running(pid: int) -> bool:
+    """Whether a process runs (a zombie no longer does: cluster.sh's children are reaped by
+    whichever process adopted them, maybe never)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 @dataclass
@@ -75,20 +96,27 @@ class SimCluster:
         return Path(out.strip().splitlines()[-1])
 
     def restart_apiserver(self) -> None:
-        """Kill the API server and start it again with the same command line (and port)."""
+        """Kill the API server (a crash: no graceful shutdown) and start it again with the same
+        command line (and port)."""
         pid = int((self.directory / "pids" / "kube-apiserver.pid").read_text())
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[:-1]
-        os.kill(pid, signal.SIGTERM)
-        wait_for(lambda: not Path(f"/proc/{pid}").exists(), timeout=30, message="apiserver stopped")
+        os.kill(pid, signal.SIGKILL)
+        wait_for(lambda: not running(pid), timeout=30, message="apiserver stopped")
+        # The thread-group leader turns zombie before its other threads have let go of the port.
+        port = int(urllib.parse.urlsplit(self.admin.creds.server).port or 443)
+        wait_for(lambda: port_free(port), timeout=30, message=f"port {port} released")
         log = (self.directory / "logs" / "kube-apiserver.log").open("ab")
         process = subprocess.Popen(cmdline, stdout=log, stderr=log, start_new_session=True)
         (self.directory / "pids" / "kube-apiserver.pid").write_text(str(process.pid))
 
         def ready() -> bool:
             try:
-                return self.admin.request("GET", "/readyz") is not None
+                self.admin.request("GET", "/readyz")  # 200 "ok" (not JSON) once every path serves
+            except ValueError:
+                return True
             except (ApiError, OSError):
                 return False
+            return True
 
         wait_for(ready, timeout=60, message="apiserver ready again", interval=0.5)
 
@@ -107,15 +135,21 @@ def render_chart(
     return objects
 
 
-def install_crd(admin: Kube) -> None:
-    admin.apply(yaml.safe_load(CRD.read_text()), manager=FIELD_MANAGER)
+def apply_crd(admin: Kube, crd: dict[str, Any]) -> None:
+    """Apply a CRD and wait until the API server serves it."""
+    admin.apply(crd, manager=FIELD_MANAGER)
+    name = crd["metadata"]["name"]
 
     def established() -> bool:
-        crd = admin.get("CustomResourceDefinition", None, "smalllanguagemodels.slm.dev") or {}
-        conditions = (crd.get("status") or {}).get("conditions") or []
+        found = admin.get("CustomResourceDefinition", None, name) or {}
+        conditions = (found.get("status") or {}).get("conditions") or []
         return any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
 
-    wait_for(established, timeout=30, message="CRD established")
+    wait_for(established, timeout=30, message=f"CRD {name} established")
+
+
+def install_crd(admin: Kube) -> None:
+    apply_crd(admin, yaml.safe_load(CRD.read_text()))
 
 
 @dataclass
@@ -139,8 +173,8 @@ def install_chart(
     """Apply the rendered chart server-side (as ``helm install`` would create it)."""
     objects = render_chart(values, release, namespace)
     admin.ensure_namespace(namespace)
-    for namespace in values.get("watchNamespaces") or []:
-        admin.ensure_namespace(namespace)
+    for watched in values.get("watchNamespaces") or []:
+        admin.ensure_namespace(watched)
     # CRDs and RBAC first, as Helm orders them.
     order = {"CustomResourceDefinition": 0, "ServiceAccount": 1, "ClusterRole": 2, "Role": 2}
     for obj in sorted(objects, key=lambda o: order.get(o["kind"], 5)):
@@ -194,6 +228,37 @@ def service_account_kubeconfig(
     }
     path.write_text(yaml.safe_dump(config))
     return path
+
+
+def minimal_crd(group: str, kind: str, plural: str, version: str = "v1") -> dict[str, Any]:
+    """A stand-in for another project's CRD (the Prometheus Operator's, KEDA's): same group,
+    version, names and scope; the schema keeps every field (the contract tests check the
+    rendered objects against the real schemas)."""
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{plural}.{group}"},
+        "spec": {
+            "group": group,
+            "names": {"kind": kind, "plural": plural, "singular": kind.lower(), "listKind": f"{kind}List"},
+            "scope": "Namespaced",
+            "versions": [
+                {
+                    "name": version,
+                    "served": True,
+                    "storage": True,
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "properties": {
+                                "spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+                            },
+                        }
+                    },
+                }
+            ],
+        },
+    }
 
 
 # -- the operator process ---------------------------------------------------------------------

@@ -6,50 +6,19 @@ from __future__ import annotations
 import signal
 import urllib.request
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from kube import Kube, wait_for
 from scenario import create_ready
-from simcluster import FIELD_MANAGER, OperatorProcess
+from simcluster import OperatorProcess, apply_crd, minimal_crd
 
 pytestmark = pytest.mark.timeout(180)
-
-
-def minimal_crd(kind: str, plural: str) -> dict[str, Any]:
-    """A stand-in for one of the Prometheus Operator's CRDs: same group, version, names and
-    scope; the schema keeps every field (the real schemas are checked in the contract tests)."""
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{plural}.monitoring.coreos.com"},
-        "spec": {
-            "group": "monitoring.coreos.com",
-            "names": {"kind": kind, "plural": plural, "singular": kind.lower(), "listKind": f"{kind}List"},
-            "scope": "Namespaced",
-            "versions": [
-                {
-                    "name": "v1",
-                    "served": True,
-                    "storage": True,
-                    "schema": {
-                        "openAPIV3Schema": {
-                            "type": "object",
-                            "properties": {
-                                "spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
-                            },
-                        }
-                    },
-                }
-            ],
-        },
-    }
 
 
 @pytest.fixture
 def prometheus_operator_crds(admin: Kube, operator: OperatorProcess) -> Iterator[None]:
     for kind, plural in (("ServiceMonitor", "servicemonitors"), ("PrometheusRule", "prometheusrules")):
-        admin.apply(minimal_crd(kind, plural), manager=FIELD_MANAGER)
+        apply_crd(admin, minimal_crd("monitoring.coreos.com", kind, plural))
     operator.restart()  # discovery is cached: start with the kinds present
     yield
     for plural in ("servicemonitors", "prometheusrules"):

@@ -86,20 +86,31 @@ def test_models_carry_no_finalizer(admin: Kube, operator: OperatorProcess, names
 
 
 def test_a_large_spec_does_not_break_the_operator(
-    admin: Kube, operator: OperatorProcess, namespace: str
+    sim: SimCluster, admin: Kube, operator: OperatorProcess, namespace: str
 ) -> None:
-    """A spec near the CRD's limits must not push the model over the API server's 256 KiB
-    annotation limit (kopf stores its diff base in an annotation)."""
-    # Within the CRD's limits (64 messages of at most 16 KiB each): 20 turns of 15 000
-    # characters, a ~300 KB spec -- more than all annotations together may hold.
-    messages = [{"role": "user" if i % 2 else "assistant", "content": "x" * 15_000} for i in range(20)]
-    body = model("large", namespace, ollama={"modelfile": {"messages": messages}})
+    """A spec within the CRD's limits must not push the model over the API server's 256 KiB
+    annotation limit (kopf stores its diff base in an annotation): the API server would refuse
+    every patch of the model, and the operator would retry in a loop."""
+    mark = sim.audit.mark()
+    # The CRD allows 64 messages of 16 KiB each: 20 of 15 000 characters are about 300 KB.
+    messages = [
+        {"role": "user" if i % 2 == 0 else "assistant", "content": f"example {i}: " + "x" * 15000}
+        for i in range(20)
+    ]
+    body = model("large", namespace, ollama={"modelfile": {"system": "Be brief.", "messages": messages}})
     admin.create(body)
     wait_phase(admin, namespace, "large", "Ready", timeout=90)
     annotations = slm(admin, namespace, "large")["metadata"].get("annotations") or {}
     assert sum(len(k) + len(v) for k, v in annotations.items()) < 256 * 1024
     admin.patch("SmallLanguageModel", namespace, "large", {"spec": {"replicas": 2}})
     wait_for(lambda: status(admin, namespace, "large").get("observedGeneration") == 2, timeout=60)
+    time.sleep(RESYNC)
+    refused = [
+        e
+        for e in sim.audit.events(mark, user=operator.install.user)
+        if e.namespace == namespace and e.code >= 400 and e.code != 404  # a 404 GET: not created yet
+    ]
+    assert refused == [], Counter((e.verb, e.resource, e.subresource, e.code) for e in refused)
 
 
 @pytest.fixture

@@ -1,9 +1,10 @@
 """Render the Helm chart with the real Helm engine (helm-python-sdk), once per value set.
 
 Shared by the chart, RBAC and checkov contract tests. The value sets cover the default install
-and the modes the chart must support: namespaced, monitoring and network policy on, custom
-tiers/catalog/images/defaults, each cloud tier preset, and an install without CRDs and with
-an existing ServiceAccount.
+and the modes the chart must support: namespaced, monitoring (ServiceMonitor, alert rules,
+Grafana dashboard) and network policy on, custom
+tiers/catalog/images/defaults, each cloud tier preset, and an install without CRDs, with an
+existing ServiceAccount, debug JSON logs and extra environment variables.
 """
 
 from __future__ import annotations
@@ -38,8 +39,12 @@ def value_sets() -> dict[str, dict[str, Any]]:
         "default": {},
         "namespaced": {"watchNamespaces": ["team-a", "team-b", "{{ .Release.Namespace }}"]},
         "monitoring": {
-            "metrics": {"serviceMonitor": {"enabled": True, "labels": {"release": "kube-prometheus-stack"}}},
+            "metrics": {
+                "serviceMonitor": {"enabled": True, "labels": {"release": "kube-prometheus-stack"}},
+                "prometheusRule": {"enabled": True, "labels": {"release": "kube-prometheus-stack"}},
+            },
             "networkPolicy": {"enabled": True, "apiServer": {"cidrs": ["10.96.0.1/32", "172.18.0.2/32"]}},
+            "grafana": {"dashboard": {"enabled": True, "annotations": {"grafana_folder": "LLM"}}},
         },
         "custom-tiers": {
             "tiers": {
@@ -83,6 +88,12 @@ def value_sets() -> dict[str, dict[str, Any]]:
             "serviceAccount": {"create": False, "name": "existing-operator"},
             "metrics": {"service": {"enabled": False}},
             "image": {"digest": "sha256:" + "ab" * 32, "pullPolicy": "Always"},
+            "logLevel": "debug",
+            "logFormat": "json",
+            "extraEnv": [
+                {"name": "HTTPS_PROXY", "value": "http://proxy.example:3128"},
+                {"name": "TEAM", "valueFrom": {"configMapKeyRef": {"name": "team", "key": "name"}}},
+            ],
         },
     }
 
@@ -92,9 +103,9 @@ def chart() -> helm_python.Chart:
     return helm_python.Chart.load(CHART)
 
 
-def render_templates(values: dict[str, Any]) -> dict[str, str]:
+def render_templates(values: dict[str, Any], release: str = RELEASE) -> dict[str, str]:
     """``{template path: rendered text}`` for the given values (raises on schema errors)."""
-    rendered: dict[str, str] = chart().render(values, name=RELEASE, namespace=NAMESPACE)
+    rendered: dict[str, str] = chart().render(values, name=release, namespace=NAMESPACE)
     return rendered
 
 
@@ -128,10 +139,16 @@ def find(objects: list[dict[str, Any]], kind: str, name: str | None = None) -> l
 
 
 def write_manifests(directory: Path, names: list[str]) -> list[Path]:
-    """Write each value set's objects as one multi-document YAML file (for scanners)."""
+    """Write each value set's objects as one multi-document YAML file (for scanners).
+
+    Each value set is its own release (named after it), so the pod labels differ between sets:
+    a scanner's graph checks, which connect objects across files by labels, must not let the
+    NetworkPolicy of one value set cover the operator pod of another.
+    """
     paths = []
     for name in names:
         path = directory / f"chart-{name}.yaml"
-        path.write_text(yaml.safe_dump_all(rendered_objects(name), sort_keys=False), encoding="utf-8")
+        objects = objects_of(render_templates(value_sets()[name], release=name))
+        path.write_text(yaml.safe_dump_all(objects, sort_keys=False), encoding="utf-8")
         paths.append(path)
     return paths

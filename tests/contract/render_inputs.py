@@ -25,7 +25,7 @@ from render_cases import CASES, builtin_config  # noqa: E402
 
 
 def example_objects() -> list[tuple[str, dict[str, Any]]]:
-    """(id, object) for every child of every example model, with monitoring objects included."""
+    """(id, object) for every child of every example model, with monitoring and KEDA objects included."""
     out: list[tuple[str, dict[str, Any]]] = []
     for path in sorted((ROOT / "examples").glob("*.yaml")):
         with path.open(encoding="utf-8") as stream:
@@ -37,17 +37,19 @@ def example_objects() -> list[tuple[str, dict[str, Any]]]:
         config = load_config(config_named_in(path))
         for document in documents:
             model = parse_document(document)
-            for obj in desired_state(model, config, monitoring_available=True).objects:
+            for obj in desired_state(model, config, monitoring_available=True, keda_available=True).objects:
                 out.append((f"{path.stem}/{model.name}/{obj['kind']}", obj))
     return out
 
 
 def case_objects() -> list[tuple[str, dict[str, Any]]]:
-    """(id, object) for every child of every renderer unit case, monitoring objects included."""
+    """(id, object) for every child of every renderer unit case, monitoring and KEDA objects included."""
     out: list[tuple[str, dict[str, Any]]] = []
     for case in CASES:
         model, plan = case.build()
-        for obj in render_children(model, plan, builtin_config(), monitoring_available=True):
+        for obj in render_children(
+            model, plan, builtin_config(), monitoring_available=True, keda_available=True
+        ):
             out.append((f"case:{case.id}/{obj['kind']}", obj))
     return out
 

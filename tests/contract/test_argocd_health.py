@@ -41,12 +41,18 @@ def condition(kind: str, status: str, reason: str = "", message: str = "") -> di
     return {"type": kind, "status": status, "reason": reason, "message": message, "observedGeneration": 3}
 
 
-def model(status: dict[str, Any] | None, generation: int = 3) -> dict[str, Any]:
+def model(
+    status: dict[str, Any] | None,
+    generation: int = 3,
+    *,
+    spec: dict[str, Any] | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     obj: dict[str, Any] = {
         "apiVersion": "slm.dev/v1alpha1",
         "kind": "SmallLanguageModel",
-        "metadata": {"name": "phi-4-mini", "namespace": "ai", "generation": generation},
-        "spec": {"model": {"catalog": "phi-4-mini"}, "hardware": {"tier": "gpu-small"}},
+        "metadata": {"name": "phi-4-mini", "namespace": "ai", "generation": generation, **(metadata or {})},
+        "spec": {"model": {"catalog": "phi-4-mini"}, "hardware": {"tier": "gpu-small"}, **(spec or {})},
     }
     if status is not None:
         obj["status"] = status
@@ -200,12 +206,96 @@ SAMPLES: list[tuple[str, dict[str, Any], str, str]] = [
         "Healthy",
         "1/1 replicas ready",
     ),
+    (
+        "being deleted while still ready",
+        model(
+            {
+                "observedGeneration": 3,
+                "phase": "Ready",
+                "endpoint": ENDPOINT,
+                "conditions": [VALID, FITS, READY],
+            },
+            metadata={"deletionTimestamp": "2026-01-01T00:00:00Z", "finalizers": ["slm.dev/finalizer"]},
+        ),
+        "Progressing",
+        "Being deleted",
+    ),
+    (
+        "being deleted before any status",
+        model(None, metadata={"deletionTimestamp": "2026-01-01T00:00:00Z"}),
+        "Progressing",
+        "Being deleted",
+    ),
+    (
+        "scaled to zero",
+        model(
+            {
+                "observedGeneration": 3,
+                "phase": "Ready",
+                "replicas": 0,
+                "readyReplicas": 0,
+                "conditions": [VALID, FITS, condition("Ready", "True", "Available", "0/0 replicas ready")],
+            },
+            spec={"replicas": 0},
+        ),
+        "Suspended",
+        "Scaled to zero (spec.replicas: 0)",
+    ),
+    (
+        "replicas 0 is ignored under autoscaling",
+        model(
+            {"observedGeneration": 3, "phase": "Ready", "conditions": [VALID, FITS, READY]},
+            spec={"replicas": 0, "autoscaling": {"enabled": True, "minReplicas": 1}},
+        ),
+        "Healthy",
+        "1/1 replicas ready",
+    ),
+    (
+        "scaled to zero but not yet observed",
+        model(
+            {"observedGeneration": 2, "phase": "Ready", "conditions": [VALID, FITS, READY]},
+            spec={"replicas": 0},
+        ),
+        "Progressing",
+        "Waiting for the operator to observe generation 3 (observed 2)",
+    ),
+    (
+        "scaled to zero with an invalid spec is still degraded",
+        model(
+            {
+                "observedGeneration": 3,
+                "phase": "Failed",
+                "conditions": [condition("SpecValid", "False", "InvalidSpec", "spec.image: latest")],
+            },
+            spec={"replicas": 0},
+        ),
+        "Degraded",
+        "spec.image: latest",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("label", "obj", "status", "message"), SAMPLES, ids=[s[0] for s in SAMPLES])
 def test_health(label: str, obj: dict[str, Any], status: str, message: str) -> None:
     assert health(obj) == (status, message), label
+
+
+HEALTH_TESTS = ROOT / "deploy" / "argocd" / "health_test.yaml"
+ARGOCD_CASES = yaml.safe_load(HEALTH_TESTS.read_text(encoding="utf-8"))["tests"]
+
+
+@pytest.mark.parametrize("case", ARGOCD_CASES, ids=[c["inputPath"] for c in ARGOCD_CASES])
+def test_argocd_format_test_cases(case: dict[str, Any]) -> None:
+    obj = yaml.safe_load((HEALTH_TESTS.parent / case["inputPath"]).read_text(encoding="utf-8"))
+    expected = case["healthStatus"]
+    assert health(obj) == (expected["status"], expected["message"])
+
+
+def test_argocd_format_cases_cover_deletion_and_scale_to_zero() -> None:
+    statuses = {c["healthStatus"]["status"] for c in ARGOCD_CASES}
+    assert statuses == {"Healthy", "Progressing", "Suspended", "Degraded"}
+    inputs = sorted(p.name for p in (HEALTH_TESTS.parent / "testdata").glob("*.yaml"))
+    assert inputs == sorted(Path(c["inputPath"]).name for c in ARGOCD_CASES), "every test input is used"
 
 
 def test_argocd_cm_snippet_embeds_the_script_verbatim() -> None:
@@ -268,3 +358,30 @@ def test_example_chart_values_pass_the_chart_schema() -> None:
     assert chart.render(
         values, name=operator["spec"]["source"]["helm"]["releaseName"], namespace="slm-system"
     )
+
+
+def test_crd_is_never_pruned_or_deleted_by_argo_cd() -> None:
+    """Argo CD ignores helm.sh/resource-policy: keep; with ``prune: true`` a sync after
+    ``crds.install: false``, or deleting the Application, would delete the CRD and every model."""
+    import helm_python
+
+    operator = _application("applications/slm-operator.yaml")
+    assert operator["spec"]["syncPolicy"]["automated"]["prune"] is True  # why the annotation matters
+    source = operator["spec"]["source"]
+    chart = helm_python.Chart.load(ROOT / source["path"])
+    rendered = chart.render(
+        source["helm"]["valuesObject"], name=source["helm"]["releaseName"], namespace="slm-system"
+    )
+    objects = [
+        doc
+        for path, text in rendered.items()
+        if not path.endswith("NOTES.txt")
+        for doc in yaml.safe_load_all(text)
+        if isinstance(doc, dict)
+    ]
+    (crd,) = [o for o in objects if o["kind"] == "CustomResourceDefinition"]
+    annotations = crd["metadata"]["annotations"]
+    # Several options are one comma-separated value; Argo CD trims white space around each.
+    options = {item.strip() for item in annotations["argocd.argoproj.io/sync-options"].split(",")}
+    assert {"Prune=false", "Delete=false"} <= options
+    assert annotations["helm.sh/resource-policy"] == "keep"

@@ -23,6 +23,7 @@ import yaml
 from chart_support import (
     CHART,
     NAMESPACE,
+    RELEASE,
     ROOT,
     find,
     render_templates,
@@ -57,7 +58,7 @@ def _operator_container(name: str) -> dict[str, Any]:
 
 
 def _config_text(name: str) -> str:
-    (config_map,) = find(rendered_objects(name), "ConfigMap")
+    (config_map,) = find(rendered_objects(name), "ConfigMap", f"{RELEASE}-slm-operator-config")
     text: str = config_map["data"]["config.yaml"]
     return text
 
@@ -153,6 +154,25 @@ BAD_VALUES: list[tuple[str, dict[str, Any], str]] = [
     ("unknown registry key", {"registries": {"docker": "mirror.example"}}, "docker"),
     ("bad resource quantity", {"resources": {"limits": {"memory": "lots"}}}, "/resources/limits/memory"),
     ("bad scrape interval", {"metrics": {"serviceMonitor": {"interval": "soon"}}}, "interval"),
+    ("unknown log level", {"logLevel": "trace"}, "/logLevel"),
+    ("unknown log format", {"logFormat": "yaml"}, "/logFormat"),
+    ("env entry without a name", {"extraEnv": [{"value": "x"}]}, "/extraEnv/0"),
+    (
+        "env entry with value and valueFrom",
+        {"extraEnv": [{"name": "A", "value": "x", "valueFrom": {}}]},
+        "/extraEnv/0",
+    ),
+    (
+        "bad not-ready duration",
+        {"metrics": {"prometheusRule": {"notReadyFor": "half an hour"}}},
+        "notReadyFor",
+    ),
+    (
+        "dashboard namespace not a DNS label",
+        {"grafana": {"dashboard": {"namespace": "Grafana"}}},
+        "namespace",
+    ),
+    ("prometheusUrl without a scheme", {"defaults": {"prometheusUrl": "prometheus:9090"}}, "prometheusUrl"),
 ]
 
 
@@ -279,9 +299,21 @@ def test_operator_args_parse_with_the_operator_parser(name: str) -> None:
     assert options.metrics_port == 9090
     assert options.standalone is True
     assert options.namespaces == (("team-a", "team-b", NAMESPACE) if name == "namespaced" else ())
+    assert (options.log_level, options.log_format) == (
+        ("debug", "json") if name == "minimal" else ("info", "full")
+    )
     # The config file the operator is pointed at is the ConfigMap's key, mounted read-only.
     mounts = {m["mountPath"]: m for m in _operator_container(name)["volumeMounts"]}
     assert mounts[str(Path(options.config_path).parent)]["readOnly"] is True
+
+
+def test_extra_env_reaches_the_operator_container() -> None:
+    assert "env" not in _operator_container("default")
+    env = _operator_container("minimal")["env"]
+    assert env == [
+        {"name": "HTTPS_PROXY", "value": "http://proxy.example:3128"},
+        {"name": "TEAM", "valueFrom": {"configMapKeyRef": {"name": "team", "key": "name"}}},
+    ]
 
 
 def test_config_change_restarts_the_operator() -> None:
@@ -472,7 +504,7 @@ def test_build_context_contains_what_the_dockerfile_copies() -> None:
             assert Path(ROOT / source).exists(), f"Dockerfile copies {source}, which is missing"
 
 
-# Sample GPU nodes per provider, labelled as reference/models-and-gpus.md §4-5 describes.
+# Sample GPU nodes per provider, labelled as docs/configuration.md (tier presets) describes.
 PRESET_NODES: dict[str, dict[str, dict[str, str]]] = {
     "gke": {
         "t4": {"cloud.google.com/gke-accelerator": "nvidia-tesla-t4"},
@@ -560,3 +592,54 @@ def test_tier_presets_admit_exactly_the_gpus_they_claim(preset: str) -> None:
         expected = admitted & set(nodes)
         actual = {node for node, labels in nodes.items() if _tier_admits(config.tiers[tier_name], labels)}
         assert actual == expected, f"{preset}: {tier_name}"
+
+
+# --- the chart README (generated from the values schema) ------------------------------------
+
+
+def _chart_readme_module() -> Any:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("chart_readme", ROOT / "scripts" / "chart_readme.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _readme_rows() -> dict[str, list[str]]:
+    rows = {}
+    for line in (CHART / "README.md").read_text(encoding="utf-8").splitlines():
+        match = re.fullmatch(r"\| `([A-Za-z0-9_.]+)` \|(.*)\|", line)
+        if match:
+            rows[match.group(1)] = [cell.strip() for cell in re.split(r"(?<!\\)\|", match.group(2))]
+    return rows
+
+
+def _leaf_keys(values: Any, prefix: str = "") -> list[str]:
+    if not isinstance(values, dict) or not values:
+        return [prefix]
+    return [key for k, v in values.items() for key in _leaf_keys(v, f"{prefix}.{k}" if prefix else k)]
+
+
+def test_chart_readme_is_generated_from_the_schema() -> None:
+    assert (CHART / "README.md").read_text(encoding="utf-8") == _chart_readme_module().readme_text(), (
+        "run `make crd`"
+    )
+
+
+def test_chart_readme_documents_every_value() -> None:
+    rows = _readme_rows()
+    values = yaml.safe_load((CHART / "values.yaml").read_text(encoding="utf-8"))
+    # Every leaf of values.yaml is in the table, itself or as a map it belongs to (labels).
+    for leaf in _leaf_keys(values):
+        parts = leaf.split(".")
+        assert any(".".join(parts[:n]) in rows for n in range(1, len(parts) + 1)), leaf
+    undocumented = sorted(key for key, cells in rows.items() if not cells[-1])
+    assert undocumented == [], "add a description to values.schema.json or a comment in values.yaml"
+    # Defaults in the table are the values.yaml ones.
+    assert rows["logLevel"][1] == '`"info"`'
+    assert rows["networkPolicy.apiServer.ports"][1] == "`[443, 6443]`"
+    schema = json.loads((CHART / "values.schema.json").read_text(encoding="utf-8"))
+    assert set(schema["properties"]) <= {key.split(".")[0] for key in rows}

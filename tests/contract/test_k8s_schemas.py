@@ -15,8 +15,10 @@ import pytest
 from render_inputs import all_objects
 
 KUBERNETES_VERSIONS = ("1.29", "1.31", "1.33")
-PROMETHEUS_OPERATOR_GROUP = "monitoring.coreos.com/"
-OBJECTS = [(i, o) for i, o in all_objects() if not o["apiVersion"].startswith(PROMETHEUS_OPERATOR_GROUP)]
+# Custom resources are checked against their own CRD schemas (test_prometheus_schemas.py,
+# test_keda_schema.py).
+CUSTOM_GROUPS = ("monitoring.coreos.com/", "keda.sh/")
+OBJECTS = [(i, o) for i, o in all_objects() if not o["apiVersion"].startswith(CUSTOM_GROUPS)]
 
 
 @pytest.mark.parametrize("version", KUBERNETES_VERSIONS)

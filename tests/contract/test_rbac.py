@@ -106,6 +106,8 @@ def test_roles_are_grouped_into_framework_and_application(name: str) -> None:
     objects = rendered_objects(name)
     by_group: dict[str, set[Grant]] = {"framework": set(), "application": set()}
     for role in find(objects, "ClusterRole") + find(objects, "Role"):
+        if role["metadata"]["name"].endswith(("-edit", "-view")):
+            continue  # the aggregated roles for people (test below)
         group = role["metadata"]["labels"]["slm.dev/rbac-group"]
         assert role["metadata"]["name"].endswith(f"-{group}")
         by_group[group] |= _grants(role["rules"])
@@ -158,3 +160,48 @@ def test_security_doc_rbac_table_matches_the_code() -> None:
             group = "" if cells[1] == "core" else cells[1]
             rows.add((cells[0], group, cells[2], tuple(v.strip() for v in cells[3].split(","))))
     assert rows == {(p.purpose, p.group, p.resource, p.verbs) for p in all_permissions()}
+
+
+# --- aggregated ClusterRoles for people ---------------------------------------------------
+
+AGGREGATE = "rbac.authorization.k8s.io/aggregate-to-"
+WRITE_VERBS = {"create", "update", "patch", "delete", "deletecollection"}
+
+
+@pytest.mark.parametrize("name", ["default", "namespaced"])
+def test_edit_and_view_roles_aggregate_into_the_built_in_roles(name: str) -> None:
+    objects = rendered_objects(name)
+    (edit,) = find(objects, "ClusterRole", "slm-slm-operator-edit")
+    (view,) = find(objects, "ClusterRole", "slm-slm-operator-view")
+    aggregated = {
+        role["metadata"]["name"]: {
+            k.removeprefix(AGGREGATE)
+            for k, v in role["metadata"]["labels"].items()
+            if k.startswith(AGGREGATE) and v == "true"
+        }
+        for role in (edit, view)
+    }
+    assert aggregated == {"slm-slm-operator-edit": {"edit", "admin"}, "slm-slm-operator-view": {"view"}}
+    edit_grants, view_grants = _grants(edit["rules"]), _grants(view["rules"])
+    # Only the custom resource and its subresources; the children are built-in kinds.
+    assert {g for g, _, _ in edit_grants | view_grants} == {"slm.dev"}
+    assert ("slm.dev", "smalllanguagemodels", "create") in edit_grants
+    assert ("slm.dev", "smalllanguagemodels/scale", "update") in edit_grants
+    # view reads everything edit can see and writes nothing; edit never writes status.
+    assert not {verb for _, _, verb in view_grants} & WRITE_VERBS
+    assert {(g, r) for g, r, _ in view_grants} >= {(g, r) for g, r, _ in edit_grants}
+    assert not [g for g in edit_grants if g[1].endswith("/status") and g[2] in WRITE_VERBS]
+    # Nothing binds them: aggregation does.
+    bound = {b["roleRef"]["name"] for b in find(objects, "ClusterRoleBinding") + find(objects, "RoleBinding")}
+    assert not bound & {"slm-slm-operator-edit", "slm-slm-operator-view"}
+
+
+def test_aggregated_roles_can_be_turned_off() -> None:
+    from chart_support import objects_of, render_templates
+
+    names = {
+        o["metadata"]["name"]
+        for o in objects_of(render_templates({"rbac": {"aggregateToDefaultRoles": False}}))
+    }
+    assert not names & {"slm-slm-operator-edit", "slm-slm-operator-view"}
+    assert "slm-slm-operator-application" in names

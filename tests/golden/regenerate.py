@@ -39,13 +39,15 @@ def example_files() -> list[Path]:
 
 
 def render_example(model_file: Path) -> str:
-    """The golden text for one example file: all its models' children, monitoring CRDs absent."""
+    """The golden text for one example file: all its models' children, with the Prometheus
+    Operator's CRDs absent (monitoring: auto renders nothing) and KEDA's present (only a model
+    that asks for engine: keda renders a ScaledObject)."""
     chosen = config_named_in(model_file)
     config: OperatorConfig = load_config(chosen)
     objects: list[dict[str, Any]] = []
     for document in model_documents(model_file):
         model = parse_document(document)
-        objects.extend(desired_state(model, config, monitoring_available=False).objects)
+        objects.extend(desired_state(model, config, monitoring_available=False, keda_available=True).objects)
     return dump_objects(objects)
 
 

@@ -15,13 +15,13 @@ from emulator import ClusterEmulator
 from slm_operator.api.spec import API_GROUP, API_VERSION, KIND, PLURAL
 from slm_operator.controller.handlers import ControllerContext
 from slm_operator.controller.run import parse_options, run_operator
-from slm_operator.render.kinds import MANAGED_KINDS
+from slm_operator.render.kinds import served_kinds
 
 NAMESPACE = "ns1"
 SLM = f"{API_GROUP}/{API_VERSION}/{PLURAL}"
 
 
-def declare_resources(emulator: ClusterEmulator, *, monitoring: bool = False) -> None:
+def declare_resources(emulator: ClusterEmulator, *, monitoring: bool = False, keda: bool = False) -> None:
     emulator.resources[SLM] = {
         "kind": KIND,
         "namespaced": True,
@@ -41,9 +41,7 @@ def declare_resources(emulator: ClusterEmulator, *, monitoring: bool = False) ->
     }
     emulator.resources["v1/events"] = {"kind": "Event", "namespaced": True, "verbs": ["create", "list"]}
     emulator.resources["events.k8s.io/v1/events"] = {"kind": "Event", "namespaced": True, "verbs": ["create"]}
-    for kind in MANAGED_KINDS:
-        if kind.optional_crd and not monitoring:
-            continue
+    for kind in served_kinds(monitoring_available=monitoring, keda_available=keda):
         emulator.resources[f"{kind.api_version}/{kind.plural}"] = {
             "kind": kind.kind,
             "namespaced": True,

@@ -16,6 +16,7 @@ from scenario import (
     NETWORK_POLICIES,
     PDBS,
     PROMETHEUS_RULES,
+    SCALED_OBJECTS,
     SECRETS,
     SERVICE_MONITORS,
     SERVICES,
@@ -428,6 +429,46 @@ async def test_monitoring_objects_follow_discovery_and_the_spec(
     await wait_for(lambda: child(cluster, SERVICE_MONITORS, "tiny") is None, timeout=15, message="pruned")
     await wait_for(lambda: child(cluster, PROMETHEUS_RULES, "tiny") is None, timeout=15, message="pruned")
     assert child(cluster, DEPLOYMENTS, "tiny") is not None
+
+
+async def test_keda_engine_needs_keda_and_swaps_the_hpa_for_a_scaled_object(
+    cluster: ClusterEmulator, operator: OperatorHandle
+) -> None:
+    # Without KEDA's API: refused naming the field, and what serves keeps serving.
+    await create_ready(cluster)
+    await patch_spec(cluster, "tiny", {"autoscaling": {"enabled": True, "engine": "keda"}})
+    await wait_for(
+        lambda: condition(cluster, "tiny", "SpecValid").get("status") == "False",
+        timeout=20,
+        message="refused",
+    )
+    assert "spec.autoscaling.engine" in condition(cluster, "tiny", "SpecValid")["message"]
+    assert child(cluster, DEPLOYMENTS, "tiny") is not None
+
+
+@pytest.fixture
+def with_keda(cluster: ClusterEmulator) -> ClusterEmulator:
+    """KEDA's CRDs are installed (declared before the operator starts)."""
+    declare_resources(cluster, keda=True)
+    return cluster
+
+
+async def test_keda_engine_renders_a_scaled_object_once_keda_is_served(
+    with_keda: ClusterEmulator, operator: OperatorHandle
+) -> None:
+    cluster = with_keda
+    await create_ready(cluster, autoscaling={"enabled": True, "minReplicas": 1, "maxReplicas": 3})
+    assert child(cluster, HPAS, "tiny") is not None
+    assert child(cluster, SCALED_OBJECTS, "tiny") is None
+    await patch_spec(cluster, "tiny", {"autoscaling": {"engine": "keda"}})
+    await wait_for(lambda: child(cluster, SCALED_OBJECTS, "tiny") is not None, timeout=20, message="created")
+    await wait_for(lambda: child(cluster, HPAS, "tiny") is None, timeout=20, message="HPA pruned")
+    scaled = child(cluster, SCALED_OBJECTS, "tiny") or {}
+    assert scaled["spec"]["scaleTargetRef"]["name"] == "tiny"
+    assert scaled["metadata"]["ownerReferences"][0]["kind"] == "SmallLanguageModel"
+    await patch_spec(cluster, "tiny", {"autoscaling": {"engine": "hpa"}})
+    await wait_for(lambda: child(cluster, HPAS, "tiny") is not None, timeout=20, message="HPA back")
+    await wait_for(lambda: child(cluster, SCALED_OBJECTS, "tiny") is None, timeout=20, message="pruned")
 
 
 async def test_transient_errors_on_a_serving_model_do_not_flap_its_status(

@@ -245,6 +245,21 @@ CASES: tuple[Case, ...] = (
         },
     ),
     Case(
+        "vllm-autoscaling-keda",
+        {
+            "hardware": {"tier": "nvidia-l4"},
+            "model": {"catalog": "phi-4-mini", "servedName": "phi"},
+            "autoscaling": {"enabled": True, "engine": "keda", "minReplicas": 1, "maxReplicas": 4},
+        },
+    ),
+    Case(
+        "ollama-autoscaling-keda-cpu",
+        {
+            "hardware": {"tier": "cpu"},
+            "autoscaling": {"enabled": True, "engine": "keda", "maxReplicas": 3, "targetInFlightRequests": 2},
+        },
+    ),
+    Case(
         "ollama-pvc-source",
         {"model": {"source": "pvc://gguf/smollm2.gguf"}, "hardware": {"tier": "edge"}},
         {"source_kind": "pvc", "model_ref": "/models/smollm2.gguf", "source_claim": "gguf"},

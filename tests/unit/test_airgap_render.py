@@ -73,22 +73,27 @@ def _registry_host(image: str) -> str | None:
     return None
 
 
+def public_names_in_pod(name: str, pod: dict[str, Any]) -> list[str]:
+    """Every place one pod spec names (or implies) a public host; the cluster tier runs it on the
+    pods the API server stores."""
+    found: list[str] = []
+    for container in [*pod.get("initContainers", []), *pod["containers"]]:
+        where = f"{name}/{container['name']}"
+        image = container["image"]
+        if _registry_host(image) is None or _PUBLIC.search(image):
+            found.append(f"{where}: image {image}")
+        texts = [*container.get("command", []), *container.get("args", [])]
+        texts += [f"{e['name']}={e.get('value', '')}" for e in container.get("env", [])]
+        found += [f"{where}: {text}" for text in texts if _PUBLIC.search(text)]
+        for env in container.get("env", []):
+            if env["name"] == "MODEL_TAG" and env["value"].count("/") < 2:
+                found.append(f"{where}: Ollama tag {env['value']} is pulled from registry.ollama.ai")
+    return found
+
+
 def public_names(config: OperatorConfig) -> list[str]:
     """Every place a rendered pod names (or implies) a public host."""
-    found: list[str] = []
-    for name, pod in _pods(config):
-        for container in [*pod.get("initContainers", []), *pod["containers"]]:
-            where = f"{name}/{container['name']}"
-            image = container["image"]
-            if _registry_host(image) is None or _PUBLIC.search(image):
-                found.append(f"{where}: image {image}")
-            texts = [*container.get("command", []), *container.get("args", [])]
-            texts += [f"{e['name']}={e.get('value', '')}" for e in container.get("env", [])]
-            found += [f"{where}: {text}" for text in texts if _PUBLIC.search(text)]
-            for env in container.get("env", []):
-                if env["name"] == "MODEL_TAG" and env["value"].count("/") < 2:
-                    found.append(f"{where}: Ollama tag {env['value']} is pulled from registry.ollama.ai")
-    return found
+    return [text for name, pod in _pods(config) for text in public_names_in_pod(name, pod)]
 
 
 def test_airgapped_pods_name_no_public_host() -> None:

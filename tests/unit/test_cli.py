@@ -230,3 +230,16 @@ def test_crd_command_prints_the_committed_crd(capsys: pytest.CaptureFixture[str]
     code, out, _ = run(capsys, "crd")
     assert code == 0
     assert out == (ROOT / "crds" / "slm.dev_smalllanguagemodels.yaml").read_text()
+
+
+def test_render_keda_engine_needs_the_keda_flag(capsys: pytest.CaptureFixture[str]) -> None:
+    example = str(EXAMPLES / "qwen3-8b-l4-keda.yaml")
+    code, out, err = run(capsys, "render", example)
+    assert code == 2
+    assert out == ""
+    assert "spec.autoscaling.engine" in err
+    code, out, err = run(capsys, "render", "--keda-available", example)
+    assert code == 0, err
+    kinds = [o["kind"] for o in yaml.safe_load_all(out)]
+    assert "ScaledObject" in kinds
+    assert "HorizontalPodAutoscaler" not in kinds

@@ -24,6 +24,7 @@ ORDER = [
     "NetworkPolicy",
     "PodDisruptionBudget",
     "HorizontalPodAutoscaler",
+    "ScaledObject",
     "ServiceMonitor",
     "PrometheusRule",
 ]
@@ -31,7 +32,9 @@ ORDER = [
 
 def render(c: Case, *, monitoring_available: bool = True) -> list[dict[str, Any]]:
     model, plan = c.build()
-    return render_children(model, plan, builtin_config(), monitoring_available=monitoring_available)
+    return render_children(
+        model, plan, builtin_config(), monitoring_available=monitoring_available, keda_available=True
+    )
 
 
 @pytest.mark.parametrize("c", CASES, ids=lambda c: c.id)

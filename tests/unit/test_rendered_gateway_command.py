@@ -35,7 +35,9 @@ def _config_for(path: Path) -> Any:
 
 
 def _deployment(body: dict[str, Any], path: Path) -> tuple[Any, dict[str, Any]]:
-    state = desired_state(parse_document(body), _config_for(path), monitoring_available=True)
+    state = desired_state(
+        parse_document(body), _config_for(path), monitoring_available=True, keda_available=True
+    )
     [deployment] = [o for o in state.objects if o["kind"] == "Deployment"]
     return state.plan, deployment
 

@@ -1,4 +1,4 @@
-"""The SmallLanguageModel spec contract (ARCHITECTURE §2): what is accepted, what is refused, and
+"""The SmallLanguageModel spec contract (docs/api.md): what is accepted, what is refused, and
 that every refusal names the user's field path and says something specific.
 
 The invalid table is shared with tests/contract/test_crd_contract.py: cases whose last element
@@ -28,7 +28,7 @@ MINIMAL_DOC: dict[str, Any] = {
     "spec": {"model": {"catalog": "phi-4-mini"}},
 }
 
-# The example of ARCHITECTURE §2, field for field (commented alternatives left out).
+# The full example of docs/api.md, field for field (commented alternatives left out).
 FULL_DOC: dict[str, Any] = yaml.safe_load(
     """
 apiVersion: slm.dev/v1alpha1
@@ -199,6 +199,13 @@ INVALID_CASES: list[tuple[str, dict[str, Any], str, str, str | None]] = [
         "spec.autoscaling",
         "maxReplicas (4)",
         "spec.autoscaling: minReplicas must not exceed maxReplicas",
+    ),
+    (
+        "autoscaling-engine-enum",
+        with_spec(autoscaling={"enabled": True, "engine": "vpa"}),
+        "spec.autoscaling.engine",
+        "'hpa' or 'keda'",
+        None,
     ),
     (
         "autoscaling-cpu",

@@ -70,7 +70,7 @@ when given, replaces the tag (repository@sha256:..., the form the operator accep
 {{- end }}
 
 {{/*
-The operator configuration: one YAML document with tiers, catalog, images,
+The operator configuration (docs/configuration.md): one YAML document with tiers, catalog, images,
 defaults and registries. Tier presets come first so that values.tiers can still override any tier.
 */}}
 {{- define "slm-operator.config" -}}

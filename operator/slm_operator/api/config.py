@@ -1,4 +1,4 @@
-"""The operator configuration: tiers, catalog, images and defaults.
+"""The operator configuration (docs/configuration.md): tiers, catalog, images, defaults and registries.
 
 Built-in defaults ship inside the package (``slm_operator/catalog/*.yaml``); a user's
 ``--config`` file (the Helm values rendered into a ConfigMap) is merged over them by
@@ -249,6 +249,11 @@ class Defaults(_Config):
     cache_size_limit: str = Field(default="30Gi", description="emptyDir sizeLimit for the model cache.")
     monitoring_namespace: str = Field(
         default="monitoring", description="Namespace allowed to scrape metrics."
+    )
+    prometheus_url: str = Field(
+        default="http://prometheus-operated.monitoring.svc:9090",
+        pattern=r"^https?://[^\s/]+(/\S*)?$",
+        description="Prometheus that KEDA queries for spec.autoscaling.engine: keda.",
     )
     overheads: Overheads = Field(default_factory=Overheads)
 

@@ -1,4 +1,4 @@
-"""The typed model of a SmallLanguageModel's ``spec`` (ARCHITECTURE §2).
+"""The typed model of a SmallLanguageModel's ``spec`` (reference: docs/api.md).
 
 This module is the single source of truth for the API: the CRD's OpenAPI schema is generated
 from these classes (see :mod:`slm_operator.api.crd`), and the operator, ``slmctl plan`` and
@@ -131,6 +131,14 @@ class MonitoringMode(StrEnum):
     AUTO = "auto"
     ENABLED = "enabled"
     DISABLED = "disabled"
+
+
+class AutoscalingEngine(StrEnum):
+    """What scales the Deployment: an HPA (needs a custom-metrics adapter for the in-flight metric)
+    or a KEDA ScaledObject (KEDA queries Prometheus itself)."""
+
+    HPA = "hpa"
+    KEDA = "keda"
 
 
 class AccessMode(StrEnum):
@@ -287,7 +295,7 @@ class Hardware(_Model):
 
 
 class Autoscaling(_Model):
-    """HorizontalPodAutoscaler settings; when enabled the HPA owns the replica count."""
+    """Autoscaling settings; when enabled the HPA (or KEDA) owns the replica count."""
 
     model_config = ConfigDict(
         json_schema_extra=cel_rules(
@@ -299,7 +307,16 @@ class Autoscaling(_Model):
         )
     )
 
-    enabled: bool = Field(default=False, description="Create an autoscaling/v2 HorizontalPodAutoscaler.")
+    enabled: bool = Field(
+        default=False, description="Scale the Deployment (an HPA, or a KEDA ScaledObject with engine keda)."
+    )
+    engine: AutoscalingEngine = Field(
+        default=AutoscalingEngine.HPA,
+        description=(
+            "hpa: an autoscaling/v2 HorizontalPodAutoscaler; keda: a KEDA ScaledObject with a Prometheus "
+            "trigger on the same metric (needs KEDA's keda.sh/v1alpha1 API in the cluster)."
+        ),
+    )
     min_replicas: int = Field(default=1, ge=1, le=100, description="Lower bound of replicas.")
     max_replicas: int = Field(default=4, ge=1, le=100, description="Upper bound of replicas.")
     # The contract spells it like the HPA v1 field (CPU in capitals), not as camelCase would.

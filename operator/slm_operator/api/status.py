@@ -1,4 +1,4 @@
-"""The typed model of a SmallLanguageModel's ``status`` (ARCHITECTURE §2).
+"""The typed model of a SmallLanguageModel's ``status`` (reference: docs/api.md).
 
 The CRD's status schema is generated from these classes, so every key the operator writes
 must exist here: the API server prunes unknown status fields, and a pruned field would make
@@ -87,7 +87,8 @@ class Condition(_Status):
 
 
 def _gib(name: str, description: str) -> Any:
-    # The public contract (ARCHITECTURE §2 and §4) spells these "weightsGiB", as Plan.public() does.
+    # The public contract (docs/api.md, `slmctl plan -o json`) spells these "weightsGiB", as
+    # Plan.public() does.
     return Field(default=None, alias=f"{name}GiB", description=description)
 
 

@@ -10,11 +10,11 @@ from typing import Literal
 # ---------------------------------------------------------------------------------------------
 # vLLM extra arguments
 #
-# Flags and their value types come from `vllm serve --help` as summarised in
-# shared/reference/runtimes.md ("vllm serve flags relevant to deployment") and the vLLM engine
-# arguments page (docs.vllm.ai, configuration/engine_args). Only tuning flags that cannot break
-# the operator's contract are accepted; flags the operator derives from the spec are refused
-# with the field that sets them, so the spec stays the single source of truth.
+# Flags and their value types come from `vllm serve --help` (vLLM v0.11.0) and the vLLM engine
+# arguments page (https://docs.vllm.ai/en/v0.11.0/configuration/engine_args.html). Only tuning
+# flags that cannot break the operator's contract are accepted; flags the operator derives
+# from the spec are refused with the field that sets them, so the spec stays the single source
+# of truth.
 # ---------------------------------------------------------------------------------------------
 
 VllmValueKind = Literal["switch", "int", "float", "name", "url", "choice"]
@@ -75,7 +75,8 @@ VLLM_ALLOWED_FLAGS: dict[str, VllmFlag] = {
             "KV cache precision (fp8 halves the KV cache)",
             choices=("auto", "fp8", "fp8_e4m3", "fp8_e5m2"),
         ),
-        # vLLM refuses --enable-auto-tool-choice without a parser (course notes, error #7).
+        # vLLM refuses --enable-auto-tool-choice without --tool-call-parser (its startup check in
+        # vllm/entrypoints/openai/cli_args.py validate_parsed_serve_args).
         VllmFlag(
             "--enable-auto-tool-choice",
             "switch",

@@ -23,7 +23,7 @@ from slm_operator.controller.kubeapi import KubeApi, TransientApiError
 from slm_operator.controller.owner_index import Children
 from slm_operator.desired import desired_state
 from slm_operator.diagnosis import DIAGNOSED_REASONS, Diagnosis, diagnose
-from slm_operator.render.kinds import DEPLOYMENT, SERVICE_MONITOR
+from slm_operator.render.kinds import DEPLOYMENT, SCALED_OBJECT, SERVICE_MONITOR, served_kinds
 from slm_operator.render.names import api_key_secret_name, endpoint_url, selector_string
 
 log = logging.getLogger(__name__)
@@ -96,7 +96,8 @@ def reconcile_model(
     try:
         model = parse_document(dict(body))
         monitoring = _monitoring_available(api, model)
-        state = desired_state(model, config, monitoring_available=monitoring)
+        keda = api.has_api(SCALED_OBJECT.api_version, SCALED_OBJECT.plural)
+        state = desired_state(model, config, monitoring_available=monitoring, keda_available=keda)
     except FitError as exc:
         return _rejected(body, exc, fits=False, existing=existing, now=now, old=old_status)
     except SpecError as exc:
@@ -104,7 +105,8 @@ def reconcile_model(
     except TransientApiError as exc:
         return _retry(old_status, f"API discovery failed: {exc}", delay=5)
 
-    considered = {kind: items for kind, items in existing.items() if monitoring or not kind.optional_crd}
+    served = served_kinds(monitoring_available=monitoring, keda_available=keda)
+    considered = {kind: items for kind, items in existing.items() if kind in served}
     report = reconcile_children(api, model=body, desired=state.objects, existing=considered)
     if report.terminating:
         # Its namespace is being deleted (so are its children, by the namespace controller):

@@ -22,6 +22,8 @@ from slm_operator.controller.metrics import OperatorMetrics
 log = logging.getLogger(__name__)
 
 CONFIG_ENV = "SLM_OPERATOR_CONFIG"
+LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_FORMATS = {"plain": kopf.LogFormat.PLAIN, "full": kopf.LogFormat.FULL, "json": kopf.LogFormat.JSON}
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,8 @@ class RunOptions:
     resync_seconds: float
     workers: int
     verbose: bool
+    log_level: str = "info"
+    log_format: str = "full"
 
     @property
     def clusterwide(self) -> bool:
@@ -111,7 +115,17 @@ def build_parser() -> argparse.ArgumentParser:
         default=4,
         help="Models reconciled at the same time (each in its own thread). Default 4.",
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="Log more.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="Log more (same as --log-level debug).")
+    parser.add_argument(
+        "--log-level", choices=LOG_LEVELS, default="info", help="Least severe messages logged; default info."
+    )
+    parser.add_argument(
+        "--log-format",
+        choices=tuple(LOG_FORMATS),
+        default="full",
+        help="plain: the message only; full: time, logger, level and message (the default); "
+        "json: one JSON object per line.",
+    )
     return parser
 
 
@@ -129,7 +143,20 @@ def parse_options(argv: Sequence[str]) -> RunOptions:
         resync_seconds=args.resync_seconds,
         workers=max(1, args.workers),
         verbose=args.verbose,
+        log_level="debug" if args.verbose else args.log_level,
+        log_format=args.log_format,
     )
+
+
+def configure_logging(options: RunOptions) -> None:
+    """kopf's log handler in the chosen format, and the root logger at the chosen level."""
+    kopf.configure(verbose=options.log_level == "debug", log_format=LOG_FORMATS[options.log_format])
+    logging.getLogger().setLevel(options.log_level.upper())
+    if options.log_level != "debug":
+        # kopf logs "Handler ... succeeded." at INFO for every watch event of every object;
+        # with thousands of children that is most of the operator's output and a good part of
+        # its CPU. Its warnings and errors still show; the workers log what they change.
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
 
 
 def build_operator(
@@ -217,11 +244,6 @@ async def run_operator(
 def main(argv: list[str]) -> int:
     """Entry point of ``slmctl run``."""
     options = parse_options(argv)
-    kopf.configure(verbose=options.verbose)
-    if not options.verbose:
-        # kopf logs "Handler ... succeeded." at INFO for every watch event of every object;
-        # with thousands of children that is most of the operator's output and a good part of
-        # its CPU. Its warnings and errors still show; the workers log what they change.
-        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+    configure_logging(options)
     asyncio.run(run_operator(options))
     return 0

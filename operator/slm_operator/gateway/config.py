@@ -15,6 +15,14 @@ DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 # Long enough for a CPU runtime to produce a long non-streamed answer (Ollama on a few cores can
 # take minutes), short enough that a wedged runtime does not hold client connections forever.
 DEFAULT_UPSTREAM_TIMEOUT = 600.0
+# Client-side limits (see connections.py). A request head is a few hundred bytes: 10 s is ample
+# even on a bad link. A request body of up to --max-body-bytes gets 30 s. Idle keep-alive
+# connections are closed after 60 s (nginx's keepalive_timeout default is 75 s). The cap keeps
+# the connections, plus one to the runtime for each, inside the pod's file-descriptor limit.
+DEFAULT_HEADER_TIMEOUT = 10.0
+DEFAULT_BODY_TIMEOUT = 30.0
+DEFAULT_IDLE_TIMEOUT = 60.0
+DEFAULT_MAX_CONNECTIONS = 1000
 
 
 class GatewayConfigError(ValueError):
@@ -76,6 +84,10 @@ class GatewayConfig:
     upstream_timeout: float = DEFAULT_UPSTREAM_TIMEOUT
     # Model names a request body may ask for (--allow-model); empty: any name is passed on.
     allowed_models: tuple[str, ...] = ()
+    header_timeout: float = DEFAULT_HEADER_TIMEOUT
+    body_timeout: float = DEFAULT_BODY_TIMEOUT
+    idle_timeout: float = DEFAULT_IDLE_TIMEOUT
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
     # Not flags: the defaults suit the kubelet (probes every few seconds) and are lowered by tests.
     readiness_cache_seconds: float = 2.0
     key_recheck_seconds: float = 1.0
@@ -96,6 +108,15 @@ class GatewayConfig:
             raise GatewayConfigError("--max-body-bytes: must be at least 1")
         if not self.upstream_timeout > 0:
             raise GatewayConfigError("--upstream-timeout: must be more than 0 seconds")
+        for flag, value in (
+            ("--header-timeout", self.header_timeout),
+            ("--body-timeout", self.body_timeout),
+            ("--idle-timeout", self.idle_timeout),
+        ):
+            if not value > 0:
+                raise GatewayConfigError(f"{flag}: must be more than 0 seconds")
+        if self.max_connections < 1:
+            raise GatewayConfigError("--max-connections: must be at least 1")
 
     @property
     def auth_enabled(self) -> bool:

@@ -31,7 +31,8 @@ _UNAUTHORIZED = error_body(
 )
 _NOT_FOUND = error_body(
     "Not found: this gateway serves /v1/chat/completions, /v1/completions, /v1/responses, "
-    "/v1/embeddings and /v1/models.",
+    "/v1/embeddings and /v1/models (and, in front of Ollama, /api/chat, /api/generate, /api/embed, "
+    "/api/embeddings, /api/show, /api/tags, /api/ps and /api/version).",
     kind="invalid_request_error",
     code="not_found",
 )

@@ -35,15 +35,31 @@ def bearer_token(authorization: str | None) -> str | None:
     return token
 
 
+class KeyFileError(ValueError):
+    """A key file whose bytes cannot be taken as keys as they are."""
+
+
 def parse_keys(data: bytes) -> tuple[str, ...]:
-    """Keys in a key file: one per line, surrounding whitespace and blank lines ignored."""
-    text = data.decode("utf-8", errors="replace")
+    """Keys in a key file: one per line, surrounding whitespace and blank lines ignored.
+
+    The file must be UTF-8 without a byte-order mark: a BOM or an invalid byte would otherwise
+    become part of a key that no client sends, silently. Raises KeyFileError (the message never
+    contains the file's bytes).
+    """
+    if data.startswith(b"\xef\xbb\xbf"):
+        raise KeyFileError("the API key file starts with a byte-order mark; save it as plain UTF-8")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise KeyFileError(f"the API key file is not valid UTF-8 (at byte {exc.start})") from None
     return tuple(line.strip() for line in text.splitlines() if line.strip())
 
 
 def _digest(value: str) -> bytes:
-    # Comparing fixed-length digests keeps even the key's length out of the timing.
-    return hashlib.sha256(value.encode("utf-8")).digest()
+    # Comparing fixed-length digests keeps even the key's length out of the timing. Header values
+    # arrive decoded with surrogateescape, so bytes that are not UTF-8 come back as themselves
+    # (and can never equal a key, which the key file guarantees to be valid UTF-8).
+    return hashlib.sha256(value.encode("utf-8", "surrogateescape")).digest()
 
 
 class ApiKeys:
@@ -67,6 +83,7 @@ class ApiKeys:
         self._digests: tuple[bytes, ...] = ()
         self._stamp: _Stamp | None = None
         self._last_message = ""
+        self._problem: str | None = None
         self._next_check = clock()
         self._reload()
 
@@ -74,6 +91,12 @@ class ApiKeys:
     def path(self) -> Path:
         """The key file this set follows."""
         return self._path
+
+    @property
+    def problem(self) -> str | None:
+        """Why no key is loaded (for ``/readyz``; never names the file), or None when keys are."""
+        self._maybe_reload()
+        return self._problem
 
     def count(self) -> int:
         """How many keys are accepted right now (0 means every request is refused)."""
@@ -113,7 +136,11 @@ class ApiKeys:
         except OSError as exc:
             self._set((), None, f"cannot read the API key file ({exc.strerror}); refusing every request")
             return
-        keys = parse_keys(data)
+        try:
+            keys = parse_keys(data)
+        except KeyFileError as exc:
+            self._set((), stamp, f"{exc}; refusing every request")
+            return
         if not keys:
             self._set((), stamp, "the API key file is empty; refusing every request")
             return
@@ -124,6 +151,7 @@ class ApiKeys:
         self._digests = digests
         self._stamp = stamp
         self._last_message = message
+        self._problem = None if digests else message.partition(";")[0]
         if changed:
             # Never the keys themselves: only how many there are and where they come from.
             level = logging.INFO if digests else logging.WARNING

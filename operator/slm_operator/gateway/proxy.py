@@ -24,15 +24,16 @@ from slm_operator.gateway.metrics import GatewayMetrics
 from slm_operator.gateway.models import AllowedModels
 from slm_operator.gateway.readiness import ReadinessChecker
 from slm_operator.gateway.routes import (
-    API_ROUTES,
     HEALTHZ,
+    KEYED_PREFIXES,
     NOT_FORWARDED_DOWNSTREAM,
     NOT_FORWARDED_UPSTREAM,
     OTHER,
     READYZ,
     Route,
+    routes_for,
 )
-from slm_operator.gateway.tokens import StreamObserver, usage_tokens
+from slm_operator.gateway.tokens import StreamObserver, UsageScanner, usage_tokens
 from slm_operator.gateway.upstream import UpstreamError, UpstreamPool, UpstreamResponse
 
 access_log = logging.getLogger("slm_operator.gateway.access")
@@ -41,6 +42,10 @@ access_log = logging.getLogger("slm_operator.gateway.access")
 # never sent, since there is nobody left to send it to).
 CLIENT_CLOSED = 499
 _SSE = "text/event-stream"
+# Answers with a Content-Length up to this are read whole before they are sent (one write, and
+# the usage count read from the whole document); larger, chunked or close-delimited answers are
+# relayed piece by piece as they arrive, so memory per request stays bounded.
+MAX_BUFFERED_BYTES = 256 * 1024
 _HEALTHY = b'{"status": "ok"}'
 
 
@@ -57,12 +62,23 @@ class Outcome:
 
 def filter_headers(
     headers: CIMultiDict[str] | CIMultiDictProxy[str], drop: frozenset[str]
-) -> CIMultiDict[str]:
-    """Copy ``headers`` without the names in ``drop`` (lower case) or listed in ``Connection``."""
-    connection = headers.get(hdrs.CONNECTION)
-    if connection:
-        drop = drop | {token.strip().lower() for token in connection.split(",")}
-    return CIMultiDict((name, value) for name, value in headers.items() if name.lower() not in drop)
+) -> list[tuple[str, str]]:
+    """``headers`` without the names in ``drop`` (lower case) or listed in any ``Connection``."""
+    if hdrs.CONNECTION in headers:
+        named = {
+            token.strip().lower() for value in headers.getall(hdrs.CONNECTION) for token in value.split(",")
+        }
+        drop = drop | named
+    return [(name, value) for name, value in headers.items() if name.lower() not in drop]
+
+
+def peer_address(request: web.BaseRequest) -> str | None:
+    """The client's IP address as the gateway's socket sees it (never a header's claim)."""
+    transport = request.transport
+    peer = transport.get_extra_info("peername") if transport is not None else None
+    if isinstance(peer, tuple) and peer and isinstance(peer[0], str):
+        return peer[0]
+    return None
 
 
 async def send(request: web.BaseRequest, response: web.StreamResponse) -> web.StreamResponse:
@@ -89,6 +105,8 @@ class Gateway:
         self._metrics = metrics
         self._readiness = readiness
         self._max_body = config.max_body_bytes
+        self._body_timeout = config.body_timeout
+        self._routes = routes_for(config.runtime)
         self._model_json = json.dumps(config.model)
         self._allowed = (
             AllowedModels(config.allowed_models, runtime=config.runtime) if config.allowed_models else None
@@ -98,7 +116,7 @@ class Gateway:
         """Answer one request on the API port and record it."""
         start = time.perf_counter()
         path = request.path
-        route = API_ROUTES.get(path)
+        route = self._routes.get(path)
         if route is not None:
             label = route.path
         elif path in (HEALTHZ, READYZ):
@@ -133,8 +151,8 @@ class Gateway:
                 )
             if path == READYZ:
                 return await self._answer(request, outcome, await self._ready_response())
-            # Unknown /v1 paths ask for the key first, so an anonymous caller learns nothing.
-            if path.startswith("/v1/") and not self._authorized(request):
+            # Unknown /v1/ and /api/ paths ask for the key first, so an anonymous caller learns nothing.
+            if path.startswith(KEYED_PREFIXES) and not self._authorized(request):
                 return await self._answer(request, outcome, errors.unauthorized())
             return await self._answer(request, outcome, errors.not_found())
         if not self._authorized(request):
@@ -154,11 +172,11 @@ class Gateway:
             if isinstance(body_or_refusal, web.Response):
                 return await self._answer(request, outcome, body_or_refusal)
             body = body_or_refusal
-        self._metrics.in_flight.inc()
+        self._metrics.request_started()
         try:
             return await self._forward(request, route, body, outcome, start)
         finally:
-            self._metrics.in_flight.dec()
+            self._metrics.request_ended()
 
     def _authorized(self, request: web.BaseRequest) -> bool:
         return self._keys is None or self._keys.verify(request.headers.get(hdrs.AUTHORIZATION))
@@ -173,7 +191,8 @@ class Gateway:
         state = await self._readiness.check()
         ready, reason = state.ready, state.reason
         if self._keys is not None and self._keys.count() == 0:
-            ready, reason = False, f"no API key loaded from {self._keys.path}"
+            # Never the file's path: /readyz answers anyone.
+            ready, reason = False, f"no API key loaded: {self._keys.problem or 'no key in the file'}"
         return web.Response(
             status=200 if ready else 503,
             body=json.dumps({"ready": ready, "reason": reason}).encode(),
@@ -190,17 +209,28 @@ class Gateway:
             # answer this, the low-level server leaves it to the handler.
             await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
             request.writer.output_size = 0
-        chunks: list[bytes] = []
-        size = 0
-        while chunk := await request.content.readany():
-            size += len(chunk)
-            if size > self._max_body:
-                return self._too_large()
-            chunks.append(chunk)
-        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        try:
+            if request.content.is_eof():  # the whole body came with the head: nothing to wait for
+                body = await self._collect(request)
+            else:
+                async with asyncio.timeout(self._body_timeout):
+                    body = await self._collect(request)
+        except TimeoutError:
+            # A client trickling its body would hold the connection (and a slot) indefinitely.
+            refusal = errors.error_response(
+                408,
+                f"The request body did not arrive within {self._body_timeout:g} s.",
+                kind="invalid_request_error",
+                code="request_timeout",
+            )
+            refusal.force_close()
+            self._metrics.connection_dropped("body_timeout")
+            return refusal
+        if body is None:
+            return self._too_large()
         try:
             document = json.loads(body)
-        except ValueError:  # also covers bytes that are not UTF-8
+        except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested too deep to decode
             document = None
         if not isinstance(document, dict):
             return errors.error_response(
@@ -212,6 +242,17 @@ class Gateway:
         if self._allowed is not None and not self._allowed.accepts(document):
             return self._allowed.refusal(document)
         return body
+
+    async def _collect(self, request: web.BaseRequest) -> bytes | None:
+        """The body, or None once it is larger than the limit."""
+        chunks: list[bytes] = []
+        size = 0
+        while chunk := await request.content.readany():
+            size += len(chunk)
+            if size > self._max_body:
+                return None
+            chunks.append(chunk)
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     def _too_large(self) -> web.Response:
         refusal = errors.error_response(
@@ -231,13 +272,20 @@ class Gateway:
         query = raw.find("?")
         target = route.path if query < 0 else route.path + raw[query:]
         headers = filter_headers(request.headers, NOT_FORWARDED_UPSTREAM)
+        peer = peer_address(request)
+        if peer is not None:
+            headers.append(("X-Forwarded-For", peer))
+            headers.append(("X-Real-IP", peer))
+        headers.append(("X-Forwarded-Proto", "http"))
         try:
             upstream = await self._upstream.request(route.method, target, headers, body)
         except UpstreamError as exc:
             return await self._upstream_failed(request, outcome, exc.kind)
         try:
             if upstream.content_type == _SSE:
-                return await self._stream(request, route, upstream, outcome, start)
+                return await self._stream(request, route, upstream, outcome, start, sse=True)
+            if upstream.length is None or upstream.length > MAX_BUFFERED_BYTES:
+                return await self._stream(request, route, upstream, outcome, start, sse=False)
             return await self._relay(request, route, upstream, outcome, start)
         finally:
             upstream.close()  # a no-op once the body was read to the end (the connection is reused)
@@ -294,15 +342,22 @@ class Gateway:
         upstream: UpstreamResponse,
         outcome: Outcome,
         start: float,
+        *,
+        sse: bool,
     ) -> web.StreamResponse:
+        """Relay the body piece by piece: SSE events, Ollama's NDJSON stream, or a large answer."""
         response = web.StreamResponse(
             status=upstream.status, headers=filter_headers(upstream.headers, NOT_FORWARDED_DOWNSTREAM)
         )
+        if upstream.length is not None:
+            response.content_length = upstream.length
         # Tell a buffering reverse proxy in front (ingress-nginx honours it) to pass events on at once.
         response.headers["X-Accel-Buffering"] = "no"
         outcome.status = upstream.status
         outcome.streamed = True
-        observer = StreamObserver() if route.generates and upstream.status < 300 else None
+        observer: StreamObserver | UsageScanner | None = None
+        if route.generates and upstream.status < 300:
+            observer = StreamObserver() if sse else UsageScanner()
         try:
             await response.prepare(request)
             while True:

@@ -1,13 +1,17 @@
 """The fixed set of paths the gateway serves, and the headers it never forwards.
 
-Only these OpenAI-compatible routes reach the runtime; anything else (Ollama's native
-``/api/*``, vLLM's ``/health``, ``/tokenize``, ``/metrics`` ...) is answered 404 by the gateway.
-The route template doubles as the metric label, so label values form a fixed, small set.
+Only these routes reach the runtime: the OpenAI-compatible ones for both runtimes and, for
+Ollama, the read-and-infer part of its native API (``/api/chat``, ``/api/tags`` ...; the
+model-management part, ``/api/pull``, ``/api/delete`` and the like, stays closed). Anything else
+(vLLM's ``/health``, ``/tokenize``, ``/metrics`` ...) is answered 404 by the gateway. The route
+template doubles as the metric label, so label values form a fixed, small set.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from slm_operator.gateway.config import Runtime
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,31 +22,58 @@ class Route:
     method: str
     # POST routes carry a JSON object that the gateway validates before forwarding.
     json_body: bool
-    # Routes whose answers report generated tokens (chat, completions, responses).
+    # Routes whose answers report generated tokens (chat, completions, responses, generate).
     generates: bool
 
 
-API_ROUTES: dict[str, Route] = {
-    route.path: route
-    for route in (
-        Route("/v1/chat/completions", "POST", json_body=True, generates=True),
-        Route("/v1/completions", "POST", json_body=True, generates=True),
-        Route("/v1/responses", "POST", json_body=True, generates=True),
-        Route("/v1/embeddings", "POST", json_body=True, generates=False),
-        Route("/v1/models", "GET", json_body=False, generates=False),
-    )
+OPENAI_ROUTES: tuple[Route, ...] = (
+    Route("/v1/chat/completions", "POST", json_body=True, generates=True),
+    Route("/v1/completions", "POST", json_body=True, generates=True),
+    Route("/v1/responses", "POST", json_body=True, generates=True),
+    Route("/v1/embeddings", "POST", json_body=True, generates=False),
+    Route("/v1/models", "GET", json_body=False, generates=False),
+)
+
+# Ollama's native API (https://github.com/ollama/ollama/blob/main/docs/api.md), which clients such
+# as Open WebUI, LangChain's Ollama integration and Continue speak. Inference and read-only
+# listing only: /api/pull, /api/push, /api/create, /api/copy, /api/delete and /api/blobs/* would
+# let a key holder change what the pod serves, so they are not here and get 404.
+OLLAMA_ROUTES: tuple[Route, ...] = (
+    Route("/api/chat", "POST", json_body=True, generates=True),
+    Route("/api/generate", "POST", json_body=True, generates=True),
+    Route("/api/embed", "POST", json_body=True, generates=False),
+    Route("/api/embeddings", "POST", json_body=True, generates=False),
+    Route("/api/show", "POST", json_body=True, generates=False),
+    Route("/api/tags", "GET", json_body=False, generates=False),
+    Route("/api/ps", "GET", json_body=False, generates=False),
+    Route("/api/version", "GET", json_body=False, generates=False),
+)
+
+RUNTIME_ROUTES: dict[Runtime, tuple[Route, ...]] = {
+    "vllm": OPENAI_ROUTES,
+    "ollama": OPENAI_ROUTES + OLLAMA_ROUTES,
 }
+
+
+def routes_for(runtime: Runtime) -> dict[str, Route]:
+    """The forwarded routes of ``runtime``, by path."""
+    return {route.path: route for route in RUNTIME_ROUTES[runtime]}
+
+
+# Every forwarded route of every runtime (the tests and the metrics' label set use it).
+API_ROUTES: dict[str, Route] = {route.path: route for route in OPENAI_ROUTES + OLLAMA_ROUTES}
+# Paths under which an unknown path asks for the key first, so an anonymous caller learns nothing.
+KEYED_PREFIXES = ("/v1/", "/api/")
 
 HEALTHZ = "/healthz"
 READYZ = "/readyz"
-# Label for every path outside the fixed set (never the raw path: unbounded cardinality).
+# Label for every path outside the fixed set (never the raw path: unbounded cardinality); also
+# the label of requests that aiohttp's parser rejected before there was a path.
 OTHER = "other"
 ROUTE_LABELS: tuple[str, ...] = (*API_ROUTES, HEALTHZ, READYZ, OTHER)
 
-# RFC 9110 §7.6.1 connection-specific headers, plus the ones the proxy itself must set:
-# the body length (re-framed on each hop), Host (the upstream's), the client's credentials
-# (the runtime never sees the API key) and Accept-Encoding (the gateway reads usage from the
-# bytes it forwards, and compression on the loopback hop buys nothing).
+# RFC 9110 §7.6.1 connection-specific headers. The headers named by every ``Connection`` header
+# are dropped too (see ``proxy.filter_headers``).
 HOP_BY_HOP = frozenset(
     {
         "connection",
@@ -56,6 +87,18 @@ HOP_BY_HOP = frozenset(
         "upgrade",
     }
 )
-NOT_FORWARDED_UPSTREAM = HOP_BY_HOP | {"host", "content-length", "authorization", "accept-encoding", "expect"}
+# Credentials in every spelling clients use: the runtime never sees a key (OpenAI clients send
+# Authorization; Anthropic- and Azure-style clients send x-api-key / api-key).
+CREDENTIALS = frozenset({"authorization", "x-api-key", "api-key", "cookie"})
+# Forwarding headers a client could forge; the gateway sets its own instead.
+FORWARDING = frozenset(
+    {"forwarded", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "x-forwarded-port", "x-real-ip"}
+)
+# Besides the above: the body length (re-framed on each hop), Host (the upstream's), Expect (the
+# gateway already read the body) and Accept-Encoding (the gateway reads usage from the bytes it
+# forwards, and compression on the loopback hop buys nothing).
+NOT_FORWARDED_UPSTREAM = (
+    HOP_BY_HOP | CREDENTIALS | FORWARDING | {"host", "content-length", "accept-encoding", "expect"}
+)
 # The gateway's server frames its own responses and says its own name.
-NOT_FORWARDED_DOWNSTREAM = HOP_BY_HOP | {"content-length", "server", "date"}
+NOT_FORWARDED_DOWNSTREAM = HOP_BY_HOP | {"content-length", "server", "date", "set-cookie"}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import resource
 import signal
 from dataclasses import dataclass
 
@@ -12,6 +13,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from slm_operator.gateway.config import Address, GatewayConfig
+from slm_operator.gateway.connections import ConnectionEvents, ConnectionLimits, GuardedServer
 from slm_operator.gateway.keys import ApiKeys
 from slm_operator.gateway.metrics import GatewayMetrics
 from slm_operator.gateway.proxy import Gateway
@@ -91,6 +93,40 @@ def metrics_app(
     return app
 
 
+# File descriptors kept free of client connections and their runtime connections: listening
+# sockets, the key file, readiness checks, metrics scrapes, logs.
+RESERVED_FDS = 64
+
+
+def fit_connection_cap(wanted: int) -> int:
+    """The connection cap, lowered if the file-descriptor limit cannot hold it.
+
+    Each client connection may need a second descriptor for its runtime connection. The soft
+    limit is raised towards the hard one when that makes room; a cap that still does not fit is
+    lowered (with a warning), so the gateway never runs out of descriptors and stops accepting.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    needed = 2 * wanted + RESERVED_FDS
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            pass
+    if soft == resource.RLIM_INFINITY or soft >= needed:
+        return wanted
+    fitted = max(1, (soft - RESERVED_FDS) // 2)
+    log.warning(
+        "--max-connections %d needs %d file descriptors, the limit is %d: capping at %d",
+        wanted,
+        needed,
+        soft,
+        fitted,
+    )
+    return fitted
+
+
 def _bound_address(runner: web.BaseRunner, wanted: Address) -> Address:
     # With port 0 the system picks the port; report the real one (tests use ephemeral ports).
     for sockname in runner.addresses:
@@ -129,7 +165,15 @@ async def start_gateway(config: GatewayConfig, *, metrics: GatewayMetrics | None
     # handler_cancellation: a client that hangs up cancels its handler, which closes the
     # runtime's connection too, so the runtime stops generating for nobody. access_log=None:
     # the gateway writes its own JSON access log.
-    server = web.Server(gateway.handle, handler_cancellation=True, access_log=None)
+    limits = ConnectionLimits(
+        header_timeout=config.header_timeout,
+        idle_timeout=config.idle_timeout,
+        max_connections=fit_connection_cap(config.max_connections),
+    )
+    events = ConnectionEvents(rejected=metrics.malformed_request, dropped=metrics.connection_dropped)
+    server = GuardedServer(
+        gateway.handle, limits=limits, events=events, handler_cancellation=True, access_log=None
+    )
     api_runner = web.ServerRunner(server, shutdown_timeout=config.shutdown_grace_seconds)
     metrics_runner = web.AppRunner(metrics_app(config, metrics, session), access_log=None)
     try:

@@ -1,9 +1,11 @@
 """Reading token counts out of answers the gateway forwards, without changing a byte of them.
 
-Non-streamed answers carry ``usage.completion_tokens`` (chat, completions) or
-``usage.output_tokens`` (responses); a regular expression finds it in the raw bytes instead of
-decoding the whole JSON document. It cannot be fooled by generated text: inside a JSON string
-every ``"`` is escaped, so ``"completion_tokens"`` followed by ``:`` only occurs as a real key.
+Non-streamed answers carry ``usage.completion_tokens`` (chat, completions),
+``usage.output_tokens`` (responses) or, in Ollama's native API, ``eval_count``; a regular
+expression finds it in the raw bytes instead of decoding the whole JSON document. It cannot be
+fooled by generated text: inside a JSON string every ``"`` is escaped, so
+``"completion_tokens"`` followed by ``:`` only occurs as a real key. Ollama's native streams are
+newline-delimited JSON whose last line carries ``eval_count``; the same expression finds it.
 
 Streams are server-sent events; each ``data:`` event is decoded to see whether it carries
 content (one content chunk is about one token in vLLM and Ollama) or a final usage block
@@ -16,7 +18,16 @@ import json
 import re
 from typing import Any
 
-_USAGE_RE = re.compile(rb'"(?:completion_tokens|output_tokens)"\s*:\s*(\d+)')
+_USAGE_RE = re.compile(rb'"(?:completion_tokens|output_tokens|eval_count)"\s*:\s*(\d+)')
+# A chat or completions chunk carries content when one of these keys has a non-empty string (or
+# tool_calls a non-empty list). As with usage, a key in quotes followed by a colon cannot come
+# from generated text, whose quotes are escaped; logprobs' "content" is a list, not a string.
+_CONTENT_RE = re.compile(
+    rb'"(?:content|reasoning_content|reasoning|text)"\s*:\s*"[^"]|"tool_calls"\s*:\s*\[\s*\{'
+)
+# A usage key and its number are far shorter than this; the scanner keeps this much of the
+# previous piece so that a key split across two pieces is still found.
+_OVERLAP = 64
 # An event larger than this without a separator is not SSE we can read; stop looking (the bytes
 # are still forwarded untouched).
 MAX_EVENT_BYTES = 1024 * 1024
@@ -59,6 +70,30 @@ def _usage_of(event: dict[str, Any]) -> int | None:
         return None
     value = usage.get("completion_tokens", usage.get("output_tokens"))
     return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+class UsageScanner:
+    """Finds the usage count in a body relayed piece by piece (not SSE), in bounded memory."""
+
+    __slots__ = ("_tail", "usage_tokens")
+
+    def __init__(self) -> None:
+        self._tail = b""
+        self.usage_tokens: int | None = None
+
+    @property
+    def output_tokens(self) -> int | None:
+        """The last count the body reported, or None."""
+        return self.usage_tokens
+
+    def feed(self, chunk: bytes) -> bool:
+        """Take the next piece; always True (any piece of a generating answer is output)."""
+        data = self._tail + chunk
+        found = usage_tokens(data)
+        if found is not None:
+            self.usage_tokens = found
+        self._tail = data[-_OVERLAP:]
+        return True
 
 
 class StreamObserver:
@@ -105,6 +140,13 @@ class StreamObserver:
                 continue
             payload = line[5:].strip()
             if not payload or payload == b"[DONE]":
+                continue
+            if b'"choices"' in payload and b'"usage"' not in payload and payload.endswith(b"}"):
+                # A chat or completions chunk without usage, the bulk of every stream: whether it
+                # carries content is read from its keys, without decoding it (see _CONTENT_RE).
+                if payload.startswith(b"{") and _CONTENT_RE.search(payload):
+                    self.content_chunks += 1
+                    content = True
                 continue
             try:
                 event = json.loads(payload)

@@ -10,6 +10,7 @@ from slm_operator.api.plan import Plan
 from slm_operator.api.spec import SmallLanguageModel
 from slm_operator.render.deployment import render_deployment
 from slm_operator.render.hpa import render_hpa
+from slm_operator.render.keda import render_scaled_object
 from slm_operator.render.modelfile import render_modelfile_configmap
 from slm_operator.render.monitoring import render_monitoring
 from slm_operator.render.networkpolicy import render_network_policy
@@ -20,10 +21,17 @@ from slm_operator.render.service import render_service
 
 
 def render_children(
-    model: SmallLanguageModel, plan: Plan, config: OperatorConfig, *, monitoring_available: bool
+    model: SmallLanguageModel,
+    plan: Plan,
+    config: OperatorConfig,
+    *,
+    monitoring_available: bool,
+    keda_available: bool = False,
 ) -> list[dict[str, Any]]:
     """The desired child objects of ``model`` as plain dicts: Secret, ConfigMap, PVC, Deployment,
-    Service, NetworkPolicy, PDB, HPA, ServiceMonitor, PrometheusRule (those that apply).
+    Service, NetworkPolicy, PDB, HPA or ScaledObject, ServiceMonitor, PrometheusRule (those that
+    apply). ``monitoring_available``/``keda_available``: whether the cluster serves the Prometheus
+    Operator's and KEDA's APIs.
 
     Pure and deterministic; no ownerReferences (the operator adds them). Raises
     :class:`~slm_operator.api.errors.SpecError` when a value cannot be rendered safely.
@@ -37,6 +45,11 @@ def render_children(
     objects.append(render_deployment(model, plan, config))
     objects.append(render_service(plan))
     objects.append(render_network_policy(model, plan, config))
-    objects.extend(obj for obj in (render_pdb(model, plan), render_hpa(model, plan)) if obj is not None)
+    scalers = (
+        render_pdb(model, plan),
+        render_hpa(model, plan),
+        render_scaled_object(model, plan, config, keda_available=keda_available),
+    )
+    objects.extend(obj for obj in scalers if obj is not None)
     objects.extend(render_monitoring(model, plan, monitoring_available=monitoring_available))
     return objects

@@ -1,4 +1,4 @@
-"""The autoscaling/v2 HorizontalPodAutoscaler (only when ``spec.autoscaling.enabled``)."""
+"""The autoscaling/v2 HorizontalPodAutoscaler (``spec.autoscaling.enabled`` with engine hpa)."""
 
 from __future__ import annotations
 
@@ -6,10 +6,15 @@ from typing import Any
 
 from slm_operator.api.errors import SpecError, SpecProblem
 from slm_operator.api.plan import Plan
-from slm_operator.api.spec import SmallLanguageModel
+from slm_operator.api.spec import AutoscalingEngine, SmallLanguageModel
 from slm_operator.render.meta import child_metadata
 
 IN_FLIGHT_METRIC = "slm_gateway_in_flight_requests"
+# KEDA's admission webhook refuses a ScaledObject for a Deployment that an HPA already scales,
+# unless the HPA opts out with this annotation (kedacore/keda apis/keda/v1alpha1/
+# scaledobject_webhook.go). The operator applies the new ScaledObject before it prunes its own
+# HPA, so without it switching a model from engine hpa to keda would fail for good.
+KEDA_HPA_OWNERSHIP_ANNOTATION = {"validations.keda.sh/hpa-ownership": "false"}
 
 # Model pods take minutes to download and load weights: scale down slowly (a pod removed by a
 # short lull is expensive to bring back) and up by at most two pods a minute.
@@ -46,9 +51,10 @@ def _metrics(model: SmallLanguageModel, plan: Plan) -> list[dict[str, Any]]:
             }
         )
     if autoscaling.target_in_flight_requests is not None:
-        # A Pods metric served through the custom-metrics API: it needs prometheus-adapter (or
-        # KEDA) to expose the gateway's slm_gateway_in_flight_requests gauge; without one the
-        # HPA reports FailedGetPodsMetric and keeps the current replica count.
+        # A Pods metric served through the custom-metrics API: it needs prometheus-adapter to
+        # expose the gateway's slm_gateway_in_flight_requests gauge (the chart ships its rule:
+        # docs/autoscaling.md); without one the HPA reports FailedGetPodsMetric and keeps the
+        # current replica count. engine: keda needs no adapter (render/keda.py).
         metrics.append(
             {
                 "type": "Pods",
@@ -64,32 +70,37 @@ def _metrics(model: SmallLanguageModel, plan: Plan) -> list[dict[str, Any]]:
     return metrics
 
 
+def no_metric_error(plan: Plan) -> SpecError:
+    """A GPU tier without ``targetInFlightRequests``: nothing could drive scaling."""
+    return SpecError(
+        [
+            SpecProblem(
+                field="spec.autoscaling.targetInFlightRequests",
+                message=(
+                    f"tier {plan.tier} has an accelerator, so CPU utilisation cannot drive scaling; "
+                    "set targetInFlightRequests"
+                ),
+            )
+        ]
+    )
+
+
 def render_hpa(model: SmallLanguageModel, plan: Plan) -> dict[str, Any] | None:
-    """HPA ``<name>`` scaling the Deployment, or ``None`` when autoscaling is off.
+    """HPA ``<name>`` scaling the Deployment, or ``None`` when autoscaling is off or KEDA scales.
 
     Raises :class:`SpecError` when no metric applies (a GPU tier without
     ``targetInFlightRequests``): an HPA without metrics would silently fall back to CPU.
     """
     autoscaling = model.spec.autoscaling
-    if not autoscaling.enabled:
+    if not autoscaling.enabled or autoscaling.engine != AutoscalingEngine.HPA:
         return None
     metrics = _metrics(model, plan)
     if not metrics:
-        raise SpecError(
-            [
-                SpecProblem(
-                    field="spec.autoscaling.targetInFlightRequests",
-                    message=(
-                        f"tier {plan.tier} has an accelerator, so CPU utilisation cannot drive scaling; "
-                        "set targetInFlightRequests"
-                    ),
-                )
-            ]
-        )
+        raise no_metric_error(plan)
     return {
         "apiVersion": "autoscaling/v2",
         "kind": "HorizontalPodAutoscaler",
-        "metadata": child_metadata(plan, plan.name),
+        "metadata": child_metadata(plan, plan.name, annotations=KEDA_HPA_OWNERSHIP_ANNOTATION),
         "spec": {
             "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": plan.name},
             "minReplicas": autoscaling.min_replicas,

@@ -11,7 +11,7 @@ class ManagedKind:
     api_version: str
     kind: str
     plural: str
-    optional_crd: bool = False  # only present when the Prometheus Operator CRDs are installed
+    optional_crd: bool = False  # only present when its CRD (Prometheus Operator, KEDA) is installed
 
     @property
     def group(self) -> str:
@@ -32,6 +32,8 @@ CONFIG_MAP = ManagedKind("v1", "ConfigMap", "configmaps")
 PVC = ManagedKind("v1", "PersistentVolumeClaim", "persistentvolumeclaims")
 SERVICE_MONITOR = ManagedKind("monitoring.coreos.com/v1", "ServiceMonitor", "servicemonitors", True)
 PROMETHEUS_RULE = ManagedKind("monitoring.coreos.com/v1", "PrometheusRule", "prometheusrules", True)
+# https://keda.sh/docs/latest/reference/scaledobject-spec/
+SCALED_OBJECT = ManagedKind("keda.sh/v1alpha1", "ScaledObject", "scaledobjects", True)
 
 MANAGED_KINDS: tuple[ManagedKind, ...] = (
     DEPLOYMENT,
@@ -44,7 +46,16 @@ MANAGED_KINDS: tuple[ManagedKind, ...] = (
     PVC,
     SERVICE_MONITOR,
     PROMETHEUS_RULE,
+    SCALED_OBJECT,
 )
+MONITORING_KINDS: tuple[ManagedKind, ...] = (SERVICE_MONITOR, PROMETHEUS_RULE)
+KEDA_KINDS: tuple[ManagedKind, ...] = (SCALED_OBJECT,)
+
+
+def served_kinds(*, monitoring_available: bool, keda_available: bool = False) -> list[ManagedKind]:
+    """The managed kinds the cluster serves: the built-ins, plus each optional CRD's detected."""
+    missing = (() if monitoring_available else MONITORING_KINDS) + (() if keda_available else KEDA_KINDS)
+    return [kind for kind in MANAGED_KINDS if kind not in missing]
 
 
 def kind_of(obj: dict[str, object]) -> ManagedKind:

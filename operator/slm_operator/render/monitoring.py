@@ -14,6 +14,23 @@ from slm_operator.api.spec import MonitoringMode, SmallLanguageModel
 from slm_operator.render.meta import child_metadata, label_selector
 from slm_operator.render.names import METRICS_PORT_NAME
 
+# The vLLM metrics this project relies on (alert rules here, the chart's Grafana dashboard), by
+# Prometheus type; the gateway re-exposes them under /metrics/runtime with vLLM's model_name
+# label. Source: vLLM's V1 metrics, vllm/v1/metrics/loggers.py (PrometheusStatLogger) of the
+# pinned release v0.11.0, https://github.com/vllm-project/vllm/blob/v0.11.0/vllm/v1/metrics/loggers.py,
+# documented at https://docs.vllm.ai/en/v0.11.0/usage/metrics.html. A test checks every
+# expression's metric names against this list and the gateway's and operator's own registries.
+VLLM_METRICS: dict[str, str] = {
+    "vllm:num_requests_running": "gauge",
+    "vllm:num_requests_waiting": "gauge",
+    "vllm:kv_cache_usage_perc": "gauge",
+    "vllm:generation_tokens": "counter",
+    "vllm:num_preemptions": "counter",
+}
+# kube-state-metrics, installed with kube-prometheus-stack (exposed names; docs/metrics/workload/
+# pod-metrics.md of https://github.com/kubernetes/kube-state-metrics): restarts of the model's pods.
+KUBE_STATE_METRICS: frozenset[str] = frozenset({"kube_pod_container_status_restarts_total"})
+
 SCRAPE_INTERVAL = "30s"
 METRICS_PATH = "/metrics"
 RUNTIME_METRICS_PATH = "/metrics/runtime"  # the gateway re-exposes vLLM's own metrics here
@@ -30,7 +47,7 @@ def wanted(mode: MonitoringMode | str, *, monitoring_available: bool) -> bool:
     return mode == MonitoringMode.ENABLED or (mode == MonitoringMode.AUTO and monitoring_available)
 
 
-def _quote(value: str) -> str:
+def promql_string(value: str) -> str:
     """A PromQL string literal (names are validated, but quoting stays correct regardless)."""
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
@@ -68,8 +85,8 @@ def _alert(
 
 def alert_rules(plan: Plan) -> list[dict[str, Any]]:
     """The alerting rules for one model (exposed for tests that inspect the expressions)."""
-    ns = _quote(plan.namespace)
-    served = _quote(plan.served_name)
+    ns = promql_string(plan.namespace)
+    served = promql_string(plan.served_name)
     gateway = f"namespace={ns}, model={served}"
     vllm = f"namespace={ns}, model_name={served}"
     who = f"{plan.namespace}/{plan.name}"
@@ -142,7 +159,7 @@ def alert_rules(plan: Plan) -> list[dict[str, Any]]:
         )
     # Pods of a Deployment are named <name>-<template hash>-<suffix>; matching exactly that shape
     # keeps a model called "<name>-x" out of this model's alert.
-    pods = _quote(f"{plan.name}-[a-z0-9]{{1,10}}-[a-z0-9]{{5}}")
+    pods = promql_string(f"{plan.name}-[a-z0-9]{{1,10}}-[a-z0-9]{{5}}")
     rules.append(
         _alert(
             "SLMPodRestarting",

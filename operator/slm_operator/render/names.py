@@ -1,18 +1,19 @@
 """Names, labels, ports and paths shared by the renderer, the operator and the gateway.
 
 Every child of a model is found by these labels and named by these functions, so the operator
-can tell its own objects from same-named foreign ones (ARCHITECTURE §3).
+can tell its own objects from same-named foreign ones (docs/operator.md, docs/architecture.md).
 """
 
 from __future__ import annotations
 
 MANAGED_BY = "slm-operator"
 MODEL_LABEL = "slm.dev/model"
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 FIELD_MANAGER = "slm-operator"
 # Annotation on objects the operator created that must never be rewritten (the API-key Secret).
 GENERATED_ANNOTATION = "slm.dev/generated"
 
-# Ports. The gateway is the only door; runtimes bind to localhost (ARCHITECTURE §3).
+# Ports. The gateway is the only door; runtimes bind to localhost (docs/security.md).
 GATEWAY_PORT = 8000
 GATEWAY_PORT_NAME = "http"
 METRICS_PORT = 9090
@@ -35,7 +36,7 @@ def common_labels(name: str, runtime: str) -> dict[str, str]:
         "app.kubernetes.io/name": runtime,
         "app.kubernetes.io/instance": name,
         "app.kubernetes.io/component": "inference",
-        "app.kubernetes.io/managed-by": MANAGED_BY,
+        MANAGED_BY_LABEL: MANAGED_BY,
         MODEL_LABEL: name,
     }
 

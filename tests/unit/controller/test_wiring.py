@@ -10,7 +10,7 @@ import pytest
 from slm_operator.controller.handlers import ControllerContext, register, status_patch
 from slm_operator.controller.kubeapi import collection_path, object_path
 from slm_operator.controller.metrics import OperatorMetrics
-from slm_operator.controller.run import parse_options
+from slm_operator.controller.run import configure_logging, parse_options
 from slm_operator.controller.settings import NoDiffBaseStorage, Timeouts, configure, watch_selector
 from slm_operator.render.kinds import DEPLOYMENT, MANAGED_KINDS, SECRET, SERVICE_MONITOR
 
@@ -36,6 +36,30 @@ def test_namespaces_repeat_and_peering_is_opt_in(monkeypatch: pytest.MonkeyPatch
     assert not options.standalone
     assert options.config_path == "/etc/slm/config.yaml"
     assert options.liveness == "http://0.0.0.0:8080/healthz"
+
+
+def test_log_level_and_format(monkeypatch: pytest.MonkeyPatch) -> None:
+    defaults = parse_options([])
+    assert (defaults.log_level, defaults.log_format) == ("info", "full")
+    assert parse_options(["-v"]).log_level == "debug"
+    options = parse_options(["--log-level", "warning", "--log-format", "json"])
+    assert (options.log_level, options.log_format) == ("warning", "json")
+    with pytest.raises(SystemExit):
+        parse_options(["--log-format", "yaml"])
+    with pytest.raises(SystemExit):
+        parse_options(["--log-level", "trace"])
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", list(root.handlers))  # restored after the test
+    monkeypatch.setattr(root, "level", root.level)
+    configure_logging(options)
+    assert root.level == logging.WARNING
+    (handler,) = [h for h in root.handlers if type(h).__name__ == "_KopfStreamHandler"]
+    record = logging.LogRecord("slm", logging.WARNING, __file__, 1, "hello", None, None)
+    assert '"message": "hello"' in handler.format(record)
+    configure_logging(parse_options(["--log-level", "error", "--log-format", "plain"]))
+    assert root.level == logging.ERROR
+    (handler,) = [h for h in root.handlers if type(h).__name__ == "_KopfStreamHandler"]
+    assert handler.format(record) == "hello"
 
 
 def test_all_namespaces_and_namespace_exclude_each_other() -> None:

@@ -89,6 +89,10 @@ class FakeRuntime:
         self.answer_gate: asyncio.Event | None = None
         # usage.completion_tokens to report; None leaves usage out of the answer.
         self.usage_completion_tokens: int | None = 7
+        # /v1/embeddings: when set, answer with this many bytes (Content-Length), sending the
+        # first megabyte, then waiting for big_gate before the rest.
+        self.big_answer = 0
+        self.big_gate = asyncio.Event()
         self.seen: list[Seen] = []
         self.hits: Counter[str] = Counter()
         self.first_chunk_sent = asyncio.Event()
@@ -112,6 +116,18 @@ class FakeRuntime:
         else:
             app.router.add_get("/api/tags", self._tags)
             app.router.add_get("/", self._root)
+            # Ollama's native API (https://github.com/ollama/ollama/blob/main/docs/api.md).
+            app.router.add_post("/api/chat", self._native_chat)
+            app.router.add_post("/api/generate", self._native_chat)
+            for path in ("/api/embed", "/api/embeddings", "/api/show"):
+                app.router.add_post(path, self._native_json)
+            for path in ("/api/ps", "/api/version"):
+                app.router.add_get(path, self._native_json)
+            # Model management, which the gateway must never let through.
+            for path in ("/api/pull", "/api/push", "/api/create", "/api/copy"):
+                app.router.add_post(path, self._native_json)
+            app.router.add_delete("/api/delete", self._native_json)
+            app.router.add_route("*", "/api/blobs/{digest}", self._native_json)
         # handler_cancellation: like uvicorn and Go's net/http, the fake notices a vanished client.
         self._runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
         await self._runner.setup()
@@ -188,8 +204,10 @@ class FakeRuntime:
             {"object": "text_completion", "choices": [{"text": "".join(self.script.tokens)}]}
         )
 
-    async def _embeddings(self, request: web.Request) -> web.Response:
+    async def _embeddings(self, request: web.Request) -> web.StreamResponse:
         await self._record(request)
+        if self.big_answer:
+            return await self._big(request)
         return web.json_response(
             {
                 "object": "list",
@@ -208,6 +226,61 @@ class FakeRuntime:
                 "usage": {"input_tokens": 4, "output_tokens": 2, "total_tokens": 6},
             }
         )
+
+    async def _big(self, request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        response.content_length = self.big_answer
+        await response.prepare(request)
+        first = min(self.big_answer, 1024 * 1024)
+        await response.write(b" " * first)
+        self.first_chunk_sent.set()
+        await self._wait_or_note_gone(self.big_gate)
+        rest = self.big_answer - first
+        while rest:
+            piece = min(rest, 1024 * 1024)
+            await response.write(b" " * piece)
+            rest -= piece
+        await response.write_eof()
+        return response
+
+    async def _native_json(self, request: web.Request) -> web.Response:
+        await self._record(request)
+        return web.json_response({"path": request.path, "ok": True})
+
+    async def _native_chat(self, request: web.Request) -> web.StreamResponse:
+        """Ollama's /api/chat and /api/generate: NDJSON lines, streamed unless ``stream`` is false."""
+        document = json.loads(await self._record(request))
+        key = "message" if request.path == "/api/chat" else "response"
+
+        def piece(token: str) -> dict[str, Any]:
+            return {"message": {"role": "assistant", "content": token}} if key == "message" else {key: token}
+
+        final = {
+            "model": self.models[0],
+            "done": True,
+            "done_reason": "stop",
+            "eval_count": 4,
+            "prompt_eval_count": 9,
+        }
+        if document.get("stream") is False:
+            return web.json_response({**piece("".join(self.script.tokens)), **final})
+        response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
+        await response.prepare(request)
+        try:
+            for index, token in enumerate(self.script.tokens):
+                line = {"model": self.models[0], **piece(token), "done": False}
+                await response.write(json.dumps(line).encode() + b"\n")
+                if index == 0:
+                    self.first_chunk_sent.set()
+                    if self.script.gate is not None:
+                        await self.script.gate.wait()
+            await response.write(json.dumps({**piece(""), **final}).encode() + b"\n")
+            await response.write_eof()
+        except (asyncio.CancelledError, ConnectionError):
+            self.client_gone.set()
+            raise
+        self.stream_finished.set()
+        return response
 
     async def _answer(self, answer: dict[str, Any]) -> web.Response:
         if self.answer_gate is not None:

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.timeout(30)
 
 LISTENING = re.compile(rb"on 127\.0\.0\.1:(\d+) \(metrics on 127\.0\.0\.1:(\d+)\)")
 
-# The command line the renderer writes into the Deployment (ARCHITECTURE §3); the rendered one
+# The command line the renderer writes into the Deployment (render/containers.py); the rendered one
 # itself is checked in tests/unit/test_rendered_gateway_command.py.
 RENDERED_VLLM = (
     "--upstream http://127.0.0.1:8001 --runtime vllm --model phi-4-mini "
@@ -69,6 +69,8 @@ def test_defaults() -> None:
     assert config.listen == Address("0.0.0.0", 8000)
     assert config.metrics_listen == Address("0.0.0.0", 9090)
     assert config.max_body_bytes == 1024 * 1024
+    assert (config.header_timeout, config.body_timeout, config.idle_timeout) == (10.0, 30.0, 60.0)
+    assert config.max_connections == 1000
 
 
 def test_every_flag_from_the_environment() -> None:
@@ -81,6 +83,10 @@ def test_every_flag_from_the_environment() -> None:
         "SLM_GATEWAY_API_KEY_FILE": "/keys/api-key",
         "SLM_GATEWAY_MAX_BODY_BYTES": "2048",
         "SLM_GATEWAY_UPSTREAM_TIMEOUT": "12.5",
+        "SLM_GATEWAY_HEADER_TIMEOUT": "3",
+        "SLM_GATEWAY_BODY_TIMEOUT": "4.5",
+        "SLM_GATEWAY_IDLE_TIMEOUT": "20",
+        "SLM_GATEWAY_MAX_CONNECTIONS": "256",
     }
     config = parse("", environ)
     assert config.upstream == "http://127.0.0.1:11434"
@@ -91,6 +97,8 @@ def test_every_flag_from_the_environment() -> None:
     assert config.api_key_file == Path("/keys/api-key")
     assert config.max_body_bytes == 2048
     assert config.upstream_timeout == 12.5
+    assert (config.header_timeout, config.body_timeout, config.idle_timeout) == (3.0, 4.5, 20.0)
+    assert config.max_connections == 256
 
 
 @pytest.mark.parametrize("value", ["true", "1", "TRUE", "yes", "on"])
@@ -137,6 +145,11 @@ def test_env_names() -> None:
         (RENDERED_VLLM + " --max-body-bytes 1MiB", {}, "--max-body-bytes"),
         (RENDERED_VLLM + " --max-body-bytes 0", {}, "--max-body-bytes"),
         (RENDERED_VLLM + " --upstream-timeout -1", {}, "--upstream-timeout"),
+        (RENDERED_VLLM + " --header-timeout 0", {}, "--header-timeout"),
+        (RENDERED_VLLM + " --body-timeout soon", {}, "--body-timeout"),
+        (RENDERED_VLLM + " --idle-timeout nan", {}, "--idle-timeout"),
+        (RENDERED_VLLM + " --max-connections 0", {}, "--max-connections"),
+        (RENDERED_VLLM + " --max-connections many", {}, "--max-connections"),
         (RENDERED_VLLM, {"SLM_GATEWAY_RUNTIME": "tgi", "SLM_GATEWAY_MODEL": ""}, None),
     ],
 )

@@ -183,3 +183,71 @@ def test_ollama_tag_defaults_to_latest() -> None:
     assert ollama_tag("phi4-mini") == "phi4-mini:latest"
     assert ollama_tag("phi4-mini:q8_0") == "phi4-mini:q8_0"
     assert ollama_tag("registry.local:5000/team/model") == "registry.local:5000/team/model:latest"
+
+
+NATIVE_ALLOWED = [
+    ("POST", "/api/chat", {"model": MODEL, "messages": [], "stream": False}),
+    ("POST", "/api/generate", {"model": MODEL, "prompt": "hi", "stream": False}),
+    ("POST", "/api/embed", {"model": MODEL, "input": "hi"}),
+    ("POST", "/api/embeddings", {"model": MODEL, "prompt": "hi"}),
+    ("POST", "/api/show", {"model": MODEL}),
+    ("GET", "/api/tags", None),
+    ("GET", "/api/ps", None),
+    ("GET", "/api/version", None),
+]
+
+
+@pytest.mark.parametrize(("method", "route", "body"), NATIVE_ALLOWED)
+async def test_ollamas_native_api_passes_with_a_key(
+    method: str,
+    route: str,
+    body: dict[str, object] | None,
+    ollama: FakeRuntime,
+    start: StartGateway,
+    client: aiohttp.ClientSession,
+) -> None:
+    gateway = await start(ollama)
+    async with client.request(method, gateway.api_url + route, json=body) as response:
+        assert response.status == 401  # never without the key
+    async with client.request(method, gateway.api_url + route, json=body, headers=bearer()) as response:
+        assert response.status == 200
+        await response.json()
+    assert ollama.hits[route] == 1
+    assert sample(gateway, "slm_gateway_requests_total", model=MODEL, route=route, code="200") == 1
+    assert sample(gateway, "slm_gateway_requests_total", model=MODEL, route=route, code="401") == 1
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("POST", "/api/pull"),
+        ("POST", "/api/push"),
+        ("POST", "/api/create"),
+        ("POST", "/api/copy"),
+        ("DELETE", "/api/delete"),
+        ("POST", "/api/blobs/sha256:0123"),
+        ("HEAD", "/api/blobs/sha256:0123"),
+        ("POST", "/api/../api/pull"),
+        ("POST", "/api/chat/../pull"),
+    ],
+)
+async def test_ollamas_model_management_stays_closed(
+    method: str, path: str, ollama: FakeRuntime, start: StartGateway, client: aiohttp.ClientSession
+) -> None:
+    gateway = await start(ollama)
+    url = URL(gateway.api_url + path, encoded=True)
+    async with client.request(method, url, json={"model": MODEL}, headers=bearer()) as response:
+        assert response.status == 404
+    assert not [seen for seen in ollama.seen if seen.path.startswith("/api/") and seen.path != "/api/tags"]
+    # Counted under the bounded label, never the raw path.
+    assert sample(gateway, "slm_gateway_requests_total", model=MODEL, route="other", code="404") == 1
+
+
+async def test_the_native_api_is_ollamas_only(
+    vllm: FakeRuntime, start: StartGateway, client: aiohttp.ClientSession
+) -> None:
+    gateway = await start(vllm)
+    async with client.post(
+        gateway.api_url + "/api/chat", json={"model": MODEL}, headers=bearer()
+    ) as response:
+        assert response.status == 404

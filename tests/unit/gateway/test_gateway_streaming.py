@@ -298,3 +298,46 @@ async def test_a_stream_cut_by_the_runtime_is_cut_for_the_client(
         server.close()
     assert sample(gateway, "slm_gateway_upstream_errors_total", model=MODEL, reason="stream_broken") == 1
     assert sample(gateway, "slm_gateway_output_tokens_total", model=MODEL, route=CHAT) == 1
+
+
+async def test_ollama_native_ndjson_stream_reaches_the_client_line_by_line(
+    ollama: FakeRuntime, start: StartGateway, client: aiohttp.ClientSession
+) -> None:
+    ollama.models = [MODEL]
+    ollama.script.gate = asyncio.Event()
+    gateway = await start(ollama)
+    body = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}]}  # Ollama streams by default
+    async with client.post(gateway.api_url + "/api/chat", json=body, headers=bearer()) as response:
+        assert response.status == 200
+        assert response.content_type == "application/x-ndjson"
+        async with asyncio.timeout(5):
+            first = json.loads(await response.content.readline())
+        assert first["message"]["content"] == "Hello"
+        assert not ollama.stream_finished.is_set(), "the runtime has not produced the rest yet"
+        ollama.script.gate.set()
+        lines = [json.loads(line) for line in (await response.read()).splitlines()]
+    assert [line["message"]["content"] for line in lines] == [",", " world", "!", ""]
+    assert lines[-1]["done"] is True
+    # The last line's eval_count is the output token count.
+    await wait_for(
+        lambda: sample(gateway, "slm_gateway_output_tokens_total", model=MODEL, route="/api/chat") == 4
+    )
+
+
+async def test_a_large_answer_is_relayed_as_it_arrives_with_bounded_memory(
+    vllm: FakeRuntime, start: StartGateway, client: aiohttp.ClientSession
+) -> None:
+    vllm.big_answer = 8 * 1024 * 1024
+    gateway = await start(vllm)
+    async with client.post(
+        gateway.api_url + "/v1/embeddings", json={"model": MODEL, "input": "x"}, headers=bearer()
+    ) as response:
+        assert response.status == 200
+        assert response.content_length == vllm.big_answer
+        received = 0
+        async with asyncio.timeout(5):  # the runtime holds the rest until the client has the start
+            while received < 512 * 1024:
+                received += len(await response.content.readany())
+        vllm.big_gate.set()
+        received += len(await response.read())
+    assert received == vllm.big_answer

@@ -120,3 +120,24 @@ def test_generated_text_cannot_fake_the_usage() -> None:
     assert usage_tokens(json.dumps(answer).encode()) == 5
     without_usage = {"choices": [{"message": {"content": text}}]}
     assert usage_tokens(json.dumps(without_usage).encode()) is None
+
+
+@pytest.mark.parametrize(
+    ("event", "counted"),
+    [
+        ({"choices": [{"delta": {"role": "assistant", "content": ""}}]}, False),
+        ({"choices": [{"delta": {"content": None}, "finish_reason": "stop"}]}, False),
+        ({"choices": [{"delta": {"content": ""}, "logprobs": {"content": [{"token": "x"}]}}]}, False),
+        ({"choices": [{"delta": {"tool_calls": []}}]}, False),
+        # Generated text that spells a key: its quotes are escaped, so it is not a key.
+        ({"choices": [{"delta": {"content": ""}, "note": '"content": "fake"'}]}, False),
+        ({"choices": [{"delta": {"content": '"'}}]}, True),
+        ({"choices": [{"delta": {"content": '\\"content\\": \\"x\\"'}}]}, True),
+    ],
+)
+def test_chat_chunks_are_read_by_their_keys_exactly_as_decoded(
+    event: dict[str, object], counted: bool
+) -> None:
+    observer = StreamObserver()
+    assert observer.feed(sse(event)) is counted
+    assert observer.content_chunks == (1 if counted else 0)

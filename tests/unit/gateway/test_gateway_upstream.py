@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
+import aiohttp
 import pytest
+from gateway_fakes import StartGateway, bearer
 from multidict import CIMultiDict
 
 from slm_operator.gateway.upstream import UpstreamError, UpstreamPool
@@ -140,6 +142,78 @@ async def test_a_closed_keep_alive_connection_is_retried_once(server: RawServer)
     assert second.status == 200
     assert server.connections == 2
     assert len(server.requests) == 3
+    pool.close()
+
+
+async def test_a_post_is_never_sent_twice(server: RawServer) -> None:
+    # The runtime reads the second POST on the kept-alive connection, then closes it without an
+    # answer: it may have started generating, so the POST must not go again.
+    server.replies = [JSON_REPLY, None, JSON_REPLY]
+    pool = pool_for(server)
+    first = await pool.request("POST", "/v1/chat/completions", CIMultiDict(), b"{}")
+    await first.read()
+    with pytest.raises(UpstreamError) as caught:
+        await pool.request("POST", "/v1/chat/completions", CIMultiDict(), b'{"n": 2}')
+    assert caught.value.kind == "disconnected"
+    assert len(server.requests) == 2
+    assert server.connections == 1
+    pool.close()
+
+
+async def test_through_the_gateway_a_post_reaches_the_runtime_once(
+    server: RawServer, start: StartGateway, client: aiohttp.ClientSession
+) -> None:
+    server.replies = [JSON_REPLY, None, JSON_REPLY]
+    gateway = await start(f"http://127.0.0.1:{server.port}")
+    statuses = []
+    for n in range(2):
+        async with client.post(
+            gateway.api_url + "/v1/chat/completions", json={"n": n}, headers=bearer()
+        ) as r:
+            statuses.append(r.status)
+    assert statuses == [200, 502]
+    bodies = [request.rpartition(b"\r\n\r\n")[2] for request in server.requests]
+    assert bodies == [b'{"n": 0}', b'{"n": 1}']
+
+
+async def test_a_chunk_larger_than_a_piece_is_handed_out_in_pieces(server: RawServer) -> None:
+    # A runtime's chunk can be any size; the client hands it out 64 KiB at a time at most.
+    piece_bytes = 64 * 1024
+    size = 3 * piece_bytes + 5
+    server.replies = [
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\nTransfer-Encoding: chunked\r\n\r\n"
+        + f"{size:x}\r\n".encode()
+        + b"x" * size
+        + b"\r\n2\r\nyz\r\n0\r\n\r\n"
+    ]
+    pool = pool_for(server)
+    response = await pool.request("POST", "/api/chat", CIMultiDict(), b"{}")
+    assert response.length is None
+    pieces = []
+    while piece := await response.next_chunk():
+        pieces.append(piece)
+    assert [len(p) for p in pieces] == [piece_bytes, piece_bytes, piece_bytes, 5, 2]
+    assert b"".join(pieces) == b"x" * size + b"yz"
+    pool.close()
+
+
+async def test_a_large_answer_read_slowly_stays_bounded_in_memory(server: RawServer) -> None:
+    size = 16 * 1024 * 1024
+    server.replies = [
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % size
+        + b" " * size
+    ]
+    pool = pool_for(server)
+    response = await pool.request("POST", "/v1/embeddings", CIMultiDict(), b"{}")
+    received = len(await response.next_chunk())
+    most = 0
+    while piece := await response.next_chunk():
+        received += len(piece)
+        most = max(most, response.buffered())
+        await asyncio.sleep(0)  # a client slower than the runtime: the runtime must wait
+    assert received == size
+    # Reading from the runtime paused: never more than a few pieces held, not the 16 MiB.
+    assert most <= 1024 * 1024, most
     pool.close()
 
 

@@ -1,0 +1,105 @@
+"""A KEDA ScaledObject (``spec.autoscaling.engine: keda``): the same scaling as the HPA, without
+a custom-metrics adapter. KEDA queries Prometheus itself and feeds the result to an HPA it owns.
+
+Fields: https://keda.sh/docs/latest/reference/scaledobject-spec/ (keda.sh/v1alpha1). Triggers:
+the Prometheus scaler (https://keda.sh/docs/latest/scalers/prometheus/: ``serverAddress``,
+``query``, ``threshold``) and, on CPU tiers, the CPU scaler
+(https://keda.sh/docs/latest/scalers/cpu/: ``metricType: Utilization``, ``value``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slm_operator.api.config import OperatorConfig
+from slm_operator.api.errors import SpecError, SpecProblem
+from slm_operator.api.plan import Plan
+from slm_operator.api.spec import AutoscalingEngine, SmallLanguageModel
+from slm_operator.render.hpa import BEHAVIOR, IN_FLIGHT_METRIC, no_metric_error
+from slm_operator.render.kinds import SCALED_OBJECT
+from slm_operator.render.meta import child_metadata
+from slm_operator.render.monitoring import promql_string
+from slm_operator.render.names import MANAGED_BY_LABEL, MODEL_LABEL
+
+# KEDA copies a ScaledObject's labels onto the HPA it creates (kedacore/keda
+# controllers/keda/hpa.go) unless listed here: that HPA is KEDA's, so it must not claim to be
+# managed by this operator nor carry the model label the operator lists its children by.
+HPA_EXCLUDED_LABELS_ANNOTATION = "scaledobject.keda.sh/hpa-excluded-labels"
+HPA_EXCLUDED_LABELS = (MANAGED_BY_LABEL, MODEL_LABEL)
+
+
+def in_flight_query(plan: Plan) -> str:
+    """Requests in flight summed over the model's gateways; KEDA divides it by the replica count
+    (``metricType: AverageValue``), which gives the per-replica average the HPA targets."""
+    selector = f"namespace={promql_string(plan.namespace)}, model={promql_string(plan.served_name)}"
+    return f"sum({IN_FLIGHT_METRIC}{{{selector}}})"
+
+
+def _triggers(model: SmallLanguageModel, plan: Plan, config: OperatorConfig) -> list[dict[str, Any]]:
+    autoscaling = model.spec.autoscaling
+    triggers: list[dict[str, Any]] = []
+    if autoscaling.target_in_flight_requests is not None:
+        triggers.append(
+            {
+                "type": "prometheus",
+                "metricType": "AverageValue",
+                "metadata": {
+                    "serverAddress": config.defaults.prometheus_url,
+                    "query": in_flight_query(plan),
+                    "threshold": str(autoscaling.target_in_flight_requests),
+                },
+            }
+        )
+    # As for the HPA: CPU utilisation only drives CPU tiers.
+    if plan.accelerator == "none" and autoscaling.target_cpu_utilization_percentage is not None:
+        triggers.append(
+            {
+                "type": "cpu",
+                "metricType": "Utilization",
+                "metadata": {"value": str(autoscaling.target_cpu_utilization_percentage)},
+            }
+        )
+    return triggers
+
+
+def render_scaled_object(
+    model: SmallLanguageModel, plan: Plan, config: OperatorConfig, *, keda_available: bool
+) -> dict[str, Any] | None:
+    """ScaledObject ``<name>`` scaling the Deployment, or ``None`` unless autoscaling with KEDA.
+
+    Raises :class:`SpecError` when KEDA's API is not served (nothing would scale the model) or
+    when no trigger applies (a GPU tier without ``targetInFlightRequests``).
+    """
+    autoscaling = model.spec.autoscaling
+    if not autoscaling.enabled or autoscaling.engine != AutoscalingEngine.KEDA:
+        return None
+    if not keda_available:
+        raise SpecError(
+            [
+                SpecProblem(
+                    field="spec.autoscaling.engine",
+                    message=(
+                        f"keda needs KEDA's {SCALED_OBJECT.kind} API ({SCALED_OBJECT.api_version}), "
+                        "which this cluster does not serve; install KEDA or use engine: hpa"
+                    ),
+                )
+            ]
+        )
+    triggers = _triggers(model, plan, config)
+    if not triggers:
+        raise no_metric_error(plan)
+    return {
+        "apiVersion": SCALED_OBJECT.api_version,
+        "kind": SCALED_OBJECT.kind,
+        "metadata": child_metadata(
+            plan, plan.name, annotations={HPA_EXCLUDED_LABELS_ANNOTATION: ",".join(HPA_EXCLUDED_LABELS)}
+        ),
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": plan.name},
+            "minReplicaCount": autoscaling.min_replicas,
+            "maxReplicaCount": autoscaling.max_replicas,
+            # KEDA creates and owns an HPA (keda-hpa-<name>); it gets the same behaviour as ours.
+            "advanced": {"horizontalPodAutoscalerConfig": {"behavior": BEHAVIOR}},
+            "triggers": triggers,
+        },
+    }
