@@ -5,6 +5,8 @@
 # Stage 1 builds the project wheel and installs it with its dependencies into a virtualenv.
 # Every dependency ships manylinux wheels for CPython 3.11, so no compiler is needed even here;
 # the split still keeps pip's caches and the source tree out of the shipped image.
+# constraints.txt pins every dependency and the build backend (`make lock` refreshes it), so
+# two builds of the same commit install the same packages.
 # Base: the official Python image, pinned to an exact patch release and Debian release.
 FROM python:3.11.14-slim-bookworm AS build
 
@@ -13,11 +15,12 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
 
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md constraints.txt ./
 COPY operator ./operator
-RUN python -m pip wheel --no-deps --wheel-dir /wheels . \
+# PIP_CONSTRAINT also reaches the isolated build environment (setuptools).
+RUN PIP_CONSTRAINT=/src/constraints.txt python -m pip wheel --no-deps --wheel-dir /wheels . \
  && python -m venv /opt/slm \
- && /opt/slm/bin/pip install /wheels/*.whl \
+ && /opt/slm/bin/pip install --constraint /src/constraints.txt /wheels/*.whl \
  && /opt/slm/bin/slmctl --help > /dev/null
 
 # Stage 2: the runtime. Only the virtualenv is copied; its interpreter symlink points at the

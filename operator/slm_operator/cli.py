@@ -1,4 +1,5 @@
-"""`slmctl` (also the kubectl plugin `kubectl-slm`): plan, render, crd, catalog, tiers, run, gateway.
+"""`slmctl` (also the kubectl plugin `kubectl-slm`): plan, render, crd, catalog, tiers, completion,
+run, gateway.
 
 `plan` and `render` work on files with no cluster: they run the same pure core as the operator.
 Exit codes: 0 success; 2 invalid input or a model that does not fit (one line per problem,
@@ -8,7 +9,10 @@ naming the file, the model and the field); 1 unexpected failure.
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import json
+import os
+import shutil
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -20,6 +24,7 @@ import yaml
 from slm_operator import __version__
 from slm_operator.api.config import OperatorConfig, dump_config
 from slm_operator.api.errors import ConfigError, SpecError, SpecProblem
+from slm_operator.api.fields import did_you_mean
 from slm_operator.api.plan import Plan
 from slm_operator.api.spec import KIND, parse_document
 
@@ -71,20 +76,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"slmctl {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    plan = sub.add_parser(
-        "plan", help="explain the runtime, variant, memory and scheduling chosen for each model"
-    )
+    plan = _command(sub, "plan", "explain the runtime, variant, memory and scheduling chosen for each model")
     plan.add_argument(
         "paths", nargs="+", metavar="FILE", help="YAML files or folders of SmallLanguageModel documents"
     )
     plan.add_argument("--tier", help="plan every model for this tier instead of its spec.hardware.tier")
     _config_flag(plan)
-    plan.add_argument("-o", "--output", choices=("table", "json", "yaml"), default="table")
+    _output_flag(plan, ("table", "wide", "json", "yaml"))
     plan.set_defaults(handler=_cmd_plan)
 
-    render = sub.add_parser(
-        "render", help="print the child objects the operator would apply (multi-document YAML)"
-    )
+    render = _command(sub, "render", "print the child objects the operator would apply (multi-document YAML)")
     render.add_argument(
         "paths", nargs="+", metavar="FILE", help="YAML files or folders of SmallLanguageModel documents"
     )
@@ -102,24 +103,66 @@ def build_parser() -> argparse.ArgumentParser:
     )
     render.set_defaults(handler=_cmd_render)
 
-    crd = sub.add_parser("crd", help="print the SmallLanguageModel CustomResourceDefinition")
+    crd = _command(sub, "crd", "print the SmallLanguageModel CustomResourceDefinition")
     crd.set_defaults(handler=_cmd_crd)
 
-    catalog = sub.add_parser("catalog", help="list the model catalog (built-in merged with --config)")
+    catalog = _command(sub, "catalog", "list the model catalog (built-in merged with --config)")
+    catalog.add_argument(
+        "names",
+        nargs="*",
+        metavar="NAME",
+        help="only these models: catalog ids or shell patterns such as 'qwen3-*' (default: all)",
+    )
     _config_flag(catalog)
-    catalog.add_argument("-o", "--output", choices=("table", "json"), default="table")
+    _output_flag(catalog, ("table", "wide", "json"))
     catalog.set_defaults(handler=_cmd_catalog)
 
-    tiers = sub.add_parser("tiers", help="list the hardware tiers (built-in merged with --config)")
+    tiers = _command(sub, "tiers", "list the hardware tiers (built-in merged with --config)")
+    tiers.add_argument(
+        "names",
+        nargs="*",
+        metavar="NAME",
+        help="only these tiers: names or shell patterns such as 'nvidia-*' (default: all)",
+    )
     _config_flag(tiers)
-    tiers.add_argument("-o", "--output", choices=("table", "json"), default="table")
+    _output_flag(tiers, ("table", "wide", "json"))
     tiers.set_defaults(handler=_cmd_tiers)
 
+    completion = _command(sub, "completion", "print a shell completion script (bash or zsh)")
+    completion.add_argument("shell", choices=("bash", "zsh"), help="the shell: bash or zsh")
+    completion.set_defaults(handler=_cmd_completion)
+
+    # `run` and `gateway` parse their own flags (see main()); listed here for --help.
     sub.add_parser("run", help="run the operator (see `slmctl run --help`)", add_help=False)
     sub.add_parser(
         "gateway", help="run the model gateway sidecar (see `slmctl gateway --help`)", add_help=False
     )
     return parser
+
+
+def _command(sub: Any, name: str, summary: str) -> argparse.ArgumentParser:
+    """A subcommand whose one-line summary shows in `slmctl --help` and atop its own --help."""
+    command: argparse.ArgumentParser = sub.add_parser(
+        name, help=summary, description=summary[0].upper() + summary[1:] + "."
+    )
+    return command
+
+
+def _output_flag(parser: argparse.ArgumentParser, choices: tuple[str, ...]) -> None:
+    described = {
+        "table": "table (default; fitted to the terminal's width)",
+        "wide": "wide (more columns, nothing shortened)",
+        "json": "json",
+        "yaml": "yaml",
+    }
+    parser.add_argument(
+        "-o",
+        "--output",
+        choices=choices,
+        default="table",
+        metavar="FORMAT",
+        help="output format: " + ", ".join(described[c] for c in choices),
+    )
 
 
 def _config_flag(parser: argparse.ArgumentParser) -> None:
@@ -234,7 +277,7 @@ def _cmd_plan(ns: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     elif ns.output == "yaml":
         out.write(yaml.safe_dump([p.public() for p in plans], sort_keys=False))
     else:
-        out.write(format_plans(plans))
+        out.write(format_plans(plans, wide=ns.output == "wide", width=table_width(out)))
     for line in problems:
         print(line, file=err)
     if not documents and not problems:
@@ -279,36 +322,59 @@ def _cmd_crd(ns: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return EXIT_OK
 
 
+def _select(names: Sequence[str], known: Sequence[str], what: str, command: str) -> list[str]:
+    """The known names matching any of ``names`` (exact or shell pattern); all when none given.
+
+    A name that matches nothing is an error naming the close ones.
+    """
+    if not names:
+        return sorted(known)
+    chosen: set[str] = set()
+    for name in names:
+        matched = [k for k in known if fnmatch.fnmatchcase(k, name)]
+        if not matched:
+            raise ConfigError(f"no {what} {name!r}{did_you_mean(name, known)} (see `slmctl {command}`)")
+        chosen.update(matched)
+    return sorted(chosen)
+
+
 def _cmd_catalog(ns: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from slm_operator.catalog.loader import load_config
 
     config = load_config(ns.config)
+    ids = _select(ns.names, list(config.catalog), "catalog model", "catalog")
     if ns.output == "json":
-        out.write(json.dumps(dump_config(config)["catalog"], indent=2) + "\n")
+        everything = dump_config(config)["catalog"]
+        out.write(json.dumps({i: everything[i] for i in ids}, indent=2) + "\n")
         return EXIT_OK
-    rows = [("ID", "PARAMS", "CONTEXT", "GATED", "RUNTIME", "VARIANT", "QUANT", "SIZE", "MIN-CC", "VERIFIED")]
-    for model_id, entry in sorted(config.catalog.items()):
+    wide = ns.output == "wide"
+    header = ["ID", "PARAMS", "CONTEXT", "GATED", "RUNTIME", "VARIANT", "QUANT", "SIZE", "MIN-CC"]
+    if wide:
+        header += ["NAME", "FAMILY", "BITS", "LAYERS"]
+    rows = [(*header, "VERIFIED")]
+    for model_id in ids:
+        entry = config.catalog[model_id]
         for variant in entry.variants:
-            rows.append(
-                (
-                    model_id,
-                    f"{entry.parameters / 1e9:.2f}B",
-                    str(entry.max_context),
-                    "yes" if entry.gated else "no",
-                    str(variant.runtime),
-                    variant.ref,
-                    str(variant.quantization),
-                    f"{variant.weight_bytes / 1e9:.2f}GB",
-                    "-" if variant.min_compute_capability is None else f"{variant.min_compute_capability:g}",
-                    "yes" if variant.verified and entry.verified else "NO",
-                )
-            )
-    out.write(format_table(rows))
+            row = [
+                model_id,
+                f"{entry.parameters / 1e9:.2f}B",
+                str(entry.max_context),
+                "yes" if entry.gated else "no",
+                str(variant.runtime),
+                variant.ref,
+                str(variant.quantization),
+                f"{variant.weight_bytes / 1e9:.2f}GB",
+                "-" if variant.min_compute_capability is None else f"{variant.min_compute_capability:g}",
+            ]
+            if wide:
+                row += [entry.display_name, entry.family, str(variant.bits), str(entry.layers)]
+            rows.append((*row, "yes" if variant.verified and entry.verified else "NO"))
+    out.write(format_table(rows, width=None if wide else table_width(out), shrink=(5,)))
     unverified = [
-        f"  {mid} {v.ref}: {v.note or entry.note}"
-        for mid, entry in sorted(config.catalog.items())
-        for v in entry.variants
-        if not (v.verified and entry.verified)
+        f"  {mid} {v.ref}: {v.note or config.catalog[mid].note}"
+        for mid in ids
+        for v in config.catalog[mid].variants
+        if not (v.verified and config.catalog[mid].verified)
     ]
     if unverified:
         out.write("\nNot verified at the source (estimated or inferred):\n" + "\n".join(unverified) + "\n")
@@ -319,11 +385,18 @@ def _cmd_tiers(ns: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from slm_operator.catalog.loader import load_config
 
     config = load_config(ns.config)
+    names = _select(ns.names, list(config.tiers), "tier", "tiers")
     if ns.output == "json":
-        out.write(json.dumps(dump_config(config)["tiers"], indent=2) + "\n")
+        everything = dump_config(config)["tiers"]
+        out.write(json.dumps({n: everything[n] for n in names}, indent=2) + "\n")
         return EXIT_OK
-    rows = [("TIER", "RUNTIME", "GPUS", "GPU-MEM", "CC", "MEMORY", "SELECTS", "VERIFIED")]
-    for name, tier in sorted(config.tiers.items()):
+    wide = ns.output == "wide"
+    header = ["TIER", "RUNTIME", "GPUS", "GPU-MEM", "CC", "MEMORY"]
+    if wide:
+        header += ["CPU", "CPU-LIMIT", "TOLERATES"]
+    rows = [(*header, "SELECTS", "VERIFIED")]
+    for name in names:
+        tier = config.tiers[name]
         selects = [f"{k}={v}" for k, v in tier.node_selector.items()]
         for term in tier.node_affinity:
             selects.append(
@@ -331,56 +404,112 @@ def _cmd_tiers(ns: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                     f"{e.key} {e.operator} {','.join(e.values)}".strip() for e in term.match_expressions
                 )
             )
-        rows.append(
-            (
-                name,
-                str(tier.runtime),
-                str(tier.gpus),
-                "-" if tier.gpu_memory_gib is None else f"{tier.gpu_memory_gib:g}GiB",
-                "-" if tier.compute_capability is None else f"{tier.compute_capability:.1f}",
-                f"{tier.memory_gib:g}GiB",
-                " | ".join(selects) or "any node",
-                "yes" if tier.verified else "NO",
-            )
-        )
-    out.write(format_table(rows))
+        row = [
+            name,
+            str(tier.runtime),
+            str(tier.gpus),
+            "-" if tier.gpu_memory_gib is None else f"{tier.gpu_memory_gib:g}GiB",
+            "-" if tier.compute_capability is None else f"{tier.compute_capability:.1f}",
+            f"{tier.memory_gib:g}GiB",
+        ]
+        if wide:
+            tolerates = [f"{t.key or '*'}:{t.effect or '*'}" for t in tier.tolerations]
+            row += [tier.cpu, tier.cpu_limit or "-", ",".join(tolerates) or "-"]
+        rows.append((*row, " | ".join(selects) or "any node", "yes" if tier.verified else "NO"))
+    out.write(format_table(rows, width=None if wide else table_width(out), shrink=(len(rows[0]) - 2,)))
+    return EXIT_OK
+
+
+def _cmd_completion(ns: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from slm_operator.catalog.loader import load_config
+    from slm_operator.completion import completion_script
+
+    config = load_config(None)
+    out.write(completion_script(ns.shell, build_parser(), sorted(config.catalog), sorted(config.tiers)))
     return EXIT_OK
 
 
 # --- output -------------------------------------------------------------------------------------
 
 
-def format_table(rows: Sequence[Sequence[str]]) -> str:
+def table_width(out: TextIO) -> int | None:
+    """The width to fit a table into: $COLUMNS if set, the terminal's when writing to one, else none.
+
+    Output to a pipe or file is never shortened (scripts read it), unless COLUMNS says so.
+    """
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
+    try:
+        if out.isatty():
+            return shutil.get_terminal_size().columns
+    except (AttributeError, ValueError, OSError):
+        pass
+    return None
+
+
+MIN_SHRUNK_WIDTH = 12
+
+
+def format_table(rows: Sequence[Sequence[str]], width: int | None = None, shrink: Sequence[int] = ()) -> str:
+    """Columns padded to their widest cell, two spaces apart.
+
+    When the table is wider than ``width``, the ``shrink`` columns (the long free-text ones)
+    are narrowed, widest first and to no less than 12 characters, and their cut cells end in
+    an ellipsis; ``-o wide`` never shortens anything.
+    """
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows]
+    if width is not None:
+        excess = sum(widths) + 2 * (len(widths) - 1) - width
+        for column in sorted(shrink, key=lambda c: -widths[c]):
+            if excess <= 0:
+                break
+            narrower = max(MIN_SHRUNK_WIDTH, widths[column] - excess)
+            excess -= widths[column] - narrower
+            widths[column] = min(widths[column], narrower)
+    lines = [
+        "  ".join(_fit(cell, widths[i]).ljust(widths[i]) for i, cell in enumerate(row)).rstrip()
+        for row in rows
+    ]
     return "\n".join(lines) + "\n"
+
+
+def _fit(cell: str, width: int) -> str:
+    return cell if len(cell) <= width else cell[: width - 1] + "…"
 
 
 def _num(value: float | None) -> str:
     return "?" if value is None else f"{value:.2f}"
 
 
-def format_plans(plans: Sequence[Plan]) -> str:
-    """A summary table, then each model's memory table and reasons."""
+def format_plans(plans: Sequence[Plan], *, wide: bool = False, width: int | None = None) -> str:
+    """A summary table, then each model's memory table and reasons.
+
+    ``wide`` adds the image, context length, concurrency and served name to the table.
+    """
     if not plans:
         return ""
-    rows = [("MODEL", "RUNTIME", "TIER", "VARIANT", "QUANT", "DTYPE", "GPUS", "NEEDS/HAS GiB", "FITS")]
+    header = ["MODEL", "RUNTIME", "TIER", "VARIANT", "QUANT", "DTYPE", "GPUS", "NEEDS/HAS GiB", "FITS"]
+    if wide:
+        header += ["CONTEXT", "CONCURRENCY", "SERVED-AS", "IMAGE"]
+    rows = [tuple(header)]
     for p in plans:
         fits = {True: "yes", False: "no", None: "unchecked"}[p.fits]
-        rows.append(
-            (
-                f"{p.namespace}/{p.name}",
-                str(p.runtime),
-                p.tier,
-                p.model_ref,
-                p.quantization,
-                p.dtype,
-                str(p.gpus),
-                f"{_num(p.memory.required_gib)}/{_num(p.memory.available_gib)}",
-                fits,
-            )
-        )
-    parts = [format_table(rows)]
+        row = [
+            f"{p.namespace}/{p.name}",
+            str(p.runtime),
+            p.tier,
+            p.model_ref,
+            p.quantization,
+            p.dtype,
+            str(p.gpus),
+            f"{_num(p.memory.required_gib)}/{_num(p.memory.available_gib)}",
+            fits,
+        ]
+        if wide:
+            row += [str(p.context_length), str(p.max_concurrency), p.served_name, p.image]
+        rows.append(tuple(row))
+    parts = [format_table(rows, width=None if wide else width, shrink=(0, 3))]
     for p in plans:
         m = p.memory
         parts.append(

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import yaml
 from kube import Kube, wait_for
-from scenario import children, pods_of, status, wait_phase
+from sim_scenario import children, pods_of, status, wait_phase
 from simcluster import ROOT, OperatorProcess, apply_crd, minimal_crd, render_chart
 
 from slm_operator.cli import config_named_in

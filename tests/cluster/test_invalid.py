@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from kube import ApiError, Kube, wait_for
-from scenario import children, condition, reasons
+from sim_scenario import children, condition, reasons
 from simcluster import ROOT, OperatorProcess
 
 pytestmark = pytest.mark.timeout(300)

@@ -12,7 +12,7 @@ import time
 
 import pytest
 from kube import Kube, wait_for
-from scenario import (
+from sim_scenario import (
     children,
     condition,
     create_ready,

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 from kube import Kube, wait_for
-from scenario import create_ready
+from sim_scenario import create_ready
 from simcluster import OperatorProcess, apply_crd, minimal_crd
 
 pytestmark = pytest.mark.timeout(180)

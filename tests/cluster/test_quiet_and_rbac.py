@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 from kube import ApiError, Credentials, Kube, wait_for
-from scenario import children, create_ready, model, slm, status, wait_phase
+from sim_scenario import children, create_ready, model, slm, status, wait_phase
 from simcluster import OperatorProcess, SimCluster, install_chart, service_account_kubeconfig, uninstall_chart
 
 pytestmark = pytest.mark.timeout(240)

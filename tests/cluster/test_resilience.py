@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from faultproxy import FaultProxy
 from kube import Kube, wait_for
-from scenario import children, condition, model, phase, wait_phase
+from sim_scenario import children, condition, model, phase, wait_phase
 from simcluster import OperatorProcess, SimCluster, service_account_kubeconfig
 
 pytestmark = pytest.mark.timeout(240)

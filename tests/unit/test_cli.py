@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -243,3 +244,139 @@ def test_render_keda_engine_needs_the_keda_flag(capsys: pytest.CaptureFixture[st
     kinds = [o["kind"] for o in yaml.safe_load_all(out)]
     assert "ScaledObject" in kinds
     assert "HorizontalPodAutoscaler" not in kinds
+
+
+# --- help, filters, wide output, terminal width, completion -------------------------------------
+
+SUBCOMMANDS = ("plan", "render", "crd", "catalog", "tiers", "completion", "run", "gateway")
+
+
+def test_every_subcommand_has_a_one_line_summary_in_help(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    listing = out.split("\n  COMMAND\n", 1)[1].split("\noptions:")[0]
+    summaries: dict[str, str] = {}
+    current = ""
+    for line in listing.splitlines():
+        words = line.split()
+        if line.startswith("    ") and not line.startswith("      ") and words:
+            current = words[0]
+            summaries[current] = " ".join(words[1:])
+        elif current:
+            summaries[current] = (summaries[current] + " " + " ".join(words)).strip()
+    assert set(summaries) == set(SUBCOMMANDS)
+    for name, summary in summaries.items():
+        assert len(summary) > 10, name
+
+
+@pytest.mark.parametrize("command", ["plan", "render", "crd", "catalog", "tiers", "completion"])
+def test_subcommand_help_opens_with_its_summary(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    out = capsys.readouterr().out
+    description = out.split("\n\n")[1]
+    assert description[0].isupper()
+    assert description.rstrip().endswith(".")
+
+
+@pytest.mark.parametrize(
+    ("command", "choices"),
+    [("plan", "table, wide, json, yaml"), ("catalog", "table, wide, json"), ("tiers", "table, wide, json")],
+)
+def test_output_flag_help_lists_its_choices(
+    command: str, choices: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    listed = re.sub(r"\s*\([^)]*\)", "", out.split("output format: ", 1)[1])
+    assert listed.strip() == choices
+
+
+def test_catalog_name_filters_by_id_and_pattern(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "catalog", "phi-4-mini", "-o", "json")
+    assert code == 0
+    assert list(json.loads(out)) == ["phi-4-mini"]
+    code, out, _ = run(capsys, "catalog", "qwen3-*", "smollm2-135m", "-o", "json")
+    assert code == 0
+    ids = list(json.loads(out))
+    assert "smollm2-135m" in ids
+    assert ids
+    assert all(i.startswith("qwen3-") for i in ids if i != "smollm2-135m")
+    code, out, _ = run(capsys, "catalog", "phi-4-mini")
+    rows = out.split("\n\n")[0].splitlines()[1:]
+    assert rows
+    assert {row.split()[0] for row in rows} == {"phi-4-mini"}
+
+
+def test_catalog_and_tiers_name_that_matches_nothing_suggests(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "catalog", "phi-4-mimi")
+    assert code == 2
+    assert out == ""
+    assert "no catalog model 'phi-4-mimi'; did you mean phi-4-mini" in err
+    code, _, err = run(capsys, "tiers", "nvidia-l5")
+    assert code == 2
+    assert "no tier 'nvidia-l5'; did you mean nvidia-l4" in err
+
+
+def test_tiers_name_filters(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "tiers", "nvidia-*", "-o", "json")
+    assert code == 0
+    assert set(json.loads(out)) == {
+        t for t in json.loads(run(capsys, "tiers", "-o", "json")[1]) if "nvidia" in t
+    }
+
+
+@pytest.mark.parametrize(
+    ("argv", "extra"),
+    [
+        (["catalog", "smollm2-135m"], ["NAME", "FAMILY", "BITS", "LAYERS"]),
+        (["tiers", "cpu"], ["CPU", "CPU-LIMIT", "TOLERATES"]),
+        (
+            ["plan", str(EXAMPLES / "smollm2-135m-edge.yaml")],
+            ["CONTEXT", "CONCURRENCY", "SERVED-AS", "IMAGE"],
+        ),
+    ],
+)
+def test_wide_output_adds_columns(
+    argv: list[str], extra: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, table, _ = run(capsys, *argv)
+    code, wide, _ = run(capsys, *argv, "-o", "wide")
+    assert code == 0
+    table_header, wide_header = table.splitlines()[0].split(), wide.splitlines()[0].split()
+    assert not set(extra) & set(table_header)
+    assert set(extra) <= set(wide_header)
+    assert set(table_header) <= set(wide_header)
+
+
+def test_tables_fit_the_terminal_width_and_wide_never_shortens(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("COLUMNS", raising=False)
+    _, unlimited, _ = run(capsys, "tiers")  # captured output is no terminal: nothing shortened
+    assert max(len(line) for line in unlimited.splitlines()) > 120
+    assert "…" not in unlimited
+    monkeypatch.setenv("COLUMNS", "100")
+    _, fitted, _ = run(capsys, "tiers")
+    assert max(len(line) for line in fitted.splitlines()) <= 100
+    assert "…" in fitted
+    assert [line.split()[0] for line in fitted.splitlines()] == [
+        line.split()[0] for line in unlimited.splitlines()
+    ]
+    _, wide, _ = run(capsys, "tiers", "-o", "wide")
+    assert "…" not in wide
+    assert max(len(line) for line in wide.splitlines()) > 100
+
+
+def test_format_table_shrinks_only_the_named_columns() -> None:
+    from slm_operator.cli import format_table
+
+    rows = [("A", "LONG", "B"), ("x", "y" * 40, "z")]
+    assert format_table(rows) == f"A  LONG{' ' * 38}B\nx  {'y' * 40}  z\n"
+    fitted = format_table(rows, width=30, shrink=(1,))
+    assert fitted.splitlines()[1] == "x  " + "y" * 23 + "…  z"
+    assert max(len(line) for line in fitted.splitlines()) <= 30
+    # Never below 12 characters, even if the table then stays wider than asked.
+    assert format_table(rows, width=5, shrink=(1,)).splitlines()[1] == "x  " + "y" * 11 + "…  z"

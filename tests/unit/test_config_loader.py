@@ -241,13 +241,13 @@ BAD_CONFIGS = [
     ),
     pytest.param(
         "tier: {cpu: {memoryGiB: 8}}\n",
-        "config.yaml: tier: unknown top-level key "
+        "config.yaml: tier: unknown top-level key; did you mean tiers? "
         "(expected one of tiers, catalog, images, defaults, registries)",
         id="unknown-top-level-key",
     ),
     pytest.param(
         "tiers: {cpu: {memoryGB: 8}}\n",
-        "config.yaml: tiers.cpu.memoryGB: Extra inputs are not permitted",
+        "config.yaml: tiers.cpu.memoryGB: unknown field; did you mean memoryGiB",
         id="unknown-tier-field",
     ),
     pytest.param(

@@ -207,7 +207,7 @@ def test_ollama_pull_ref(ref: str, registry: str | None, pulled: str) -> None:
             "registries.imagePullSecrets",
             "not a Secret name",
         ),
-        ("registries: {mirror: x}\n", "registries.mirror", "Extra inputs are not permitted"),
+        ("registries: {mirror: x}\n", "registries.mirror", "unknown field"),
     ],
 )
 def test_bad_registry_settings_name_the_field(text: str, path: str, message: str) -> None:

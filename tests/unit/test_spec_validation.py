@@ -744,3 +744,47 @@ def test_model_validate_applies_the_same_rules() -> None:
         SmallLanguageModelSpec.model_validate(
             {"model": {"catalog": "phi-4-mini"}, "vllm": {"extraArgs": ["--trust-remote-code"]}}
         )
+
+
+@pytest.mark.parametrize(
+    ("spec", "field", "suggestion"),
+    [
+        ({"modle": {"catalog": "phi-4-mini"}}, "spec.modle", "model"),
+        (
+            {"model": {"catalog": "phi-4-mini", "contextLenght": 4096}},
+            "spec.model.contextLenght",
+            "contextLength",
+        ),
+        ({"model": {"catalog": "phi-4-mini"}, "maxconcurrency": 2}, "spec.maxconcurrency", "maxConcurrency"),
+        ({"model": {"catalog": "phi-4-mini"}, "hardware": {"tire": "cpu"}}, "spec.hardware.tire", "tier"),
+        (
+            {"model": {"catalog": "phi-4-mini"}, "ollama": {"modelfile": {"sytem": "Be brief."}}},
+            "spec.ollama.modelfile.sytem",
+            "system",
+        ),
+        (
+            {"model": {"catalog": "phi-4-mini"}, "network": {"allowFrom": [{"podSelectr": {}}]}},
+            "spec.network.allowFrom[0].podSelectr",
+            "podSelector",
+        ),
+        (
+            {
+                "model": {"catalog": "phi-4-mini"},
+                "network": {"allowFrom": [{"ipBlock": {"cidr": "10.0.0.0/8", "excpt": []}}]},
+            },
+            "spec.network.allowFrom[0].ipBlock.excpt",
+            "except",
+        ),
+    ],
+    ids=lambda v: v if isinstance(v, str) else None,
+)
+def test_misspelled_fields_get_did_you_mean(spec: dict[str, Any], field: str, suggestion: str) -> None:
+    problems = problems_of({**MINIMAL_DOC, "spec": spec})
+    at_field = [message for path, message in problems if path == field]
+    assert at_field, problems
+    assert f"unknown field; did you mean {suggestion}" in at_field[0]
+
+
+def test_unknown_field_far_from_any_name_gets_no_guess() -> None:
+    problems = problems_of({**MINIMAL_DOC, "spec": {"model": {"catalog": "phi-4-mini"}, "zzz": 1}})
+    assert ("spec.zzz", "unknown field (check the spelling; see `kubectl explain slm.spec`)") in problems

@@ -28,6 +28,7 @@ from pydantic.alias_generators import to_camel
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from slm_operator.api.errors import SpecError, SpecProblem
+from slm_operator.api.fields import did_you_mean, known_fields
 from slm_operator.api.modelfile_params import MODELFILE_TEXT_LIMIT, modelfile_parameter_problems, text_problem
 from slm_operator.api.vllm_args import parse_vllm_args
 
@@ -955,7 +956,9 @@ def problems_from_validation_error(exc: ValidationError, prefix: str) -> list[Sp
     for err in exc.errors():
         message = str(err["msg"]).removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
-            message = "unknown field (check the spelling; see `kubectl explain slm.spec`)"
+            loc = tuple(err["loc"])
+            hint = did_you_mean(str(loc[-1]), known_fields(SmallLanguageModelSpec, loc)) if loc else ""
+            message = f"unknown field{hint} (check the spelling; see `kubectl explain slm.spec`)"
         elif err["type"] == "missing":
             message = "required field is missing"
         problems.append(SpecProblem(field=_field_path(tuple(err["loc"]), prefix), message=message))

@@ -23,6 +23,7 @@ from pydantic import ValidationError
 import slm_operator
 from slm_operator.api.config import OperatorConfig
 from slm_operator.api.errors import ConfigError
+from slm_operator.api.fields import did_you_mean, known_fields
 
 TOP_LEVEL_KEYS = ("tiers", "catalog", "images", "defaults", "registries")
 # Sections whose entries are named by the user: a null entry removes a built-in one.
@@ -136,7 +137,8 @@ def _parse_user_document(text: str, *, origin: str) -> dict[str, Any]:
     unknown = sorted(str(key) for key in data if key not in TOP_LEVEL_KEYS)
     if unknown:
         raise ConfigError(
-            f"{origin}: {unknown[0]}: unknown top-level key (expected one of {', '.join(TOP_LEVEL_KEYS)})"
+            f"{origin}: {unknown[0]}: unknown top-level key{did_you_mean(unknown[0], TOP_LEVEL_KEYS)} "
+            f"(expected one of {', '.join(TOP_LEVEL_KEYS)})"
         )
     # A section left empty ("catalog:" above commented-out entries) is null in YAML: it means
     # "nothing to change", never "remove every built-in model".
@@ -205,6 +207,9 @@ def _describe_validation_error(error: ValidationError, *, origin: str) -> str:
     for item in error.errors(include_url=False):
         path = _format_location(item["loc"])
         message = str(item["msg"]).removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden" and item["loc"]:
+            hint = did_you_mean(str(item["loc"][-1]), known_fields(OperatorConfig, item["loc"]))
+            message = f"unknown field{hint}"
         lines.append(f"{origin}: {path}: {message}" if path else f"{origin}: {message}")
     return "\n".join(lines)
 

@@ -157,7 +157,8 @@ def test_no_handler_makes_kopf_add_a_finalizer_or_store_state() -> None:
     assert registry._changing.get_all_handlers() == []
     watching = [h.id for h in registry._watching.get_all_handlers()]
     assert "model" in watching
-    assert len(registry._indexing.get_all_handlers()) == 10
+    assert len(registry._indexing.get_all_handlers()) == len(MANAGED_KINDS)
+    assert "pods" in watching  # read to say why a model is not running
 
 
 async def test_queue_depth_is_exported_while_the_workers_run() -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 from kube import Kube, wait_for
-from scenario import condition, events, model, wait_phase
+from sim_scenario import condition, events, model, wait_phase
 from simcluster import OperatorProcess
 
 pytestmark = pytest.mark.timeout(180)
