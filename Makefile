@@ -9,7 +9,7 @@ IMAGE ?= ghcr.io/slm-operator/slm-operator
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 
 .PHONY: install checkov demo test lint actionlint typecheck unit contract integration cluster-test golden crd \
-	check-catalog bench-gateway bench-render lock image e2e sim-build cluster cluster-down clean
+	check-catalog bench-gateway bench-operator bench-render lock image e2e sim-build cluster cluster-down clean
 
 # Installs exactly the versions pinned in constraints.txt (`make lock` refreshes it), so two
 # installs of the same commit, here, in CI and in the image, get the same packages.
@@ -100,6 +100,11 @@ crd: install
 
 bench-gateway: install
 	$(BIN)/python -m bench.gateway
+
+# The operator at 100 and 1000 models on the simulated cluster (e2e/sim/cluster.sh), side by side
+# with a minimal kopf baseline; BENCH_OPERATOR_ARGS passes options (see python -m bench.operator -h).
+bench-operator: install sim-build
+	$(BIN)/python -m bench.operator $(BENCH_OPERATOR_ARGS)
 
 bench-render: install
 	$(BIN)/python -m bench.render

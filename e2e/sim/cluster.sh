@@ -262,7 +262,7 @@ up() {
     --client-ca-file "$PKI/ca.crt" \
     --service-account-issuer https://kubernetes.default.svc.cluster.local \
     --service-account-key-file "$PKI/sa.pub" --service-account-signing-key-file "$PKI/sa.key" \
-    --service-cluster-ip-range 10.0.0.0/24 \
+    --service-cluster-ip-range 10.0.0.0/20 \
     --authorization-mode Node,RBAC \
     --enable-admission-plugins OwnerReferencesPermissionEnforcement \
     --audit-policy-file "$DIR/audit-policy.yaml" --audit-log-path "$DIR/audit.log" \
@@ -278,7 +278,7 @@ up() {
     --authorization-kubeconfig "$DIR/controller-manager.kubeconfig" \
     --leader-elect=false --bind-address 127.0.0.1 --secure-port 0 \
     --root-ca-file "$PKI/ca.crt" --service-account-private-key-file "$PKI/sa.key" \
-    --use-service-account-credentials --service-cluster-ip-range 10.0.0.0/24 \
+    --use-service-account-credentials --service-cluster-ip-range 10.0.0.0/20 \
     --controllers '*' --node-monitor-grace-period 1h --concurrent-gc-syncs 5
   start kube-scheduler "$(asset kube-scheduler)" \
     --kubeconfig "$DIR/scheduler.kubeconfig" \

@@ -36,6 +36,18 @@ INIT_CONTAINERS = {
     "pull-model": ("ModelPullFailed", "the Ollama model download"),
     "fetch-adapters": ("AdapterFetchFailed", "the LoRA adapter download"),
 }
+# Every reason diagnose() can answer (the Ready condition's reason while the model is not running).
+DIAGNOSED_REASONS = frozenset(
+    {
+        *(reason for reason, _ in INIT_CONTAINERS.values()),
+        "InitContainerFailed",
+        *IMAGE_PULL_REASONS,
+        *CONFIG_REASONS,
+        CRASH_LOOP,
+        "Unschedulable",
+        "ProgressDeadlineExceeded",
+    }
+)
 # Kept short in condition messages; the pod's own status has the full text.
 MESSAGE_LIMIT = 600
 

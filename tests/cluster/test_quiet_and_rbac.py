@@ -38,6 +38,17 @@ def quiet_models(admin: Kube, namespace: str) -> None:
         replicas=2,
         autoscaling={"enabled": True, "minReplicas": 2, "maxReplicas": 3},
     )
+    # The Deployment starts with one replica and the HPA raises it to minReplicas within its
+    # sync period (15 s): the model is Ready before that, and its status follows the scale-up.
+    # Only then is the cluster quiet.
+    wait_for(
+        lambda: (
+            status(admin, namespace, "gpu").get("readyReplicas") == 2
+            and status(admin, namespace, "gpu").get("phase") == "Ready"
+        ),
+        timeout=60,
+        message="the HPA's scale-up to minReplicas",
+    )
 
 
 def test_a_quiet_cluster_sees_no_write_from_the_operator(

@@ -117,14 +117,16 @@ def test_roles_are_grouped_into_framework_and_application(name: str) -> None:
 
 def test_application_rules_cover_every_managed_kind() -> None:
     """The application group follows the renderer's list of kinds (not a copy of it), plus the
-    model's finalizers subresource that blockOwnerDeletion needs."""
+    model's finalizers subresource that blockOwnerDeletion needs, and read-only pods."""
     objects = rendered_objects("default")
     (application,) = find(objects, "ClusterRole", "slm-slm-operator-application")
     grants = _grants(application["rules"])
     resources = {(group, resource) for group, resource, _ in grants}
     assert resources == {(kind.group, kind.plural) for kind in MANAGED_KINDS} | {
-        ("slm.dev", "smalllanguagemodels/finalizers")
+        ("slm.dev", "smalllanguagemodels/finalizers"),
+        ("", "pods"),
     }
+    assert {verb for _, resource, verb in grants if resource == "pods"} == {"get", "list", "watch"}
     assert {verb for _, resource, verb in grants if resource.endswith("/finalizers")} == {"update"}
 
 

@@ -37,6 +37,9 @@ Emulated (and nothing more):
   ``resourceVersion`` it still remembers (else replays the current objects as ``ADDED``).
 * ``GET /api/v1/namespaces`` works (kmock 0.8 answers 500).
 * Defaulting of ``Deployment.spec.replicas`` to 1 when absent (so dropping the field behaves).
+* Go's ``omitempty`` for built-in kinds: ``""`` and ``[]`` outside ``metadata`` are not stored
+  (custom resources keep what they were given, as the API server stores them as JSON).
+* The 256 KiB limit on all of an object's annotations together (422).
 * **Fault injection**: :meth:`ClusterEmulator.inject` makes matching requests answer a status
   code or stall for a while, a fixed number of times, before any state changes.
 
@@ -85,6 +88,11 @@ class Fault:
     delay: float = 0.0
     times: int = 1
     hits: int = 0
+    message: str = ""
+    cause: str | None = None  # a Status cause type, e.g. NamespaceTerminating
+
+    def __post_init__(self) -> None:
+        self.message = self.message or f"injected HTTP {self.status}"
 
     def matches(self, method: str, path: str) -> bool:
         return self.hits < self.times and method == self.method and bool(self.path.search(path))
@@ -117,16 +125,40 @@ class ClusterEmulator(KubernetesEmulator):
     # -- test helpers ------------------------------------------------------------------------
 
     def inject(
-        self, method: str, path: str, *, status: int = 500, delay: float = 0.0, times: int = 1
+        self,
+        method: str,
+        path: str,
+        *,
+        status: int = 500,
+        delay: float = 0.0,
+        times: int = 1,
+        message: str = "",
+        cause: str | None = None,
     ) -> Fault:
         """Fail (or stall) the next ``times`` requests whose method and path match."""
-        fault = Fault(method=method.upper(), path=re.compile(path), status=status, delay=delay, times=times)
+        fault = Fault(
+            method=method.upper(),
+            path=re.compile(path),
+            status=status,
+            delay=delay,
+            times=times,
+            message=message,
+            cause=cause,
+        )
         self.faults.append(fault)
         return fault
 
     def writes(self, since: int = 0) -> list[rendering.Request]:
         """Recorded POST/PATCH/PUT/DELETE requests from position ``since`` of the request log."""
         return [r for r in list(self._requests)[since:] if _method(r) in WRITE_METHODS]
+
+    def calls(self, since: int = 0) -> list[tuple[str, str, str]]:
+        """(method, path, action) of every request from position ``since`` but watches."""
+        return [
+            (_method(r), r.url.path, str(getattr(r.action, "value", r.action)).lower())
+            for r in list(self._requests)[since:]
+            if r.action != enums.action.WATCH
+        ]
 
     @property
     def request_count(self) -> int:
@@ -203,7 +235,7 @@ class ClusterEmulator(KubernetesEmulator):
                 fault.hits += 1
                 if fault.delay:
                     await asyncio.sleep(fault.delay)
-                return _status(fault.status, "InjectedFault", f"injected HTTP {fault.status}")
+                return _status(fault.status, "InjectedFault", fault.message, fault.cause)
         if request.resource is None or request.resource.plural is None:
             return await apps.RawHandler._handle(self, request)  # discovery and the like
         resource = request.resource
@@ -744,9 +776,33 @@ def _merge_patch(target: Any, patch: Any) -> Any:
     return result
 
 
+# Groups served from CustomResourceDefinitions (stored as given, no omitempty).
+CUSTOM_GROUPS = frozenset({"slm.dev", "monitoring.coreos.com"})
+# TotalAnnotationSizeLimitB in k8s.io/apimachinery/pkg/api/validation/objectmeta.go.
+ANNOTATIONS_LIMIT = 256 * 1024
+
+
 def _apply_defaults(resource: references.resource, obj: dict[str, Any]) -> None:
+    annotations = (obj.get("metadata") or {}).get("annotations") or {}
+    size = sum(len(k) + len(str(v)) for k, v in annotations.items())
+    if size > ANNOTATIONS_LIMIT:
+        raise _ApiError(
+            422, "Invalid", f"metadata.annotations: Too long: must have at most {ANNOTATIONS_LIMIT} bytes"
+        )
+    if resource.group not in CUSTOM_GROUPS:
+        for key in [k for k in obj if k != "metadata"]:
+            obj[key] = _omit_empty(obj[key])
     if resource.group == "apps" and resource.plural == "deployments":
         obj.setdefault("spec", {}).setdefault("replicas", 1)
+
+
+def _omit_empty(value: Any) -> Any:
+    """Drop map entries holding ``""`` or ``[]``, as Go's omitempty does for non-pointer fields."""
+    if isinstance(value, dict):
+        return {k: _omit_empty(v) for k, v in value.items() if v != "" and v != []}
+    if isinstance(value, list):
+        return [_omit_empty(v) for v in value]
+    return value
 
 
 def _scale_of(obj: Mapping[str, Any]) -> dict[str, Any]:
@@ -819,8 +875,8 @@ def _json(obj: Any, status: int = 200) -> aiohttp.web.Response:
     return aiohttp.web.json_response(obj, status=status)
 
 
-def _status(code: int, reason: str, message: str) -> aiohttp.web.Response:
-    body = {
+def _status(code: int, reason: str, message: str, cause: str | None = None) -> aiohttp.web.Response:
+    body: dict[str, Any] = {
         "apiVersion": "v1",
         "kind": "Status",
         "status": "Failure",
@@ -828,6 +884,8 @@ def _status(code: int, reason: str, message: str) -> aiohttp.web.Response:
         "reason": reason,
         "message": message,
     }
+    if cause:
+        body["details"] = {"causes": [{"type": cause, "message": message}]}
     return aiohttp.web.json_response(body, status=code)
 
 

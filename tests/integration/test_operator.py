@@ -120,7 +120,12 @@ async def test_create_makes_every_child_and_is_ready_once_the_deployment_is_avai
         "Degraded",
     }
     assert slm(cluster, "tiny")["spec"] == model("tiny")["spec"]  # the user's spec is never written
-    await wait_for(lambda: {"Planned", "Applied", "Ready"} <= set(reasons(cluster, "tiny")), timeout=10)
+    await wait_for(lambda: "Ready" in reasons(cluster, "tiny"), timeout=10)
+    # Two Events for a new model: the plan with the writes that realise it, then Ready.
+    assert reasons(cluster, "tiny") == ["Planned", "Ready"]
+    planned = events(cluster, "tiny")[0]["message"]
+    assert planned.startswith("ollama serving")
+    assert "applied Secret/tiny-api-key, Deployment/tiny" in planned
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from slm_operator.diagnosis import Diagnosis, diagnose, node_label_requirements
+from slm_operator.diagnosis import DIAGNOSED_REASONS, Diagnosis, diagnose, node_label_requirements
 
 SCHEDULER_MESSAGE = (
     "0/3 nodes are available: 1 node(s) had untolerated taint {node-role.kubernetes.io/control-plane: }, "
@@ -275,6 +275,7 @@ def test_failures_get_a_reason_message_and_hint(
     found = diagnose(pods, deployment, tier="nvidia-l4")
     assert found is not None
     assert found.reason == reason
+    assert found.reason in DIAGNOSED_REASONS  # the controller posts one Event per such reason
     for text in in_message:
         assert text in found.message
     for text in in_hint:

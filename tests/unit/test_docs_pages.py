@@ -184,8 +184,10 @@ def test_troubleshooting_covers_every_condition_reason_the_operator_sets() -> No
     documented = _documented_reasons()
     assert len(documented) >= 15
     assert _troubleshooting_reasons() == documented
+    # The controller's own reasons, and the diagnosis it calls while a model is not Ready.
+    package = ROOT / "operator" / "slm_operator"
     controller = "".join(
-        p.read_text() for p in (ROOT / "operator" / "slm_operator" / "controller").glob("*.py")
+        p.read_text() for p in [*(package / "controller").glob("*.py"), package / "diagnosis.py"]
     )
     missing = sorted(reason for _, reason in documented if f'"{reason}"' not in controller)
     assert missing == [], "documented reasons the controller never sets"

@@ -140,3 +140,23 @@ def test_objects_are_plain_json_data(c: Case) -> None:
     for obj in render(c):
         assert plain_types(obj) <= {dict, list, str, int, float, bool, type(None)}
         assert json.loads(json.dumps(obj)) == obj
+
+
+def _dropped_by_the_server(obj: Any, path: str = "") -> list[str]:
+    """Paths of values a real API server would not store: ``""`` and ``[]`` are dropped by Go's
+    ``omitempty`` (pointer fields such as ``podSelector: {}`` or ``automountServiceAccountToken:
+    false`` keep their empty value, so those are not listed)."""
+    if isinstance(obj, dict):
+        return [p for key, value in obj.items() for p in _dropped_by_the_server(value, f"{path}.{key}")]
+    if isinstance(obj, list):
+        if not obj:
+            return [path]
+        return [p for i, value in enumerate(obj) for p in _dropped_by_the_server(value, f"{path}[{i}]")]
+    return [path] if obj == "" else []
+
+
+@pytest.mark.parametrize("c", CASES, ids=lambda c: c.id)
+def test_no_value_the_api_server_would_drop(c: Case) -> None:
+    # An empty value is stored as absent, so the operator would see a difference on every pass.
+    for obj in render(c):
+        assert _dropped_by_the_server(obj) == [], f"{obj['kind']} renders empty values"

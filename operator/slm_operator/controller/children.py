@@ -1,8 +1,12 @@
 """Apply, create-once and prune a model's children (I/O through :class:`KubeApi`).
 
-Every child is written with server-side apply (one field manager, force) and only when it
-differs from the live object in a field we manage; the generated API-key Secret is created once
-and never rewritten; objects the model does not own are reported, never touched.
+What exists comes from the operator's watches (:mod:`slm_operator.controller.owner_index`), so a
+pass with nothing to do makes no request at all. Every child is written with server-side apply
+(one field manager, force) and only when it differs from the live object in a field we manage;
+the generated API-key Secret is created once and never rewritten; objects the model does not
+own are reported, never touched. A desired child the watches have not seen may still exist
+without our labels (a same-named object of someone else's): it is read with one GET before
+anything is applied, since applying would take it over.
 """
 
 from __future__ import annotations
@@ -15,9 +19,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from slm_operator.controller.drift import is_owned_by, needs_apply, prepare_child
-from slm_operator.controller.kubeapi import ApiError, ConflictError, KubeApi, TransientApiError
-from slm_operator.render.kinds import PVC, SECRET, ManagedKind, kind_of, served_kinds
-from slm_operator.render.names import API_KEY_FILE_KEY, GENERATED_ANNOTATION, selector_string
+from slm_operator.controller.kubeapi import (
+    ApiError,
+    ConflictError,
+    KubeApi,
+    NamespaceTerminatingError,
+    TransientApiError,
+)
+from slm_operator.controller.owner_index import Children
+from slm_operator.render.kinds import PVC, SECRET, ManagedKind, kind_of
+from slm_operator.render.names import API_KEY_FILE_KEY, GENERATED_ANNOTATION
 
 log = logging.getLogger(__name__)
 
@@ -28,16 +39,33 @@ log = logging.getLogger(__name__)
 RETAINED_KINDS: frozenset[ManagedKind] = frozenset({PVC, SECRET})
 
 
+@dataclass(frozen=True)
+class ChildFailure:
+    """A read or write of one child the API server refused for good (403, 404, 422 ...)."""
+
+    label: str  # "Kind/name"
+    status: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.label}: HTTP {self.status}: {self.message}"
+
+
 @dataclass
 class ApplyReport:
     """What one pass over the children did and found."""
 
-    written: list[str] = field(default_factory=list)  # "Kind/name" of every write
+    namespace: str = ""
+    written: list[str] = field(default_factory=list)  # "Kind/name" of every write, "-Kind/name" deletes
     foreign: list[str] = field(default_factory=list)  # "Kind/name" of same-named objects not ours
-    failed: list[str] = field(default_factory=list)  # "Kind/name: message" of permanent failures
+    failed: list[ChildFailure] = field(default_factory=list)  # refused for good: wait for a human
     failed_kinds: list[str] = field(default_factory=list)
     transient: list[str] = field(default_factory=list)  # "Kind/name: message" worth a retry
     live: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)  # (kind, name) -> object
+    applied: list[tuple[ManagedKind, dict[str, Any]]] = field(default_factory=list)  # server answers
+    deleted: list[tuple[ManagedKind, str, str]] = field(default_factory=list)  # (kind, name, uid)
+    reads: int = 0  # GETs this pass needed
+    terminating: bool = False  # the namespace is being deleted: stop, report nothing
 
 
 def reconcile_children(
@@ -45,23 +73,16 @@ def reconcile_children(
     *,
     model: Mapping[str, Any],
     desired: Sequence[Mapping[str, Any]],
-    monitoring_available: bool,
-    keda_available: bool = False,
+    existing: Children,
 ) -> ApplyReport:
-    """Make the model's children match ``desired``: apply, create once, prune what we own."""
-    meta = model["metadata"]
-    namespace, name, uid = meta["namespace"], meta["name"], meta["uid"]
-    report = ApplyReport()
-    kinds = served_kinds(monitoring_available=monitoring_available, keda_available=keda_available)
+    """Make the model's children match ``desired``: apply, create once, prune what we own.
 
-    listed: dict[ManagedKind, dict[str, dict[str, Any]]] = {}
-    for kind in kinds:
-        try:
-            items = api.list(kind, namespace, selector_string(name))
-        except TransientApiError as exc:
-            report.transient.append(f"{kind.kind} list: {exc.message or exc.status}")
-            return report
-        listed[kind] = {item["metadata"]["name"]: item for item in items}
+    ``existing`` is what the watches know of the model's children, for every kind the model
+    can have (kinds it cannot have are neither read nor pruned).
+    """
+    meta = model["metadata"]
+    namespace, uid = meta["namespace"], meta["uid"]
+    report = ApplyReport(namespace=namespace)
 
     wanted: dict[ManagedKind, set[str]] = {}
     for rendered in desired:
@@ -70,16 +91,18 @@ def reconcile_children(
         wanted.setdefault(kind, set()).add(child_name)
         label = f"{kind.kind}/{child_name}"
         try:
-            live = listed.get(kind, {}).get(child_name)
-            if live is None:
-                # Not among our labelled children: absent, or a same-named foreign object.
+            live = existing.get(kind, {}).get(child_name)
+            generated = _is_generated_secret(rendered)
+            if live is None and not generated:
+                # The watches see only labelled objects: an unlabelled same-named one may exist.
+                report.reads += 1
                 live = api.get(kind, namespace, child_name)
             if live is not None and not is_owned_by(live, uid):
                 report.foreign.append(label)
                 continue
             if live is not None:
                 report.live[(kind.kind, child_name)] = live  # what serves, even if the write fails
-            if _is_generated_secret(rendered):
+            if generated:
                 if live is None:
                     live = _create_api_key_secret(api, kind, namespace, rendered, model, report)
                 if live is not None and not is_owned_by(live, uid):
@@ -90,28 +113,29 @@ def reconcile_children(
                 if needs_apply(child, live):
                     live = api.apply(kind, namespace, child_name, child)
                     report.written.append(label)
-                    log.info("applied %s", label)
+                    report.applied.append((kind, live))
+                    log.debug("applied %s/%s", namespace, label)
             if live is not None:
                 report.live[(kind.kind, child_name)] = live
-        except TransientApiError as exc:
+        except NamespaceTerminatingError:
+            report.terminating = True
+            return report
+        except (TransientApiError, ConflictError) as exc:
             report.transient.append(f"{label}: {exc.message or exc.status}")
             report.failed_kinds.append(kind.kind)
-        except ConflictError as exc:
-            report.transient.append(f"{label}: {exc.message}")
-            report.failed_kinds.append(kind.kind)
         except ApiError as exc:
-            report.failed.append(f"{label}: {exc.message}")
+            report.failed.append(ChildFailure(label, exc.status, exc.message))
             report.failed_kinds.append(kind.kind)
 
     if report.transient or report.failed:
         return report  # prune only after a complete pass: never delete on partial knowledge
-    _prune(api, listed, wanted, uid=uid, namespace=namespace, report=report)
+    _prune(api, existing, wanted, uid=uid, namespace=namespace, report=report)
     return report
 
 
 def _prune(
     api: KubeApi,
-    listed: Mapping[ManagedKind, Mapping[str, Mapping[str, Any]]],
+    listed: Children,
     wanted: Mapping[ManagedKind, set[str]],
     *,
     uid: str,
@@ -132,11 +156,12 @@ def _prune(
                 report.failed_kinds.append(kind.kind)
                 continue
             except ApiError as exc:
-                report.failed.append(f"{label}: {exc.message}")
+                report.failed.append(ChildFailure(label, exc.status, exc.message))
                 report.failed_kinds.append(kind.kind)
                 continue
             report.written.append(f"-{label}")
-            log.info("deleted %s (no longer desired)", label)
+            report.deleted.append((kind, child_name, str(item["metadata"]["uid"])))
+            log.debug("deleted %s/%s (no longer desired)", namespace, label)
 
 
 def _is_generated_secret(rendered: Mapping[str, Any]) -> bool:
@@ -161,7 +186,9 @@ def _create_api_key_secret(
         created = api.create(kind, namespace, body)
     except ConflictError:
         log.info("Secret/%s already exists; keeping its key", child_name)
+        report.reads += 1
         return api.get(kind, namespace, child_name)
     report.written.append(f"{kind.kind}/{child_name}")
-    log.info("created Secret/%s with a generated API key", child_name)
+    report.applied.append((kind, created))
+    log.debug("created %s/Secret/%s with a generated API key", namespace, child_name)
     return created

@@ -5,7 +5,9 @@ field we manage, so a reconcile with nothing changed writes nothing. Two checks 
 
 * the rendered object must be a *subset* of the live one (the API server adds defaults such as
   ``protocol: TCP``, ``clusterIP`` or ``terminationMessagePath``; those are not ours and are
-  ignored; quantities are compared by value, so ``"0.5"`` equals ``"500m"``);
+  ignored), compared the way the API server stores it: a value Go's ``omitempty`` drops
+  (``""``, ``0``, ``false``, an empty list or map) equals an absent field, and quantities are
+  compared as quantities (``"0.5"`` equals ``"500m"``, ``"100u"`` equals ``"0.0001"``);
 * the hash of the rendered object, stamped on the child as an annotation, must match: a subset
   check alone cannot see a field we *stopped* rendering (server-side apply removes it only when
   we apply again).
@@ -15,34 +17,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Mapping, Sequence
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
+
+from kubernetes.utils import parse_quantity as _parse_quantity
 
 APPLIED_HASH_ANNOTATION = "slm.dev/applied-hash"
 
 # Lists of maps that the API server merges by a key (strategic-merge/SSA list-map keys); a
 # user's extra item in such a list (an injected sidecar, an extra env var) is not drift.
 _LIST_MAP_KEYS = ("name", "containerPort", "port", "mountPath", "type")
-
-_QUANTITY = re.compile(r"^([+-]?[0-9.]+)([a-zA-Z]*[0-9]*)$")
-_SUFFIX = {
-    "": Decimal(1),
-    "m": Decimal("0.001"),
-    "k": Decimal(1000),
-    "M": Decimal(1000) ** 2,
-    "G": Decimal(1000) ** 3,
-    "T": Decimal(1000) ** 4,
-    "P": Decimal(1000) ** 5,
-    "E": Decimal(1000) ** 6,
-    "Ki": Decimal(1024),
-    "Mi": Decimal(1024) ** 2,
-    "Gi": Decimal(1024) ** 3,
-    "Ti": Decimal(1024) ** 4,
-    "Pi": Decimal(1024) ** 5,
-    "Ei": Decimal(1024) ** 6,
-}
 
 
 def owner_reference(model: Mapping[str, Any]) -> dict[str, Any]:
@@ -99,11 +84,27 @@ def is_subset(desired: Any, live: Any, path: tuple[str, ...] = ()) -> bool:
         if not isinstance(live, Mapping):
             return False
         return all(
-            key in live and is_subset(value, live[key], (*path, str(key))) for key, value in desired.items()
+            is_subset(value, live[key], (*path, str(key))) if key in live else is_omitted_empty(value)
+            for key, value in desired.items()
         )
     if isinstance(desired, list):
         return _list_subset(desired, live, path)
     return _scalar_equal(desired, live, path)
+
+
+def is_omitted_empty(value: Any) -> bool:
+    """Whether the API server drops ``value`` when it stores the object.
+
+    Go's ``encoding/json`` leaves out an ``omitempty`` field holding its zero value: ``""``,
+    ``0``, ``false``, an empty list or map (https://pkg.go.dev/encoding/json#Marshal); most
+    optional fields of the Kubernetes API types are ``omitempty``. A pointer field (``emptyDir:
+    {}``) keeps an empty map, so this is only a license to treat such values as absent.
+    """
+    if isinstance(value, bool):
+        return value is False
+    if isinstance(value, int | float):
+        return value == 0
+    return value is None or value == "" or (isinstance(value, list | Mapping) and not value)
 
 
 def _list_subset(desired: Sequence[Any], live: Any, path: tuple[str, ...]) -> bool:
@@ -142,18 +143,13 @@ def _is_quantity_path(path: tuple[str, ...]) -> bool:
 
 
 def parse_quantity(text: str) -> Decimal | None:
-    """A Kubernetes quantity as a number (``"500m"`` -> 0.5, ``"1Gi"`` -> 1073741824)."""
-    match = _QUANTITY.match(text.strip())
-    if not match:
-        return None
-    number, suffix = match.groups()
-    if suffix.startswith("e") and suffix[1:].isdigit():
-        multiplier = Decimal(10) ** int(suffix[1:])
-    elif suffix in _SUFFIX:
-        multiplier = _SUFFIX[suffix]
-    else:
-        return None
+    """A Kubernetes quantity as a number (``"500m"`` -> 0.5, ``"1Gi"`` -> 1073741824), or None.
+
+    Parsed by the ``kubernetes`` client's own parser, which follows the API's quantity grammar
+    (https://github.com/kubernetes-client/python/blob/master/kubernetes/utils/quantity.py).
+    """
     try:
-        return Decimal(number) * multiplier
-    except InvalidOperation:
+        value = _parse_quantity(text.strip())  # type: ignore[no-untyped-call]
+    except ValueError:
         return None
+    return value if isinstance(value, Decimal) else None

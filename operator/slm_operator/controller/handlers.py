@@ -1,10 +1,23 @@
-"""The kopf handlers: thin I/O glue around :func:`reconcile_model`.
+"""The kopf handlers and the workers: watches feed a work queue, a few workers reconcile.
 
-One reconcile serves create, update and resume (kopf's level-based pattern), plus one timer per
-model that is both the event-driven drift path and the safety net: it sleeps until a child of
-the model changes or disappears (the child watches set a per-model "nudge") or until the resync
-interval passes, then reconciles. Nothing is written to the model's spec, labels or annotations;
-the model's status is written only through kopf's ``patch``.
+kopf is used for what it does well -- watching, with reconnects and bookmarks -- and nothing
+more: there is no create/update/resume handler, no timer and no daemon on the model. Those
+would make kopf store the whole spec in an annotation on every model (its diff base, which can
+outgrow the API server's 256 KiB annotation limit) and add a finalizer to every model (so a model
+deleted while the operator is down would hang in Terminating). Instead:
+
+* every managed kind is watched with our label selector and indexed by owner
+  (:mod:`slm_operator.controller.owner_index`), so a reconcile reads nothing it already knows;
+* an event on a model (new, or a new ``generation``) or on one of its children enqueues the
+  model in one :class:`~slm_operator.controller.workqueue.WorkQueue` (deduplicated, per-model
+  exponential backoff); an event that only echoes our own write enqueues nothing;
+* one resync loop enqueues every model now and then (the safety net; it costs no request when
+  nothing drifted);
+* a fixed number of workers run :func:`reconcile_model` in a thread, then patch the model's
+  ``status`` subresource and post transition Events themselves.
+
+A deleted model is forgotten at once. A finalizer or kopf annotation an older version of the
+operator left on a model is removed the first time the model is seen.
 """
 
 from __future__ import annotations
@@ -21,57 +34,262 @@ from typing import Any
 import kopf
 
 from slm_operator.api.config import OperatorConfig
-from slm_operator.api.spec import API_GROUP, API_VERSION, KIND, PLURAL
-from slm_operator.controller.kubeapi import KubeApi
+from slm_operator.api.spec import API_GROUP, API_VERSION, PLURAL
+from slm_operator.controller.kubeapi import ApiError, KubeApi, ModelResource, TransientApiError
 from slm_operator.controller.metrics import OperatorMetrics
+from slm_operator.controller.owner_index import (
+    Children,
+    ModelKey,
+    OwnerIndex,
+    Packed,
+    index_child,
+    model_key,
+    resource_version,
+)
 from slm_operator.controller.reconcile import (
     RESULT_ERROR,
     RESULT_INVALID,
     RESULT_OK,
+    RESULT_RETRY,
     Outcome,
     reconcile_model,
 )
-from slm_operator.render.kinds import MANAGED_KINDS
+from slm_operator.controller.settings import LEGACY_ANNOTATIONS, PEERING_NAME
+from slm_operator.controller.workqueue import ExponentialBackoff, WorkQueue
+from slm_operator.render.kinds import MANAGED_KINDS, ManagedKind
+from slm_operator.render.names import MODEL_LABEL
 
 log = logging.getLogger(__name__)
 
-RECONCILE_ID = "reconcile"
-DRIFT_ID = "drift"
+MODELS = ModelResource(f"{API_GROUP}/{API_VERSION}", PLURAL)
+
+
+def index_id(kind: ManagedKind) -> str:
+    """The kopf index of a kind (also the keyword kopf passes it to handlers under)."""
+    return f"slm_children_{kind.plural}"
 
 
 @dataclass
 class ControllerContext:
-    """Everything the handlers share for one operator run."""
+    """Everything the handlers and workers share for one operator run (one event loop)."""
 
     api: KubeApi
     config: OperatorConfig
     metrics: OperatorMetrics
-    resync_seconds: float = 60.0
-    nudge_gap_seconds: float = 1.0
+    resync_seconds: float = 300.0
+    workers: int = 4
     loop: asyncio.AbstractEventLoop | None = None  # the operator's loop, set when it starts
-    _nudges: dict[tuple[str, str], asyncio.Event] = field(default_factory=dict)
-    _locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict)
+    index: OwnerIndex = field(default_factory=OwnerIndex)
+    # Transient failures back off from 5 s to 2 min; refusals only a human can fix from 5 min
+    # to an hour (WorkQueue's slow backoff); a token bucket spreads a storm of retries.
+    queue: WorkQueue[ModelKey] = field(
+        default_factory=lambda: WorkQueue(backoff=ExponentialBackoff(base=5.0, limit=120.0))
+    )
+    models: dict[ModelKey, dict[str, Any]] = field(default_factory=dict)  # latest body seen
+    # The models' pods (by model, then pod name), from the pod watch: only read to say why a
+    # model is not running (slm_operator.diagnosis).
+    pods: dict[ModelKey, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    # Child events that arrived while their model was being reconciled: decided once the
+    # reconcile's own writes are known (an echo of one of them needs no second pass).
+    _deferred: dict[ModelKey, list[tuple[ManagedKind, dict[str, Any]]]] = field(default_factory=dict)
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
-    def nudge_event(self, namespace: str, name: str) -> asyncio.Event:
-        return self._nudges.setdefault((namespace, name), asyncio.Event())
+    # -- models ----------------------------------------------------------------------------
 
-    def nudge(self, namespace: str, name: str) -> None:
-        """Ask for a reconcile of one model soon; safe to call from any thread."""
-        if self.loop is None:
-            raise RuntimeError("the operator is not running")
-        self.loop.call_soon_threadsafe(lambda: self.nudge_event(namespace, name).set())
+    def model_seen(self, body: Mapping[str, Any]) -> bool:
+        """Remember the newest body of a model; True when it needs a reconcile (new spec)."""
+        key = _key(body)
+        previous = self.models.get(key)
+        if previous is not None and _older(body, previous):
+            return False  # a late event: we already hold a newer version (our status patch)
+        self.models[key] = _slim_model(body)
+        if (body.get("metadata") or {}).get("deletionTimestamp"):
+            return False  # being deleted: garbage collection removes the children
+        return (
+            previous is None
+            or _generation(previous) != _generation(body)
+            or _uid(previous) != _uid(body)  # deleted and created again under the same name
+        )
 
     def tracks(self, namespace: str, name: str) -> bool:
-        """Whether this operator has seen the model and not forgotten it."""
-        return (namespace, name) in self._nudges
-
-    def lock(self, namespace: str, name: str) -> asyncio.Lock:
-        return self._locks.setdefault((namespace, name), asyncio.Lock())
+        """Whether this operator knows the model and has not forgotten it."""
+        return (namespace, name) in self.models
 
     def forget(self, namespace: str, name: str) -> None:
-        self._nudges.pop((namespace, name), None)
-        self._locks.pop((namespace, name), None)
+        key = (namespace, name)
+        self.models.pop(key, None)
+        self.pods.pop(key, None)
+        self._deferred.pop(key, None)
+        self.queue.remove(key)
+        self.index.forget(key)
         self.metrics.set_phase(namespace, name, None)
+
+    def enqueue(self, namespace: str, name: str) -> None:
+        """Ask for a reconcile of a known model soon (on the operator's loop)."""
+        if (namespace, name) in self.models:
+            self.queue.add((namespace, name))
+
+    def nudge(self, namespace: str, name: str) -> None:
+        """:meth:`enqueue` from any thread."""
+        if self.loop is None:
+            raise RuntimeError("the operator is not running")
+        self.loop.call_soon_threadsafe(self.enqueue, namespace, name)
+
+    # -- children --------------------------------------------------------------------------
+
+    def child_changed(self, kind: ManagedKind, event_type: str | None, body: Mapping[str, Any]) -> None:
+        """A watch event on a child: enqueue its model unless it only echoes our own write."""
+        self.index.observe(kind, event_type, body)
+        if event_type is None:
+            return  # the initial listing: every model is enqueued by its own listing event
+        key = model_key(body)
+        if key is None or key not in self.models:
+            return  # not (or no longer) a model we know: a deleted model's children going
+        if self.index.is_echo(kind, body):
+            return
+        if key in self.queue.processing:
+            self._deferred.setdefault(key, []).append((kind, dict(body.get("metadata") or {})))
+            return
+        self.queue.add(key)
+
+    def pod_changed(self, event_type: str | None, body: Mapping[str, Any]) -> None:
+        """A watch event on a model's pod: keep it, and look at the model again when it is
+        known (a pod that cannot be scheduled, pull its image or start changes what Ready says)."""
+        meta = body.get("metadata") or {}
+        model = (meta.get("labels") or {}).get(MODEL_LABEL)
+        if not model or not meta.get("namespace"):
+            return
+        key: ModelKey = (str(meta["namespace"]), str(model))
+        pods = self.pods.setdefault(key, {})
+        if event_type == "DELETED":
+            pods.pop(str(meta.get("name")), None)
+            if not pods:
+                self.pods.pop(key, None)
+        else:
+            pods[str(meta.get("name"))] = _slim_pod(body)
+        if event_type is not None and key in self.models and key not in self.queue.processing:
+            self.queue.add(key)
+
+    # -- workers ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the workers and the resync loop on the running loop."""
+        self.loop = asyncio.get_running_loop()
+        self.metrics.queue_depth.set_function(lambda: len(self.queue))
+        self._tasks = [asyncio.create_task(self._work(), name=f"worker-{n}") for n in range(self.workers)]
+        self._tasks.append(asyncio.create_task(self._resync(), name="resync"))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        self.queue.close()
+
+    async def _resync(self) -> None:
+        while True:
+            await asyncio.sleep(self.resync_seconds)
+            for key in list(self.models):
+                self.queue.add(key)
+
+    async def _work(self) -> None:
+        while True:
+            key = await self.queue.get()
+            try:
+                await self.reconcile(key)
+            except Exception:  # a bug or an unexpected answer: logged, retried with backoff
+                log.exception("reconciling %s/%s failed", *key)
+                self.queue.retry(key)
+            finally:
+                self._resolve_deferred(key)
+                self.queue.done(key)
+
+    async def reconcile(self, key: ModelKey) -> None:
+        """One pass over one model: reconcile, then status and Events, then schedule the next."""
+        body = self.models.get(key)
+        if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
+            return
+        existing = self.index.children(key, self.index.sources.keys())
+        pods = [copy.deepcopy(pod) for pod in self.pods.get(key, {}).values()]
+        started = time.monotonic()
+        try:
+            outcome, updated = await asyncio.to_thread(
+                self._reconcile_in_thread, copy.deepcopy(body), existing, pods
+            )
+        except Exception:
+            self.metrics.observe_reconcile(RESULT_ERROR, time.monotonic() - started)
+            raise
+        self.metrics.observe_reconcile(outcome.result, time.monotonic() - started)
+        if outcome.written:
+            log.info("%s/%s: %s", *key, ", ".join(outcome.written))  # one line per pass that wrote
+        self._record_writes(outcome)
+        if updated is not None and key in self.models and self.model_seen(updated):
+            # The spec changed while we worked (our status patch answered a newer generation,
+            # and its watch event may already have been taken for an echo): go again.
+            self.queue.add(key)
+        phase = outcome.status.get("phase")
+        if key in self.models:
+            self.metrics.set_phase(*key, str(phase) if phase else None)
+        for kind in outcome.failed_kinds:
+            self.metrics.apply_errors.labels(kind=kind).inc()
+        self._schedule(key, outcome)
+
+    def _reconcile_in_thread(
+        self, body: dict[str, Any], existing: Children, pods: list[dict[str, Any]]
+    ) -> tuple[Outcome, dict[str, Any] | None]:
+        """The blocking part: reconcile, patch the status, post the Events."""
+        meta = body["metadata"]
+        namespace, name = str(meta["namespace"]), str(meta["name"])
+        outcome = reconcile_model(
+            body, api=self.api, config=self.config, now=utc_now(), existing=existing, pods=pods
+        )
+        changes = status_patch(body.get("status") or {}, outcome.status)
+        updated: dict[str, Any] | None = None
+        if changes:
+            try:
+                updated = self.api.patch_status(MODELS, namespace, name, changes)
+            except TransientApiError as exc:
+                outcome.result, outcome.message = RESULT_RETRY, f"status patch failed: {exc}"
+                return outcome, None  # no Events for a status that was not written
+        for note in outcome.events:
+            try:
+                self.api.post_event(
+                    updated or body,
+                    type_=note.type,
+                    reason=note.reason,
+                    message=note.message,
+                    component=PEERING_NAME,
+                )
+            except ApiError as exc:  # an Event is a courtesy: never fail a reconcile over it
+                log.warning("posting Event %s on %s/%s failed: %s", note.reason, namespace, name, exc)
+        return outcome, updated
+
+    def _record_writes(self, outcome: Outcome) -> None:
+        report = outcome.report
+        if report is None:
+            return
+        for kind, obj in report.applied:
+            self.index.record_write(kind, obj)
+        for kind, name, uid in report.deleted:
+            self.index.record_delete(kind, report.namespace, name, uid)
+
+    def _resolve_deferred(self, key: ModelKey) -> None:
+        """Child events that came during the pass: re-queue unless each echoes our own write."""
+        for kind, meta in self._deferred.pop(key, []):
+            if not self.index.is_echo(kind, {"metadata": meta}):
+                self.queue.add(key)
+                return
+
+    def _schedule(self, key: ModelKey, outcome: Outcome) -> None:
+        if outcome.result in (RESULT_OK, RESULT_INVALID):
+            # Done until something changes; an invalid spec waits for the user's next edit.
+            self.queue.forget(key)
+        elif outcome.permanent:
+            delay = self.queue.retry(key, permanent=True)
+            log.warning("%s/%s: %s; next try in %.0f s", *key, outcome.message, delay)
+        else:
+            delay = self.queue.retry(key)
+            log.info("%s/%s: %s; next try in %.1f s", *key, outcome.message, delay)
 
 
 def utc_now() -> str:
@@ -88,109 +306,98 @@ def status_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, An
     }
 
 
-def backoff(base: float, retry: int, *, limit: float = 120.0) -> float:
-    """Exponential backoff from ``base`` seconds: base, 2x, 4x ... up to ``limit``."""
-    return min(limit, base * float(2 ** min(retry, 8)))
-
-
-async def run_reconcile(
-    ctx: ControllerContext, body: kopf.Body, patch: kopf.Patch, *, retry: int = 0
-) -> None:
-    """Reconcile one model in a thread, then patch its status and post transition Events."""
+def _key(body: Mapping[str, Any]) -> ModelKey:
     meta = body.get("metadata") or {}
-    namespace, name = str(meta.get("namespace")), str(meta.get("name"))
-    started = time.monotonic()
-    async with ctx.lock(namespace, name):
-        # Re-read nothing here: kopf hands the freshest body it has seen; the reconcile is
-        # level-based, so a newer change simply triggers another pass.
-        try:
-            outcome: Outcome = await asyncio.to_thread(
-                reconcile_model, _plain(body), api=ctx.api, config=ctx.config, now=utc_now()
-            )
-        except Exception:
-            # A bug or an unexpected API answer: counted, then kopf retries with its backoff.
-            ctx.metrics.observe_reconcile(RESULT_ERROR, time.monotonic() - started)
-            raise
-    ctx.metrics.observe_reconcile(outcome.result, time.monotonic() - started)
-    for key, value in status_patch(body.get("status") or {}, outcome.status).items():
-        patch.status[key] = value
-    phase = outcome.status.get("phase")
-    ctx.metrics.set_phase(namespace, name, str(phase) if phase else None)
-    for note in outcome.events:
-        kopf.event(body, type=note.type, reason=note.reason, message=note.message)
-    for kind in outcome.failed_kinds:
-        ctx.metrics.apply_errors.labels(kind=kind).inc()
-    if outcome.result == RESULT_INVALID:
-        # Final until the spec changes: no hot retry loop on input only the user can fix.
-        raise kopf.PermanentError(outcome.message)
-    if outcome.result != RESULT_OK:
-        raise kopf.TemporaryError(outcome.message, delay=backoff(outcome.retry_delay or 10, retry))
+    return (str(meta.get("namespace")), str(meta.get("name")))
 
 
-def _plain(body: kopf.Body) -> dict[str, Any]:
-    """A plain deep copy of kopf's live body view (safe to use from another thread)."""
-    return copy.deepcopy(dict(body))
+def _uid(body: Mapping[str, Any]) -> str:
+    return str((body.get("metadata") or {}).get("uid"))
+
+
+def _generation(body: Mapping[str, Any]) -> int:
+    return int((body.get("metadata") or {}).get("generation") or 0)
+
+
+def _older(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    left, right = resource_version(a), resource_version(b)
+    return left is not None and right is not None and left < right
+
+
+def _slim_model(body: Mapping[str, Any]) -> dict[str, Any]:
+    """The model without ``managedFields`` (never read, often large).
+
+    A shallow copy: the parsed watch event it comes from is not changed afterwards.
+    """
+    plain = dict(body)
+    meta = plain.get("metadata")
+    if isinstance(meta, Mapping):
+        plain["metadata"] = {k: v for k, v in meta.items() if k != "managedFields"}
+    return plain
+
+
+def _slim_pod(body: Mapping[str, Any]) -> dict[str, Any]:
+    """What the diagnosis reads of a pod: its identity, containers (names, images, limits),
+    scheduling constraints and status; not ``managedFields``, volumes or env."""
+    meta = body.get("metadata") or {}
+    spec = body.get("spec") or {}
+
+    def containers(key: str) -> list[dict[str, Any]]:
+        return [{k: c[k] for k in ("name", "image", "resources") if k in c} for c in spec.get(key) or []]
+
+    return {
+        "metadata": {
+            k: meta[k] for k in ("name", "namespace", "creationTimestamp", "deletionTimestamp") if k in meta
+        },
+        "spec": {
+            "containers": containers("containers"),
+            "initContainers": containers("initContainers"),
+            **{k: spec[k] for k in ("nodeSelector", "affinity", "nodeName") if k in spec},
+        },
+        "status": dict(body.get("status") or {}),
+    }
 
 
 def register(registry: kopf.OperatorRegistry, ctx: ControllerContext) -> None:
-    """Register the handlers on ``registry`` (closures over ``ctx``; no module-level state)."""
+    """Register the watches on ``registry`` (closures over ``ctx``; no module-level state)."""
 
-    @kopf.on.resume(API_GROUP, API_VERSION, PLURAL, id=RECONCILE_ID, registry=registry)
-    @kopf.on.create(API_GROUP, API_VERSION, PLURAL, id=RECONCILE_ID, registry=registry)
-    @kopf.on.update(API_GROUP, API_VERSION, PLURAL, id=RECONCILE_ID, registry=registry)
-    async def reconcile(body: kopf.Body, patch: kopf.Patch, retry: int = 0, **_: Any) -> None:
-        await run_reconcile(ctx, body, patch, retry=retry)
+    @kopf.on.startup(registry=registry)
+    async def attach_indices(**kwargs: Any) -> None:
+        # kopf hands its indices to every handler by id; keep the children's ones for workers.
+        for kind in MANAGED_KINDS:
+            ctx.index.attach(kind, kwargs[index_id(kind)])
 
-    @kopf.timer(
-        API_GROUP, API_VERSION, PLURAL, id=DRIFT_ID, interval=ctx.nudge_gap_seconds, registry=registry
-    )
-    async def drift(
-        body: kopf.Body, patch: kopf.Patch, retry: int = 0, stopped: Any = None, **_: Any
-    ) -> None:
+    @kopf.on.event(API_GROUP, API_VERSION, PLURAL, id="model", registry=registry)
+    async def model_event(body: kopf.Body, patch: kopf.Patch, type: str | None = None, **_: Any) -> None:
         meta = body.get("metadata") or {}
         namespace, name = str(meta.get("namespace")), str(meta.get("name"))
-        nudge = ctx.nudge_event(namespace, name)
-        if retry:
-            # kopf re-invokes after a TemporaryError's delay: retry now, do not wait again.
-            nudge.clear()
-            await run_reconcile(ctx, body, patch, retry=retry)
+        if type == "DELETED":
+            ctx.forget(namespace, name)
             return
-        # Sleep until a child changes (nudge), the resync interval passes, or kopf stops the
-        # timer (object deleted, operator exiting) -- whichever comes first.
-        waiters: list[asyncio.Future[Any]] = [asyncio.ensure_future(nudge.wait())]
-        if stopped is not None:
-            waiters.append(asyncio.ensure_future(stopped.wait()))
-        try:
-            await asyncio.wait(waiters, timeout=ctx.resync_seconds, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for waiter in waiters:
-                waiter.cancel()
-        if stopped is not None and stopped.is_set():
-            return
-        nudge.clear()
-        await run_reconcile(ctx, body, patch)
-
-    @kopf.on.delete(API_GROUP, API_VERSION, PLURAL, id="forget", optional=True, registry=registry)
-    async def forget(body: kopf.Body, **_: Any) -> None:
-        # Optional: kopf adds no finalizer for it; owner references garbage-collect the children.
-        meta = body.get("metadata") or {}
-        ctx.forget(str(meta.get("namespace")), str(meta.get("name")))
+        annotations = meta.get("annotations") or {}
+        for key in LEGACY_ANNOTATIONS:
+            if key in annotations:
+                patch.metadata.annotations[key] = None  # kopf's bookkeeping of an older version
+        if ctx.model_seen(body):
+            ctx.queue.add((namespace, name))
 
     for kind in MANAGED_KINDS:
-        args = (kind.group, kind.version, kind.plural) if kind.group else (kind.version, kind.plural)
+        _register_kind(registry, ctx, kind)
 
-        @kopf.on.event(*args, id=f"child-{kind.plural}", registry=registry)
-        async def child_changed(body: kopf.Body, type: str | None = None, **_: Any) -> None:
-            # Any change or deletion of a child nudges its owner's drift timer. The initial
-            # listing (type None) is skipped: the resume reconcile covers the time we were away.
-            if type is None:
-                return
-            meta = body.get("metadata") or {}
-            for ref in meta.get("ownerReferences") or []:
-                if ref.get("kind") == KIND and str(ref.get("apiVersion", "")).startswith(f"{API_GROUP}/"):
-                    key = (str(meta.get("namespace")), str(ref.get("name")))
-                    # A deletion seen for a model we no longer track is garbage collection
-                    # after the model went: do not re-create its bookkeeping.
-                    if type == "DELETED" and not ctx.tracks(*key):
-                        continue
-                    ctx.nudge_event(*key).set()
+    @kopf.on.event("v1", "pods", id="pods", registry=registry)
+    async def pod_event(body: kopf.Body, type: str | None = None, **_: Any) -> None:
+        ctx.pod_changed(type, body)
+
+
+def _register_kind(registry: kopf.OperatorRegistry, ctx: ControllerContext, kind: ManagedKind) -> None:
+    args = (kind.group, kind.version, kind.plural) if kind.group else (kind.version, kind.plural)
+
+    # Async, though it awaits nothing: kopf runs a sync handler in a thread pool, one hop per
+    # watch event of every child.
+    @kopf.index(*args, id=index_id(kind), registry=registry)
+    async def index(body: kopf.Body, **_: Any) -> dict[ModelKey, Packed]:
+        return index_child(body, kind=kind)
+
+    @kopf.on.event(*args, id=f"child-{kind.plural}", registry=registry)
+    async def child_event(body: kopf.Body, type: str | None = None, **_: Any) -> None:
+        ctx.child_changed(kind, type, body)

@@ -1,20 +1,23 @@
-"""The operator's one door to the Kubernetes API for children (not for the model itself).
+"""The operator's one door to the Kubernetes API for its writes and the few reads it makes.
 
 Every call goes through :meth:`KubeApi.call`, which makes 404/409 handling explicit and logged
-and turns transport failures and 5xx into :class:`TransientApiError` (the handler turns those
-into ``kopf.TemporaryError``). Bodies are sent and read as plain JSON dicts through the
-``kubernetes`` client's low-level ``call_api`` path: the generated ``create_*`` methods validate
-bodies client-side and map only ``201`` responses, and we apply objects of kinds (ServiceMonitor)
-the generated client does not know.
+and turns transport failures, 429 and 5xx into :class:`TransientApiError` (retried soon); any
+other refusal is an :class:`ApiError` carrying the server's status and message. Bodies are sent
+and read as plain JSON dicts through the ``kubernetes`` client's low-level ``call_api`` path: the
+generated ``create_*`` methods validate bodies client-side and map only ``201`` responses, and we
+apply objects of kinds (ServiceMonitor) the generated client does not know.
 
-The model object is never written here: its status goes through kopf's ``patch`` only.
+Of the model itself only the ``status`` subresource is written (:meth:`KubeApi.patch_status`),
+plus the Events about it; kopf writes nothing on the model (see ``handlers``).
 """
 
 from __future__ import annotations
 
+import datetime
 import json
 import logging
 import os
+import secrets
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -53,13 +56,27 @@ class ConflictError(ApiError):
     """409: the object already exists or changed under us."""
 
 
+class NamespaceTerminatingError(ApiError):
+    """403 from the NamespaceLifecycle admission plugin: the namespace is being deleted.
+
+    Its objects, the model included, are about to go; there is nothing to repair or report.
+    """
+
+
+# The Status cause the API server's NamespaceLifecycle admission plugin adds to its 403
+# (k8s.io/api/core/v1 NamespaceTerminatingCause).
+NAMESPACE_TERMINATING = "NamespaceTerminating"
+
+
 @dataclass
 class KubeApi:
     """A thin JSON client over ``kubernetes.client.ApiClient`` with explicit error handling."""
 
     client: Any  # kubernetes.client.ApiClient
     request_timeout: float = 30.0
-    discovery_ttl: float = 60.0
+    # Whether the Prometheus Operator's API is served changes when someone installs it, which is
+    # rare; a long cache keeps an idle operator from asking (a pod restart re-reads it at once).
+    discovery_ttl: float = 900.0
     clock: Callable[[], float] = time.monotonic
     _discovery: dict[str, tuple[float, bool]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -116,6 +133,9 @@ class KubeApi:
         if 200 <= status < 300:
             return json.loads(raw) if raw else {}
         message = _status_message(raw)
+        if status == 403 and NAMESPACE_TERMINATING in _status_causes(raw):
+            log.info("%s %s: the namespace is being deleted", method, path)
+            raise NamespaceTerminatingError(status, message)
         if status == 404:
             log.debug("%s %s: not found", method, path)
             return None
@@ -170,18 +190,80 @@ class KubeApi:
         return self.call("DELETE", object_path(kind, namespace, name), body=body) is not None
 
     def has_api(self, group_version: str, plural: str) -> bool:
-        """Whether the API serves ``group_version``/``plural`` (discovery, cached for a minute)."""
+        """Whether the API serves ``group_version``/``plural`` (discovery, cached ``discovery_ttl``).
+
+        The lock is held across the request: workers asking together make one request, not one
+        each, and never overwrite a newer answer with an older one.
+        """
         key = f"{group_version}/{plural}"
-        now = self.clock()
         with self._lock:
             cached = self._discovery.get(key)
-            if cached is not None and now - cached[0] < self.discovery_ttl:
+            if cached is not None and self.clock() - cached[0] < self.discovery_ttl:
                 return cached[1]
-        answer = self.call("GET", f"/apis/{group_version}")
-        found = any(r.get("name") == plural for r in (answer or {}).get("resources") or [])
-        with self._lock:
-            self._discovery[key] = (now, found)
-        return found
+            answer = self.call("GET", f"/apis/{group_version}")
+            found = any(r.get("name") == plural for r in (answer or {}).get("resources") or [])
+            self._discovery[key] = (self.clock(), found)
+            return found
+
+    # -- the model -------------------------------------------------------------------------
+
+    def patch_status(
+        self, resource: ModelResource, namespace: str, name: str, status: Mapping[str, Any]
+    ) -> dict[str, Any] | None:
+        """Merge-patch the model's ``status`` subresource; the updated model, ``None`` if gone."""
+        path = f"/apis/{resource.api_version}/namespaces/{quote(namespace, safe='')}/{resource.plural}"
+        return self.call(
+            "PATCH",
+            f"{path}/{quote(name, safe='')}/status",
+            body={"status": dict(status)},
+            content_type=MERGE_PATCH,
+        )
+
+    def post_event(
+        self,
+        involved: Mapping[str, Any],
+        *,
+        type_: str,
+        reason: str,
+        message: str,
+        component: str,
+        now: datetime.datetime | None = None,
+    ) -> None:
+        """Post one core/v1 Event about ``involved`` (the model), as ``kubectl describe`` shows them."""
+        meta = involved.get("metadata") or {}
+        namespace, name = str(meta.get("namespace")), str(meta.get("name"))
+        stamp = (now or datetime.datetime.now(datetime.UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        event = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"name": f"{name}.{secrets.token_hex(8)}", "namespace": namespace},
+            "involvedObject": {
+                "apiVersion": involved.get("apiVersion"),
+                "kind": involved.get("kind"),
+                "name": name,
+                "namespace": namespace,
+                "uid": meta.get("uid"),
+                "resourceVersion": meta.get("resourceVersion"),
+            },
+            "type": type_,
+            "reason": reason,
+            "message": message[:1024],  # 1 KiB, the limit events.k8s.io/v1 puts on a note
+            "source": {"component": component},
+            "reportingComponent": component,
+            "reportingInstance": component,
+            "firstTimestamp": stamp,
+            "lastTimestamp": stamp,
+            "count": 1,
+        }
+        self.call("POST", f"/api/v1/namespaces/{quote(namespace, safe='')}/events", body=event)
+
+
+@dataclass(frozen=True)
+class ModelResource:
+    """Where the models live: ``apiVersion`` (group/version) and plural."""
+
+    api_version: str
+    plural: str
 
 
 def collection_path(kind: ManagedKind, namespace: str) -> str:
@@ -192,6 +274,17 @@ def collection_path(kind: ManagedKind, namespace: str) -> str:
 
 def object_path(kind: ManagedKind, namespace: str, name: str) -> str:
     return f"{collection_path(kind, namespace)}/{quote(name, safe='')}"
+
+
+def _status_causes(raw: bytes | None) -> list[str]:
+    """The ``details.causes[].type`` of a Kubernetes ``Status`` answer."""
+    try:
+        decoded = json.loads(raw or b"{}")
+    except ValueError:
+        return []
+    details = decoded.get("details") if isinstance(decoded, dict) else None
+    causes = details.get("causes") if isinstance(details, dict) else None
+    return [str(c.get("type")) for c in causes or [] if isinstance(c, dict)]
 
 
 def _status_message(raw: bytes | None) -> str:

@@ -49,6 +49,11 @@ class OperatorMetrics:
             ["kind"],
             registry=self.registry,
         )
+        self.queue_depth = Gauge(
+            "slm_operator_queue_depth",
+            "Models waiting for a worker (not counting delayed retries).",
+            registry=self.registry,
+        )
         self.build_info = Gauge(
             "slm_operator_build_info", "The operator's version.", ["version"], registry=self.registry
         )

@@ -44,11 +44,18 @@ OWNER_PERMISSIONS: tuple[Permission, ...] = (
 )
 
 
+# The models' pods are only read (watched by label), to report why a model is not running:
+# unschedulable, image pulls, crash loops, failed init containers (slm_operator.diagnosis).
+OBSERVED_PERMISSIONS: tuple[Permission, ...] = (
+    Permission("", "pods", ("get", "list", "watch"), "application"),
+)
+
+
 def application_permissions() -> tuple[Permission, ...]:
     """One permission per managed child kind, derived from the renderer's list of kinds, and the
     right to name the model as a blocking owner."""
     children = tuple(Permission(k.group, k.plural, CHILD_VERBS, "application") for k in MANAGED_KINDS)
-    return children + OWNER_PERMISSIONS
+    return children + OWNER_PERMISSIONS + OBSERVED_PERMISSIONS
 
 
 def all_permissions() -> tuple[Permission, ...]:

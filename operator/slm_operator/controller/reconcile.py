@@ -1,9 +1,10 @@
 """One level-based reconcile of a SmallLanguageModel: parse, plan, render, apply, observe.
 
 :func:`reconcile_model` is synchronous (the ``kubernetes`` client blocks; handlers run it in a
-thread) and returns an :class:`Outcome`: the status the model should have and the Events worth
-posting. It never writes the model itself; the kopf handler turns the outcome into a status
-patch, Events and ``kopf.PermanentError``/``kopf.TemporaryError``.
+thread) and returns an :class:`Outcome`: the status the model should have, the Events worth
+posting and how soon to try again. What exists is passed in (``existing``, from the operator's
+watches); the model itself is never written here: the worker that called it patches the status
+and posts the Events.
 """
 
 from __future__ import annotations
@@ -17,10 +18,12 @@ from slm_operator.api.config import OperatorConfig
 from slm_operator.api.errors import FitError, SpecError
 from slm_operator.api.spec import SmallLanguageModel, parse_document
 from slm_operator.controller import conditions as cond
-from slm_operator.controller.children import ApplyReport, reconcile_children
+from slm_operator.controller.children import ApplyReport, ChildFailure, reconcile_children
 from slm_operator.controller.kubeapi import KubeApi, TransientApiError
+from slm_operator.controller.owner_index import Children
 from slm_operator.desired import desired_state
-from slm_operator.render.kinds import DEPLOYMENT, SCALED_OBJECT, SERVICE_MONITOR
+from slm_operator.diagnosis import DIAGNOSED_REASONS, Diagnosis, diagnose
+from slm_operator.render.kinds import DEPLOYMENT, SCALED_OBJECT, SERVICE_MONITOR, served_kinds
 from slm_operator.render.names import api_key_secret_name, endpoint_url, selector_string
 
 log = logging.getLogger(__name__)
@@ -49,8 +52,10 @@ class Outcome:
     result: str = RESULT_OK
     message: str = ""
     retry_delay: float | None = None
+    permanent: bool = False  # the API refused for good: retry slowly, a human has to act
     written: list[str] = field(default_factory=list)
     failed_kinds: list[str] = field(default_factory=list)
+    report: ApplyReport | None = None
 
 
 @dataclass(frozen=True)
@@ -64,8 +69,24 @@ class DeploymentView:
     message: str
 
 
-def reconcile_model(body: Mapping[str, Any], *, api: KubeApi, config: OperatorConfig, now: str) -> Outcome:
-    """Bring the model's children to the desired state and compute its status."""
+# Degraded reasons for children the API server refuses for good, by HTTP status.
+FAILURE_REASONS = {403: "Forbidden", 404: "NotFound", 422: "Invalid"}
+
+
+def reconcile_model(
+    body: Mapping[str, Any],
+    *,
+    api: KubeApi,
+    config: OperatorConfig,
+    now: str,
+    existing: Children,
+    pods: Sequence[Mapping[str, Any]] = (),
+) -> Outcome:
+    """Bring the model's children to the desired state and compute its status.
+
+    ``existing`` holds what the watches know of the model's children, by kind and name;
+    ``pods`` the model's pods, read to say why it is not Ready (:func:`diagnose`).
+    """
     meta = body.get("metadata") or {}
     name, namespace = str(meta.get("name")), str(meta.get("namespace"))
     generation = int(meta.get("generation") or 0)
@@ -78,24 +99,33 @@ def reconcile_model(body: Mapping[str, Any], *, api: KubeApi, config: OperatorCo
         keda = api.has_api(SCALED_OBJECT.api_version, SCALED_OBJECT.plural)
         state = desired_state(model, config, monitoring_available=monitoring, keda_available=keda)
     except FitError as exc:
-        return _rejected(body, exc, fits=False, api=api, now=now, old=old_status)
+        return _rejected(body, exc, fits=False, existing=existing, now=now, old=old_status)
     except SpecError as exc:
-        return _rejected(body, exc, fits=None, api=api, now=now, old=old_status)
+        return _rejected(body, exc, fits=None, existing=existing, now=now, old=old_status)
     except TransientApiError as exc:
         return _retry(old_status, f"API discovery failed: {exc}", delay=5)
 
-    report = reconcile_children(
-        api, model=body, desired=state.objects, monitoring_available=monitoring, keda_available=keda
-    )
+    served = served_kinds(monitoring_available=monitoring, keda_available=keda)
+    considered = {kind: items for kind, items in existing.items() if kind in served}
+    report = reconcile_children(api, model=body, desired=state.objects, existing=considered)
+    if report.terminating:
+        # Its namespace is being deleted (so are its children, by the namespace controller):
+        # nothing to repair, report or retry -- the model goes next.
+        outcome = Outcome(status=dict(old_status), message="the namespace is being deleted", report=report)
+        outcome.written = list(report.written)
+        return outcome
     if report.transient:
         # Incomplete knowledge: keep the status as it is (no flapping conditions on a serving
         # model) and try again shortly.
         outcome = _retry(old_status, "; ".join(report.transient), delay=5)
         outcome.written, outcome.failed_kinds = list(report.written), list(report.failed_kinds)
+        outcome.report = report
         if report.written:
             outcome.events.extend(_transition_events(old_status, dict(old_status), report))
         return outcome
-    deployment = deployment_view(report.live.get((DEPLOYMENT.kind, name)))
+    live_deployment = report.live.get((DEPLOYMENT.kind, name))
+    deployment = deployment_view(live_deployment)
+    why = None if deployment.available else diagnose(pods, live_deployment, tier=model.spec.hardware.tier)
 
     conditions = old_conditions
     conditions = cond.set_condition(conditions, cond.SPEC_VALID, "True", "Valid", "", generation, now)
@@ -108,7 +138,7 @@ def reconcile_model(body: Mapping[str, Any], *, api: KubeApi, config: OperatorCo
         memory = state.plan.memory
         fit_message = f"needs {memory.required_gib} GiB of {memory.available_gib} GiB available"
         conditions = cond.set_condition(conditions, cond.FITS, "True", "Fits", fit_message, generation, now)
-    conditions = _serving_conditions(conditions, deployment, generation, now)
+    conditions = _serving_conditions(conditions, deployment, generation, now, why)
     degraded_reason, degraded_message = _degraded(report)
     conditions = cond.set_condition(
         conditions,
@@ -136,20 +166,22 @@ def reconcile_model(body: Mapping[str, Any], *, api: KubeApi, config: OperatorCo
         "apiKeySecret": _api_key_secret(model),
         "plan": state.plan.public(),
     }
-    outcome = Outcome(status=status, written=list(report.written), failed_kinds=list(report.failed_kinds))
+    outcome = Outcome(
+        status=status, written=list(report.written), failed_kinds=list(report.failed_kinds), report=report
+    )
     outcome.events.extend(_transition_events(old_status, status, report))
     if report.failed:
         outcome.result = RESULT_ERROR
-        outcome.message = "; ".join(report.failed)
-        outcome.retry_delay = 60
+        outcome.message = "; ".join(str(f) for f in report.failed)
+        outcome.permanent = True
     return outcome
 
 
 def _monitoring_available(api: KubeApi, model: SmallLanguageModel) -> bool:
-    """Whether the Prometheus Operator API is served (discovery, cached briefly).
+    """Whether the Prometheus Operator API is served (discovery, cached by :class:`KubeApi`).
 
     Asked even when the spec disables monitoring: the answer also decides which kinds are
-    listed for pruning, so a ServiceMonitor is removed once monitoring is turned off.
+    considered for pruning, so a ServiceMonitor is removed once monitoring is turned off.
     """
     del model  # the renderer applies the spec's auto/enabled/disabled to this answer
     return api.has_api(SERVICE_MONITOR.api_version, SERVICE_MONITOR.plural)
@@ -160,7 +192,7 @@ def _rejected(
     exc: SpecError,
     *,
     fits: bool | None,
-    api: KubeApi,
+    existing: Children,
     now: str,
     old: Mapping[str, Any],
 ) -> Outcome:
@@ -184,10 +216,8 @@ def _rejected(
             conditions, cond.FITS, "Unknown", "SpecInvalid", "the spec must be valid first", generation, now
         )
         reason = "InvalidSpec"
-    try:
-        live = api.get(DEPLOYMENT, namespace, name)
-    except TransientApiError as exc2:
-        return _retry(old, f"reading the Deployment failed: {exc2}", delay=5)
+    del namespace
+    live = existing.get(DEPLOYMENT, {}).get(name)
     uid = str(meta.get("uid"))
     owned = live is not None and any(
         r.get("uid") == uid for r in live["metadata"].get("ownerReferences") or []
@@ -250,7 +280,11 @@ def deployment_view(live: Mapping[str, Any] | None) -> DeploymentView:
 
 
 def _serving_conditions(
-    conditions: Sequence[Mapping[str, Any]], deployment: DeploymentView, generation: int, now: str
+    conditions: Sequence[Mapping[str, Any]],
+    deployment: DeploymentView,
+    generation: int,
+    now: str,
+    why: Diagnosis | None = None,
 ) -> list[dict[str, Any]]:
     if deployment.available:
         result = cond.set_condition(
@@ -260,7 +294,10 @@ def _serving_conditions(
             result, cond.PROGRESSING, "False", "RolloutComplete", deployment.message, generation, now
         )
     reason = "Unavailable" if deployment.exists else "NotCreated"
-    result = cond.set_condition(conditions, cond.READY, "False", reason, deployment.message, generation, now)
+    message = deployment.message
+    if why is not None:  # what the scheduler or the kubelet says, and what to do about it
+        reason, message = why.reason, f"{deployment.message}: {why.condition_message}"
+    result = cond.set_condition(conditions, cond.READY, "False", reason, message, generation, now)
     progressing: cond.ConditionStatus = "True" if deployment.exists else "False"
     progress_reason = "RollingOut" if deployment.exists else "NotCreated"
     return cond.set_condition(
@@ -273,8 +310,14 @@ def _degraded(report: ApplyReport) -> tuple[str, str]:
         names = ", ".join(report.foreign)
         return "ForeignObject", f"not owned by this model, left untouched: {names}; rename or remove them"
     if report.failed:
-        return "ApplyFailed", "; ".join(report.failed)
+        return _failure_reason(report.failed), "; ".join(str(f) for f in report.failed)
     return "", ""
+
+
+def _failure_reason(failures: Sequence[ChildFailure]) -> str:
+    """One CamelCase reason for the refusals: the common one, else ``ApplyFailed``."""
+    reasons = {FAILURE_REASONS.get(f.status, "ApplyFailed") for f in failures}
+    return reasons.pop() if len(reasons) == 1 else "ApplyFailed"
 
 
 def _api_key_secret(model: SmallLanguageModel) -> str | None:
@@ -292,22 +335,22 @@ def _transition_events(
     """Events for what changed since the last status: never one per reconcile."""
     events: list[EventNote] = []
     plan = new.get("plan") or {}
-    if plan != old.get("plan"):
-        events.append(
-            EventNote(
-                "Normal",
-                "Planned",
-                f"{plan.get('runtime')} serving {plan.get('modelRef')} ({plan.get('quantization')}, "
-                f"{plan.get('dtype')}) on tier {plan.get('tier')}",
-            )
+    parts: list[str] = []
+    if plan and plan != old.get("plan"):
+        parts.append(
+            f"{plan.get('runtime')} serving {plan.get('modelRef')} ({plan.get('quantization')}, "
+            f"{plan.get('dtype')}) on tier {plan.get('tier')}"
         )
     if report.written:
         applied = [w for w in report.written if not w.startswith("-")]
         deleted = [w[1:] for w in report.written if w.startswith("-")]
-        parts = (["applied " + ", ".join(applied)] if applied else []) + (
+        parts += (["applied " + ", ".join(applied)] if applied else []) + (
             ["deleted " + ", ".join(deleted)] if deleted else []
         )
-        events.append(EventNote("Normal", "Applied", "; ".join(parts)))
+    if parts:
+        # A new plan and the writes that realise it make one Event, not two.
+        reason = "Planned" if plan and plan != old.get("plan") else "Applied"
+        events.append(EventNote("Normal", reason, "; ".join(parts)))
     old_conditions = old.get("conditions") or []
     new_conditions = new.get("conditions") or []
     new_degraded = cond.get_condition(new_conditions, cond.DEGRADED) or {}
@@ -316,6 +359,11 @@ def _transition_events(
         old_degraded.get("status") != "True" or old_degraded.get("message") != new_degraded.get("message")
     ):
         events.append(EventNote("Warning", str(new_degraded.get("reason")), str(new_degraded.get("message"))))
+    new_ready = cond.get_condition(new_conditions, cond.READY) or {}
+    old_ready = cond.get_condition(old_conditions, cond.READY) or {}
+    if new_ready.get("reason") in DIAGNOSED_REASONS and new_ready.get("reason") != old_ready.get("reason"):
+        # Why it is not running, once per new reason (not on every pass while it lasts).
+        events.append(EventNote("Warning", str(new_ready.get("reason")), str(new_ready.get("message"))))
     if cond.is_true(new_conditions, cond.READY) and not cond.is_true(old_conditions, cond.READY):
         ready = cond.get_condition(new_conditions, cond.READY) or {}
         events.append(EventNote("Normal", "Ready", str(ready.get("message"))))

@@ -38,6 +38,7 @@ class RunOptions:
     request_timeout: float
     watch_timeout: int
     resync_seconds: float
+    workers: int
     verbose: bool
     log_level: str = "info"
     log_format: str = "full"
@@ -104,8 +105,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--resync-seconds",
         type=float,
-        default=60.0,
-        help="Reconcile every model at least this often, even with no event (the safety net).",
+        default=300.0,
+        help="Reconcile every model at least this often, even with no event (the safety net; "
+        "it makes no request when nothing drifted). Default 300.",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=4,
+        help="Models reconciled at the same time (each in its own thread). Default 4.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="Log more (same as --log-level debug).")
     parser.add_argument(
@@ -133,6 +141,7 @@ def parse_options(argv: Sequence[str]) -> RunOptions:
         request_timeout=args.request_timeout,
         watch_timeout=args.watch_timeout,
         resync_seconds=args.resync_seconds,
+        workers=max(1, args.workers),
         verbose=args.verbose,
         log_level="debug" if args.verbose else args.log_level,
         log_format=args.log_format,
@@ -143,6 +152,11 @@ def configure_logging(options: RunOptions) -> None:
     """kopf's log handler in the chosen format, and the root logger at the chosen level."""
     kopf.configure(verbose=options.log_level == "debug", log_format=LOG_FORMATS[options.log_format])
     logging.getLogger().setLevel(options.log_level.upper())
+    if options.log_level != "debug":
+        # kopf logs "Handler ... succeeded." at INFO for every watch event of every object;
+        # with thousands of children that is most of the operator's output and a good part of
+        # its CPU. Its warnings and errors still show; the workers log what they change.
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
 
 
 def build_operator(
@@ -162,6 +176,7 @@ def build_operator(
         config=config,
         metrics=OperatorMetrics(),
         resync_seconds=options.resync_seconds,
+        workers=options.workers,
     )
     registry = kopf.OperatorRegistry()
 
@@ -204,23 +219,26 @@ async def run_operator(
 ) -> None:
     """Run the operator until stopped (a signal, or ``stop_flag``)."""
     registry, settings, ctx = build_operator(options)
-    ctx.loop = asyncio.get_running_loop()
+    ctx.start()
     if context is not None:
         context.append(ctx)
     if options.metrics_port:
         ctx.metrics.serve(options.metrics_port)
     scope = "all namespaces" if options.clusterwide else ", ".join(options.namespaces)
     log.info("slm-operator serving %s (%s)", scope, "standalone" if options.standalone else "peering")
-    await kopf.operator(
-        registry=registry,
-        settings=settings,
-        clusterwide=options.clusterwide,
-        namespaces=list(options.namespaces),
-        liveness_endpoint=options.liveness,
-        standalone=options.standalone,
-        stop_flag=stop_flag,
-        ready_flag=ready_flag,
-    )
+    try:
+        await kopf.operator(
+            registry=registry,
+            settings=settings,
+            clusterwide=options.clusterwide,
+            namespaces=list(options.namespaces),
+            liveness_endpoint=options.liveness,
+            standalone=options.standalone,
+            stop_flag=stop_flag,
+            ready_flag=ready_flag,
+        )
+    finally:
+        await ctx.stop()
 
 
 def main(argv: list[str]) -> int:

@@ -3,20 +3,50 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import kopf
 
 from slm_operator.render.kinds import MANAGED_KINDS
 from slm_operator.render.names import MANAGED_BY
 
-# kopf's own bookkeeping (handler progress, the last handled spec) lives in annotations under
-# our prefix, never in status: the CRD's status schema would prune unknown keys, and a user's
-# GitOps diff ignores annotations it did not set.
+# kopf's own bookkeeping would live in annotations under our prefix. The operator registers no
+# create/update/resume handler, timer or daemon, so kopf stores nothing on a model; earlier
+# versions did (a copy of the whole spec as the diff base, per-handler progress, a finalizer),
+# and those are removed when a model is first seen.
 STORAGE_PREFIX = "slm.dev"
 DIFFBASE_KEY = "last-handled-configuration"
+LEGACY_ANNOTATIONS = (
+    f"{STORAGE_PREFIX}/{DIFFBASE_KEY}",
+    f"{STORAGE_PREFIX}/reconcile",
+    f"{STORAGE_PREFIX}/drift",
+)
 PEERING_NAME = "slm-operator"
 MANAGED_BY_SELECTOR = f"app.kubernetes.io/managed-by={MANAGED_BY}"
+
+
+class NoDiffBaseStorage(kopf.DiffBaseStorage):
+    """Keep no diff base at all: the reconcile is level-based and never asks what changed.
+
+    kopf's annotation storage would copy the whole spec into an annotation on every model, and
+    an allowed spec can exceed the API server's 256 KiB limit on all annotations together
+    (https://github.com/kubernetes/apimachinery/blob/master/pkg/api/validation/objectmeta.go,
+    ``TotalAnnotationSizeLimitB``).
+    """
+
+    def build(self, *, body: kopf.Body, extra_fields: Iterable[Any] | None = None) -> kopf.BodyEssence:
+        # kopf builds an essence of every object on every event (children included) only to
+        # compare it with the diff base; with none kept, an empty one saves a deep copy each time.
+        del body, extra_fields
+        return kopf.BodyEssence()
+
+    def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
+        return None
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
+        del body, patch, essence
 
 
 @dataclass(frozen=True)
@@ -33,13 +63,13 @@ class Timeouts:
 
 def configure(settings: kopf.OperatorSettings, *, standalone: bool, timeouts: Timeouts = Timeouts()) -> None:
     """Pin every kopf setting the operator relies on."""
-    # Progress and diff-base in annotations with our own prefix (see STORAGE_PREFIX).
+    # Progress in annotations with our own prefix (unused: no handler has progress to keep), and
+    # no diff base (see NoDiffBaseStorage).
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=STORAGE_PREFIX, v1=False)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=STORAGE_PREFIX, key=DIFFBASE_KEY, v1=False
-    )
-    # No deletion handler exists (owner references garbage-collect children), so kopf adds no
-    # finalizer; the marker is still renamed so a stray one is recognisably ours.
+    settings.persistence.diffbase_storage = NoDiffBaseStorage()
+    # No handler needs a finalizer (owner references garbage-collect the children), so kopf adds
+    # none, and it removes this one -- which older versions added for their timer -- from any
+    # model it sees, so such a model can be deleted.
     settings.persistence.finalizer = f"{STORAGE_PREFIX}/finalizer"
 
     # Watches end server-side first (the API closes the stream after timeoutSeconds), the client
@@ -57,9 +87,12 @@ def configure(settings: kopf.OperatorSettings, *, standalone: bool, timeouts: Ti
         settings.watching.label_selectors[watch_selector(kind.group, kind.version, kind.plural)] = (
             MANAGED_BY_SELECTOR
         )
+    # The models' pods (they carry the Deployment template's labels), read to say why a model
+    # is not running.
+    settings.watching.label_selectors[watch_selector("", "v1", "pods")] = MANAGED_BY_SELECTOR
 
-    # Events: we post our own, only for transitions (Planned, Applied, Ready, InvalidSpec ...);
-    # kopf's per-handler log lines are not turned into Events.
+    # Events: the workers post their own, only for transitions (Planned, Applied, Ready,
+    # InvalidSpec ...); kopf's per-handler log lines are not turned into Events.
     settings.posting.enabled = True
     settings.posting.loggers = False
     settings.posting.level = logging.WARNING
@@ -70,10 +103,6 @@ def configure(settings: kopf.OperatorSettings, *, standalone: bool, timeouts: Ti
     settings.peering.standalone = standalone
     settings.peering.name = PEERING_NAME
     settings.peering.mandatory = not standalone
-
-    # The drift timer waits on kopf's stop flag, so it exits at once; give it a moment beyond
-    # kopf's zero-time cycles before kopf falls back to polling through the storages.
-    settings.background.instant_exit_timeout = 0.1
 
     # Permanent errors are final; TemporaryError carries its own delay; other exceptions back off.
     settings.execution.default_backoff = 10

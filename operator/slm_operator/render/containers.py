@@ -101,7 +101,7 @@ case "$PULL_POLICY" in
   never) ;;
   *) echo "unknown PULL_POLICY" >&2; exit 2 ;;
 esac
-if [ -n "$MODELFILE" ]; then
+if [ -n "${MODELFILE:-}" ]; then
   ollama create "$SERVED_NAME" -f "$MODELFILE"
 elif [ "$SERVED_NAME" != "$MODEL_TAG" ]; then
   ollama cp "$MODEL_TAG" "$SERVED_NAME"
@@ -405,7 +405,9 @@ def pull_init_container(model: SmallLanguageModel, plan: Plan, config: OperatorC
         *_ollama_env(),
         _env("MODEL_TAG", model_tag),
         _env("SERVED_NAME", plan.served_name),
-        _env("MODELFILE", MODELFILE_PATH if with_modelfile else ""),
+        # Only set with a Modelfile: the API server drops an empty ``value`` (omitempty), so an
+        # empty one would differ from the stored object forever; the script reads unset as "".
+        *([_env("MODELFILE", MODELFILE_PATH)] if with_modelfile else []),
         _env("PULL_POLICY", pull_policy(model, plan)),
         _env("SERVER_START_TIMEOUT", str(SERVER_START_TIMEOUT_SECONDS)),
     ]

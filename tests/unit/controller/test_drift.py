@@ -164,3 +164,33 @@ def test_parse_quantity(text: str, value: Decimal) -> None:
 def test_parse_quantity_rejects_garbage() -> None:
     assert parse_quantity("lots") is None
     assert parse_quantity("1Xi") is None
+
+
+@pytest.mark.parametrize(
+    "empty", ["", 0, False, [], {}], ids=["empty-string", "zero", "false", "empty-list", "empty-map"]
+)
+def test_a_value_go_omitempty_drops_equals_absent(empty: object) -> None:
+    assert is_subset({"spec": {"a": 1, "b": empty}}, {"spec": {"a": 1}})
+    assert not is_subset({"spec": {"a": 1, "b": "x"}}, {"spec": {"a": 1}})
+
+
+def test_an_empty_env_value_the_server_dropped_is_not_drift() -> None:
+    # An env var rendered with value "" comes back from a real API server without "value":
+    # without this rule every resync re-applied the Deployment and posted an Event.
+    container = {"name": "pull", "env": [{"name": "MODELFILE", "value": ""}, {"name": "A", "value": "1"}]}
+    stored = {"name": "pull", "env": [{"name": "MODELFILE"}, {"name": "A", "value": "1"}]}
+    desired = {"spec": {"template": {"spec": {"initContainers": [container]}}}}
+    live = {"spec": {"template": {"spec": {"initContainers": [stored]}}}}
+    assert is_subset(desired, live)
+    stored["env"][1]["value"] = "2"
+    assert not is_subset(desired, live)
+
+
+@pytest.mark.parametrize(
+    ("desired", "stored"),
+    [("100u", "0.0001"), ("0.1", "100m"), ("1000Mi", "1000Mi"), ("2048Ki", "2Mi"), ("1e3", "1k"), (2, "2")],
+)
+def test_quantities_are_compared_as_quantities(desired: object, stored: str) -> None:
+    assert is_subset(
+        {"resources": {"requests": {"cpu": desired}}}, {"resources": {"requests": {"cpu": stored}}}
+    )

@@ -7,12 +7,12 @@ import logging
 import kopf
 import pytest
 
-from slm_operator.controller.handlers import backoff, status_patch
+from slm_operator.controller.handlers import ControllerContext, register, status_patch
 from slm_operator.controller.kubeapi import collection_path, object_path
 from slm_operator.controller.metrics import OperatorMetrics
 from slm_operator.controller.run import configure_logging, parse_options
-from slm_operator.controller.settings import Timeouts, configure, watch_selector
-from slm_operator.render.kinds import DEPLOYMENT, SECRET, SERVICE_MONITOR
+from slm_operator.controller.settings import NoDiffBaseStorage, Timeouts, configure, watch_selector
+from slm_operator.render.kinds import DEPLOYMENT, MANAGED_KINDS, SECRET, SERVICE_MONITOR
 
 
 def test_defaults_serve_all_namespaces_standalone_with_metrics_on_9090(
@@ -75,9 +75,8 @@ def test_settings_are_pinned() -> None:
         timeouts=Timeouts(watch_server=123, watch_client=150, connect=7, request=45),
     )
     assert isinstance(settings.persistence.progress_storage, kopf.AnnotationsProgressStorage)
-    assert isinstance(settings.persistence.diffbase_storage, kopf.AnnotationsDiffBaseStorage)
+    assert isinstance(settings.persistence.diffbase_storage, NoDiffBaseStorage)
     assert settings.persistence.progress_storage.prefix == "slm.dev"
-    assert settings.persistence.diffbase_storage.prefix == "slm.dev"
     assert settings.persistence.finalizer == "slm.dev/finalizer"
     assert (settings.watching.server_timeout, settings.watching.client_timeout) == (123, 150)
     assert settings.watching.connect_timeout == 7
@@ -87,7 +86,8 @@ def test_settings_are_pinned() -> None:
     assert settings.peering.standalone is True
     selectors = dict(settings.watching.label_selectors.items())
     assert set(selectors.values()) == {"app.kubernetes.io/managed-by=slm-operator"}
-    assert len(selectors) == 11
+    assert len(selectors) == len(MANAGED_KINDS) + 1  # every child kind, and the models' pods
+    assert any(selector.any_name == "pods" for selector in selectors)
 
 
 def test_watch_selector_shapes() -> None:
@@ -139,9 +139,42 @@ def test_metrics_count_reconciles_phases_and_apply_errors() -> None:
     assert len(versions) == 1
 
 
-def test_backoff_doubles_up_to_a_limit() -> None:
-    assert [backoff(5, retry) for retry in range(6)] == [5, 10, 20, 40, 80, 120]
-    assert backoff(60, 50) == 120
+def test_no_diff_base_is_stored_on_a_model() -> None:
+    storage = NoDiffBaseStorage()
+    body = kopf.Body({"metadata": {"name": "m"}, "spec": {"big": "x" * 300_000}})
+    patch = kopf.Patch()
+    storage.store(body=body, patch=patch, essence=storage.build(body=body))
+    assert not patch
+    assert storage.fetch(body=body) is None
+
+
+def test_no_handler_makes_kopf_add_a_finalizer_or_store_state() -> None:
+    # kopf adds a finalizer for timers, daemons and non-optional deletion handlers, and keeps a
+    # diff base and progress for create/update/resume handlers: the operator registers none.
+    registry = kopf.OperatorRegistry()
+    register(registry, ControllerContext(api=None, config=None, metrics=OperatorMetrics()))  # type: ignore[arg-type]
+    assert registry._spawning.get_all_handlers() == []
+    assert registry._changing.get_all_handlers() == []
+    watching = [h.id for h in registry._watching.get_all_handlers()]
+    assert "model" in watching
+    assert len(registry._indexing.get_all_handlers()) == len(MANAGED_KINDS)
+    assert "pods" in watching  # read to say why a model is not running
+
+
+async def test_queue_depth_is_exported_while_the_workers_run() -> None:
+    metrics = OperatorMetrics()
+    ctx = ControllerContext(api=None, config=None, metrics=metrics, workers=0)  # type: ignore[arg-type]
+    ctx.start()
+    try:
+        ctx.models[("ns", "a")] = {"metadata": {"namespace": "ns", "name": "a"}}
+        ctx.models[("ns", "b")] = {"metadata": {"namespace": "ns", "name": "b"}}
+        ctx.enqueue("ns", "a")
+        ctx.enqueue("ns", "b")
+        ctx.enqueue("ns", "a")
+        ctx.enqueue("ns", "unknown")  # not a model this operator has seen
+        assert metrics.registry.get_sample_value("slm_operator_queue_depth") == 2
+    finally:
+        await ctx.stop()
 
 
 def test_watch_timeout_reaches_kopf_as_whole_seconds() -> None:

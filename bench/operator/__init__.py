@@ -1,0 +1,1 @@
+"""The operator at N models on the simulated cluster, against a minimal kopf baseline."""

@@ -1,0 +1,153 @@
+"""The owner index: children by model from the watches, merged with our own recent writes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slm_operator.controller.owner_index import OwnerIndex, Packed, index_child, model_key, slim
+from slm_operator.render.kinds import DEPLOYMENT, SECRET, SERVICE
+
+
+def child(
+    name: str,
+    *,
+    kind: str = "Service",
+    owner: str | None = "m",
+    uid: str = "c-1",
+    rv: int = 1,
+    label: str | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name, "namespace": "ns", "uid": uid, "resourceVersion": str(rv)}
+    if owner is not None:
+        meta["ownerReferences"] = [
+            {"apiVersion": "slm.dev/v1alpha1", "kind": "SmallLanguageModel", "name": owner, "uid": "u-1"}
+        ]
+    if label is not None:
+        meta["labels"] = {"slm.dev/model": label}
+    return {"apiVersion": "v1", "kind": kind, "metadata": meta, **extra}
+
+
+class FakeIndex(dict[tuple[str, str], list[Packed]]):
+    """What kopf hands a handler: key -> the values indexed under it."""
+
+    def put(self, obj: dict[str, Any], *, kind: Any = SERVICE) -> None:
+        for key, value in index_child(obj, kind=kind).items():
+            store = [v for v in self.get(key, []) if v.name != obj["metadata"]["name"]]
+            self[key] = [*store, value]
+
+    def drop(self, obj: dict[str, Any]) -> None:
+        key = model_key(obj)
+        assert key is not None
+        self[key] = [v for v in self.get(key, []) if v.name != obj["metadata"]["name"]]
+
+
+def test_model_key_is_the_owner_else_the_model_label() -> None:
+    assert model_key(child("x")) == ("ns", "m")
+    assert model_key(child("x", owner=None, label="other")) == ("ns", "other")
+    assert model_key(child("x", owner=None)) is None
+    foreign_owner = child("x", owner=None, label="m")
+    foreign_owner["metadata"]["ownerReferences"] = [
+        {"apiVersion": "apps/v1", "kind": "Deployment", "name": "d"}
+    ]
+    assert model_key(foreign_owner) == ("ns", "m")
+
+
+def test_the_index_keeps_compact_json_with_name_and_version() -> None:
+    ((key, packed),) = index_child(child("m", rv=42, spec={"ports": [{"port": 80}]}), kind=SERVICE).items()
+    assert key == ("ns", "m")
+    assert (packed.name, packed.version) == ("m", 42)
+    assert packed.data.startswith(b'{"apiVersion":"v1"')
+    assert packed.unpack()["spec"] == {"ports": [{"port": 80}]}
+
+
+def test_slim_drops_managed_fields_and_secret_data_only() -> None:
+    secret = child("m-api-key", kind="Secret", data={"api-key": "c2VjcmV0"}, type="Opaque")
+    secret["metadata"]["managedFields"] = [{"manager": "x"}]
+    secret["metadata"]["annotations"] = {
+        "kubectl.kubernetes.io/last-applied-configuration": "{}",
+        "slm.dev/applied-hash": "abc",
+    }
+    small = slim(secret, kind=SECRET)
+    assert "data" not in small
+    assert "managedFields" not in small["metadata"]
+    assert small["metadata"]["annotations"] == {"slm.dev/applied-hash": "abc"}
+    assert small["type"] == "Opaque"
+    assert secret["data"] == {"api-key": "c2VjcmV0"}  # the watched body is left alone
+    service = child("m", spec={"ports": [{"port": 80}]})
+    assert slim(service, kind=SERVICE) == service
+
+
+def test_children_come_from_the_index_by_model_and_kind() -> None:
+    services, deployments = FakeIndex(), FakeIndex()
+    services.put(child("m"))
+    services.put(child("other", owner="n"))
+    deployments.put(child("m", kind="Deployment"), kind=DEPLOYMENT)
+    index = OwnerIndex()
+    index.attach(SERVICE, services)
+    index.attach(DEPLOYMENT, deployments)
+    found = index.children(("ns", "m"), [SERVICE, DEPLOYMENT, SECRET])
+    assert set(found[SERVICE]) == {"m"}
+    assert found[SERVICE]["m"] == child("m")  # unpacked: the watched object, slimmed
+    assert set(found[DEPLOYMENT]) == {"m"}
+    assert found[SECRET] == {}
+    del found[SERVICE]["m"]  # a snapshot (safe to hand to a thread), not the index itself
+    assert index.children(("ns", "m"), [SERVICE])[SERVICE].keys() == {"m"}
+
+
+def test_our_write_is_seen_before_the_watch_shows_it_and_then_dropped() -> None:
+    services = FakeIndex()
+    services.put(child("m", rv=5, spec={"v": 1}))
+    index = OwnerIndex()
+    index.attach(SERVICE, services)
+    index.record_write(SERVICE, child("m", rv=9, spec={"v": 2}))
+    assert index.children(("ns", "m"), [SERVICE])[SERVICE]["m"]["spec"] == {"v": 2}
+    assert index.pending_writes() == 1
+    # A late event from before our write changes nothing ...
+    index.observe(SERVICE, "MODIFIED", child("m", rv=5, spec={"v": 1}))
+    assert index.children(("ns", "m"), [SERVICE])[SERVICE]["m"]["spec"] == {"v": 2}
+    # ... the echo of our write is recognised and retires our record.
+    echo = child("m", rv=9, spec={"v": 2})
+    assert index.is_echo(SERVICE, echo)
+    services.put(echo)
+    index.observe(SERVICE, "MODIFIED", echo)
+    assert index.pending_writes() == 0
+    assert index.children(("ns", "m"), [SERVICE])[SERVICE]["m"]["spec"] == {"v": 2}
+    # Somebody else's later change is not an echo.
+    assert not index.is_echo(SERVICE, child("m", rv=10, spec={"v": 3}))
+
+
+def test_a_write_the_watch_already_showed_is_not_kept_twice() -> None:
+    services = FakeIndex()
+    services.put(child("m", rv=9))
+    index = OwnerIndex()
+    index.attach(SERVICE, services)
+    index.record_write(SERVICE, child("m", rv=9))
+    assert index.pending_writes() == 0
+    assert index.is_echo(SERVICE, child("m", rv=9))
+
+
+def test_a_child_we_deleted_is_gone_before_the_watch_says_so() -> None:
+    services = FakeIndex()
+    hpa = child("m", uid="c-7")
+    services.put(hpa)
+    index = OwnerIndex()
+    index.attach(SERVICE, services)
+    index.record_delete(SERVICE, "ns", "m", "c-7")
+    assert index.children(("ns", "m"), [SERVICE])[SERVICE] == {}
+    services.drop(hpa)
+    index.observe(SERVICE, "DELETED", hpa)
+    # A new object of the same name (a new uid) is visible again.
+    services.put(child("m", uid="c-8", rv=12))
+    assert set(index.children(("ns", "m"), [SERVICE])[SERVICE]) == {"m"}
+
+
+def test_forgetting_a_model_drops_our_records_of_its_children() -> None:
+    index = OwnerIndex()
+    index.attach(SERVICE, FakeIndex())
+    index.record_write(SERVICE, child("m", rv=3))
+    index.record_write(SERVICE, child("n", owner="n", rv=4))
+    index.forget(("ns", "m"))
+    assert index.pending_writes() == 1
+    assert not index.is_echo(SERVICE, child("m", rv=3))
+    assert index.is_echo(SERVICE, child("n", owner="n", rv=4))
