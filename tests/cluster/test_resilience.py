@@ -117,20 +117,21 @@ def test_transient_errors_on_a_serving_model_do_not_flap_its_status(
     admin.create(model("tiny", namespace))
     wait_phase(admin, namespace, "tiny", "Ready", timeout=60)
     ready_since = condition(admin, namespace, "tiny", "Ready")["lastTransitionTime"]
-    deployment = admin.get("Deployment", namespace, "tiny")
-    assert deployment is not None
-    good = deployment["spec"]["template"]["spec"]["containers"]
-    fault = proxy.inject("PATCH", rf"/namespaces/{namespace}/deployments/tiny$", status=500, times=2)
-    drifted = [dict(good[0], image="registry.example/other:1"), *good[1:]]
-    admin.patch("Deployment", namespace, "tiny", {"spec": {"template": {"spec": {"containers": drifted}}}})
+    service = admin.get("Service", namespace, "tiny")
+    assert service is not None
+    good = service["metadata"]["labels"]
+    # Drift on the Service (a Deployment edit would start a real rollout, during which the
+    # model is rightly not Ready): its repair meets two server errors.
+    fault = proxy.inject("PATCH", rf"/namespaces/{namespace}/services/tiny$", status=500, times=2)
+    admin.patch(
+        "Service", namespace, "tiny", {"metadata": {"labels": {"app.kubernetes.io/component": "edited"}}}
+    )
     wait_for(lambda: fault.hits == 2, timeout=60, message="both failures served")
     assert phase(admin, namespace, "tiny") == "Ready"
     assert condition(admin, namespace, "tiny", "Ready")["lastTransitionTime"] == ready_since
+    assert condition(admin, namespace, "tiny", "Degraded").get("status") == "False"
     wait_for(
-        lambda: (
-            (admin.get("Deployment", namespace, "tiny") or {})["spec"]["template"]["spec"]["containers"]
-            == good
-        ),
+        lambda: (admin.get("Service", namespace, "tiny") or {})["metadata"]["labels"] == good,
         timeout=60,
         message="drift repaired",
     )
