@@ -47,8 +47,6 @@ _SSE = "text/event-stream"
 # relayed piece by piece as they arrive, so memory per request stays bounded.
 MAX_BUFFERED_BYTES = 256 * 1024
 _HEALTHY = b'{"status": "ok"}'
-# The most body bytes relayed in one write when several pieces are already waiting.
-COALESCE_BYTES = 64 * 1024
 
 
 @dataclass(slots=True)
@@ -372,10 +370,6 @@ class Gateway:
                     return response
                 if not chunk:
                     break
-                # Whatever else has already arrived goes out in the same write: a relay that
-                # fell behind (a busy CPU, a fast runtime) catches up in fewer, larger writes.
-                if more := upstream.take_ready(COALESCE_BYTES - len(chunk)):
-                    chunk = b"".join((chunk, *more))
                 await response.write(chunk)
                 if observer is not None and observer.feed(chunk) and outcome.ttft is None:
                     outcome.ttft = time.perf_counter() - start

@@ -154,35 +154,6 @@ class _Connection(asyncio.Protocol):
         """Bytes received from the runtime and not handed out yet."""
         return len(self._buffer)
 
-    def ready_chunk(self) -> int:
-        """The size of the next HTTP chunk if it is wholly buffered (size line, data, CRLF), else -1.
-
-        Only data chunks of at most PIECE_BYTES count; the last chunk, larger ones and anything
-        malformed are left to the waiting reader, which handles (or refuses) them.
-        """
-        buffer = self._buffer
-        end = buffer.find(b"\r\n", 0, 32)
-        if end < 0:
-            return -1
-        try:
-            size = int(bytes(buffer[:end]).split(b";", 1)[0], 16)
-        except ValueError:
-            return -1
-        if size <= 0 or size > PIECE_BYTES or len(buffer) < end + size + 4:
-            return -1
-        if buffer[end + 2 + size : end + 4 + size] != b"\r\n":
-            return -1
-        return size
-
-    def take_chunk(self, size: int) -> bytes:
-        """Hand out a chunk that ``ready_chunk`` reported as buffered (its data, without framing)."""
-        start = self._buffer.find(b"\r\n") + 2
-        data = bytes(self._buffer[start : start + size])
-        del self._buffer[: start + size + 2]
-        if self._paused and len(self._buffer) <= LOW_WATER:
-            self._resume()
-        return data
-
     def start_silence(self) -> None:
         """Start the silence limit from now (a request was just sent)."""
         self._deadline = self._loop.time() + self._timeout
@@ -328,35 +299,6 @@ class UpstreamResponse:
         if self._remaining == 0:
             self._finish()
         return data
-
-    def take_ready(self, limit: int) -> list[bytes]:
-        """Pieces of the body that have already arrived, up to ``limit`` bytes, without waiting.
-
-        Lets a relay send what the runtime wrote in quick succession as one write. It never
-        waits and never ends the body: the end, large chunks and anything malformed are left
-        to ``next_chunk``.
-        """
-        pieces: list[bytes] = []
-        if self._done:
-            return pieces
-        conn = self._conn
-        if self._chunked:
-            total = 0
-            while self._chunk_left == 0:
-                size = conn.ready_chunk()
-                if size < 0 or total + size > limit:
-                    break
-                pieces.append(conn.take_chunk(size))
-                total += size
-            return pieces
-        available = min(conn.buffered(), limit)
-        if self._remaining > 0:
-            available = min(available, self._remaining - 1)  # the last byte ends it in next_chunk
-        if available > 0:
-            pieces.append(conn._take(available))
-            if self._remaining > 0:
-                self._remaining -= available
-        return pieces
 
     def _finish(self) -> None:
         self._done = True

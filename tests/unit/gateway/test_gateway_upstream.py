@@ -7,10 +7,10 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
-from gateway_fakes import StartGateway, bearer, wait_for
+from gateway_fakes import StartGateway, bearer
 from multidict import CIMultiDict
 
-from slm_operator.gateway.upstream import UpstreamError, UpstreamPool, UpstreamResponse
+from slm_operator.gateway.upstream import UpstreamError, UpstreamPool
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -291,100 +291,3 @@ async def test_expired_idle_connections_are_retired(
     await third.read()
     assert server.connections == 3  # the expired ones were not reused
     pool.close()
-
-
-SSE_HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
-
-
-async def buffered_at_least(response: UpstreamResponse, size: int) -> None:
-    await wait_for(lambda: response.buffered() >= size)
-
-
-async def test_take_ready_hands_out_whole_buffered_chunks_without_waiting(server: RawServer) -> None:
-    rest = b"3\r\nabc\r\n2\r\nde\r\n4\r\nfghi\r\n5\r\nj"  # the last chunk has not fully arrived
-    server.replies = [SSE_HEAD + b"6\r\ndata: \r\n" + rest]
-    pool = pool_for(server)
-    response = await pool.request("POST", "/v1/chat/completions", CIMultiDict(), b"{}")
-    assert await response.next_chunk() == b"data: "
-    await buffered_at_least(response, len(rest))
-    assert response.take_ready(5) == [b"abc", b"de"]  # no more than the limit
-    assert response.take_ready(64 * 1024) == [b"fghi"]
-    assert response.take_ready(64 * 1024) == []  # an incomplete chunk is left for next_chunk
-    pool.close()
-
-
-async def test_take_ready_leaves_the_end_and_bad_framing_to_next_chunk(server: RawServer) -> None:
-    server.replies = [
-        SSE_HEAD + b"1\r\na\r\n2\r\nbc\r\n0\r\n\r\n",
-        SSE_HEAD + b"1\r\na\r\n2\r\nbcXX1\r\nd\r\n0\r\n\r\n",
-    ]
-    pool = pool_for(server)
-    response = await pool.request("POST", "/v1/chat/completions", CIMultiDict(), b"{}")
-    assert await response.next_chunk() == b"a"
-    await buffered_at_least(response, 7)
-    assert response.take_ready(64 * 1024) == [b"bc"]
-    assert response.take_ready(64 * 1024) == []
-    assert await response.next_chunk() == b""  # the last chunk ends the body, and the connection is reused
-    broken = await pool.request("POST", "/v1/chat/completions", CIMultiDict(), b"{}")
-    assert server.connections == 1
-    assert await broken.next_chunk() == b"a"
-    await buffered_at_least(broken, 14)
-    assert broken.take_ready(64 * 1024) == []  # "bc" is not followed by CRLF: not handed out
-    pool.close()
-
-
-async def test_take_ready_keeps_the_last_byte_of_a_sized_body_for_next_chunk(server: RawServer) -> None:
-    server.replies = [
-        b"HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\nContent-Length: 10\r\n\r\n0123456789",
-        JSON_REPLY,
-    ]
-    pool = pool_for(server)
-    response = await pool.request("POST", "/api/chat", CIMultiDict(), b"{}")
-    await buffered_at_least(response, 10)
-    assert response.take_ready(4) == [b"0123"]
-    assert response.take_ready(64 * 1024) == [b"45678"]
-    assert response.take_ready(64 * 1024) == []
-    assert await response.next_chunk() == b"9"
-    assert await response.next_chunk() == b""
-    again = await pool.request("POST", "/v1/completions", CIMultiDict(), b"{}")
-    assert await again.read() == b'{"ok": true}'
-    assert server.connections == 1  # the body was read exactly to its end
-    pool.close()
-
-
-def http_chunks(raw: bytes) -> list[bytes]:
-    """The chunks of a chunked HTTP/1.1 response (head included in ``raw``), as framed."""
-    body = raw.partition(b"\r\n\r\n")[2]
-    chunks = []
-    while body:
-        size_line, _, body = body.partition(b"\r\n")
-        size = int(size_line, 16)
-        if size == 0:
-            break
-        chunks.append(body[:size])
-        body = body[size + 2 :]
-    return chunks
-
-
-async def test_events_that_arrived_together_are_relayed_in_one_write(
-    server: RawServer, start: StartGateway
-) -> None:
-    events = [b'data: {"choices": [{"delta": {"content": "t%d"}}]}\n\n' % i for i in range(5)]
-    server.replies = [SSE_HEAD + b"".join(b"%x\r\n%s\r\n" % (len(e), e) for e in events) + b"0\r\n\r\n"]
-    gateway = await start(f"http://127.0.0.1:{server.port}")
-    reader, writer = await asyncio.open_connection(gateway.api.host, gateway.api.port)
-    try:
-        writer.write(
-            b"POST /v1/chat/completions HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer %s\r\n"
-            b"Content-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}"
-            % bearer()["Authorization"].removeprefix("Bearer ").encode()
-        )
-        await writer.drain()
-        async with asyncio.timeout(5):
-            raw = await reader.read()
-    finally:
-        writer.close()
-    chunks = http_chunks(raw)
-    assert b"".join(chunks) == b"".join(events)
-    # The runtime's five chunks were already buffered after the first: fewer writes to the client.
-    assert len(chunks) < len(events)
