@@ -9,6 +9,7 @@ ServiceAccount (a TokenRequest token), so the chart's RBAC is what every scenari
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import signal
@@ -20,6 +21,7 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import helm_python
@@ -358,3 +360,13 @@ class OperatorProcess:
 
 def settle(seconds: float) -> None:
     time.sleep(seconds)
+
+
+def load_test_module(name: str, path: Path) -> ModuleType:
+    """Another tier's test module, loaded by path (tests/ is not a package), for its tables."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

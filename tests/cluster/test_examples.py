@@ -12,19 +12,17 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import importlib.util
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 import yaml
 from kube import Kube, wait_for
 from sim_scenario import children, pods_of, status, wait_phase
-from simcluster import ROOT, OperatorProcess, apply_crd, minimal_crd, render_chart
+from simcluster import ROOT, OperatorProcess, apply_crd, load_test_module, minimal_crd, render_chart
 
 from slm_operator.cli import config_named_in
 
@@ -54,16 +52,7 @@ EXPECTED_PRODUCTS: dict[str, set[str] | None] = {
 }
 
 
-def _load(name: str, path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-AIRGAP = _load("airgap_render_cluster", ROOT / "tests" / "unit" / "test_airgap_render.py")
+AIRGAP = load_test_module("airgap_render_cluster", ROOT / "tests" / "unit" / "test_airgap_render.py")
 
 
 def documents(path: Path) -> list[dict[str, Any]]:
@@ -158,7 +147,7 @@ def serving(
         finally:
             remove_models(admin, path)
         return
-    values = yaml.safe_load(config.read_text())
+    values = yaml.safeload_test_module(config.read_text())
     config_map = next(
         o
         for o in render_chart(values)

@@ -6,31 +6,19 @@ and creates nothing."""
 from __future__ import annotations
 
 import copy
-import importlib.util
 import re
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 from kube import ApiError, Kube, wait_for
 from sim_scenario import children, condition, reasons
-from simcluster import ROOT, OperatorProcess
+from simcluster import ROOT, OperatorProcess, load_test_module
 
 pytestmark = pytest.mark.timeout(300)
 
 
-def _load(name: str, path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-TABLE = _load("spec_table_cluster", ROOT / "tests" / "unit" / "test_spec_validation.py")
-CONTRACT = _load("crd_contract_cluster", ROOT / "tests" / "contract" / "test_crd_contract.py")
+TABLE = load_test_module("spec_table_cluster", ROOT / "tests" / "unit" / "test_spec_validation.py")
+CONTRACT = load_test_module("crd_contract_cluster", ROOT / "tests" / "contract" / "test_crd_contract.py")
 # Cases the CRD's schema or CEL rules refuse (the contract tests check the same on paper).
 CRD_REFUSES = set(CONTRACT.SCHEMA_CASES) | {case[0] for case in TABLE.INVALID_CASES if case[4] is not None}
 
