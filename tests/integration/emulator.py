@@ -885,7 +885,7 @@ def _status(code: int, reason: str, message: str, cause: str | None = None) -> a
         "message": message,
     }
     if cause:
-        body["details"] = {"causes": [{"type": cause, "message": message}]}
+        body["details"] = {"causes": [{"reason": cause, "message": message}]}
     return aiohttp.web.json_response(body, status=code)
 
 
