@@ -30,12 +30,14 @@ def test_a_new_model_costs_its_children_two_status_patches_and_two_events(
     assert [(e.resource, e.name) for e in calls if e.verb == "create" and e.resource == "secrets"] == [
         ("secrets", "tiny-api-key")
     ]
-    # Only the status subresource of the model is written: no finalizer, no annotation. One
-    # status patch more than against the emulator, whose Deployment became available at once:
-    # a real Deployment controller first reports the rollout with no replica available, and the
-    # model's status follows it (created, rolling out, Ready) -- a change each, so a patch each.
+    # Only the status subresource of the model is written: no finalizer, no annotation. Two
+    # status patches (Deploying, Ready), or three: the model's status mirrors the Deployment's
+    # replica counts, and the Deployment controller may first report its new replica as not yet
+    # ready (status.replicas 0 -> 1) in a write of its own before the pod is ready -- a change,
+    # so a patch. Whether it does depends on how fast kwok marks the pod ready.
     model_writes = [e for e in calls if e.resource == "smalllanguagemodels" and e.is_write]
-    assert [(e.verb, e.subresource) for e in model_writes] == [("patch", "status")] * 3
+    assert {(e.verb, e.subresource) for e in model_writes} == {("patch", "status")}
+    assert len(model_writes) in (2, 3), model_writes
     assert len([e for e in calls if e.resource == "events" and e.verb == "create"]) == 2
     # Reads: no LIST at all, a GET only for children the watches could not know about.
     assert [e for e in calls if e.verb == "list"] == []
@@ -164,9 +166,9 @@ def test_events_during_a_reconcile_make_one_more_pass_not_one_each(
     count = operator.metric("slm_operator_reconcile_total")
     # A drifted Service starts a pass whose apply stalls; ten more child events arrive meanwhile
     # (labels someone adds to the Service: not drift, but events all the same). The drift is on
-    # the Service, not the Deployment as the emulator did it: a real Deployment controller
-    # answers a changed pod template with a rollout and a stream of status writes, each an
-    # event of its own, which would drown what is counted here.
+    # the Service, not the Deployment: the Deployment controller answers a changed pod template
+    # with a rollout and a stream of status writes, each an event of its own, which would drown
+    # what is counted here.
     stall = proxy.inject("PATCH", rf"/namespaces/{namespace}/services/tiny$", delay=2.0, times=1)
     live = admin.get("Service", namespace, "tiny")
     assert live is not None
