@@ -8,7 +8,7 @@ CHECKOV_VENV ?= .venv-checkov
 IMAGE ?= ghcr.io/slm-operator/slm-operator
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 
-.PHONY: install checkov demo test lint actionlint typecheck unit contract integration cluster-test golden crd \
+.PHONY: install checkov demo test lint actionlint typecheck unit contract cluster-test golden crd \
 	check-catalog bench-gateway bench-operator bench-render lock image e2e sim-build cluster cluster-down clean
 
 # Installs exactly the versions pinned in constraints.txt (`make lock` refreshes it), so two
@@ -60,9 +60,6 @@ unit: install
 
 contract: install checkov
 	$(BIN)/pytest tests/contract
-
-integration: install
-	$(BIN)/pytest tests/integration
 
 # The simulated cluster (e2e/sim/README.md): etcd, kube-apiserver, kube-controller-manager,
 # kube-scheduler, kwok, kubectl and helm, built from Go modules into a cache on first use.

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from faultproxy import FaultProxy
 from kube import Kube
 from simcluster import (
     ChartInstall,
@@ -74,6 +75,37 @@ def operator_process(
         yield process
     finally:
         process.stop()
+
+
+@pytest.fixture
+def proxied(
+    admin: Kube, operator_process: OperatorProcess, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[tuple[FaultProxy, OperatorProcess]]:
+    """The operator talking to the API server through the fault proxy (the session's operator
+    is stopped meanwhile: one operator at a time). ``@pytest.mark.resync(seconds)`` sets its
+    resync period (8 s unless marked)."""
+    marker = request.node.get_closest_marker("resync")
+    resync = str(marker.args[0]) if marker else "8"
+    assert admin.creds.ca_file is not None
+    proxy = FaultProxy(upstream=admin.creds.server, ca_file=admin.creds.ca_file)
+    proxy.start()
+    operator_process.stop()
+    kubeconfig = service_account_kubeconfig(
+        admin, operator_process.install, tmp_path / "kubeconfig", server=proxy.url
+    )
+    proxied_operator = OperatorProcess(
+        install=operator_process.install,
+        kubeconfig=kubeconfig,
+        workdir=tmp_path,
+        extra_args=["--resync-seconds", resync, "--request-timeout", "3"],
+    )
+    proxied_operator.start()
+    try:
+        yield proxy, proxied_operator
+    finally:
+        proxied_operator.stop()
+        proxy.stop()
+        operator_process.start()
 
 
 @pytest.fixture

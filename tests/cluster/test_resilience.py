@@ -5,44 +5,13 @@ object."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 from faultproxy import FaultProxy
 from kube import Kube, wait_for
 from sim_scenario import children, condition, model, phase, wait_phase
-from simcluster import OperatorProcess, SimCluster, service_account_kubeconfig
+from simcluster import OperatorProcess, SimCluster
 
 pytestmark = pytest.mark.timeout(240)
-
-
-@pytest.fixture
-def proxied(
-    admin: Kube, operator_process: OperatorProcess, tmp_path: Path
-) -> Iterator[tuple[FaultProxy, OperatorProcess]]:
-    """The operator talking to the API server through the fault proxy (the session's operator
-    is stopped meanwhile: one operator at a time)."""
-    assert admin.creds.ca_file is not None
-    proxy = FaultProxy(upstream=admin.creds.server, ca_file=admin.creds.ca_file)
-    proxy.start()
-    operator_process.stop()
-    kubeconfig = service_account_kubeconfig(
-        admin, operator_process.install, tmp_path / "kubeconfig", server=proxy.url
-    )
-    proxied_operator = OperatorProcess(
-        install=operator_process.install,
-        kubeconfig=kubeconfig,
-        workdir=tmp_path,
-        extra_args=["--resync-seconds", "8", "--request-timeout", "3"],
-    )
-    proxied_operator.start()
-    try:
-        yield proxy, proxied_operator
-    finally:
-        proxied_operator.stop()
-        proxy.stop()
-        operator_process.start()
 
 
 def test_server_errors_conflicts_drops_and_timeouts_converge(

@@ -277,14 +277,16 @@ def object_path(kind: ManagedKind, namespace: str, name: str) -> str:
 
 
 def _status_causes(raw: bytes | None) -> list[str]:
-    """The ``details.causes[].type`` of a Kubernetes ``Status`` answer."""
+    """The cause types of a Kubernetes ``Status`` answer: ``StatusCause.Type`` is serialized as
+    ``details.causes[].reason`` (k8s.io/apimachinery/pkg/apis/meta/v1/types.go,
+    https://github.com/kubernetes/apimachinery/blob/master/pkg/apis/meta/v1/types.go)."""
     try:
         decoded = json.loads(raw or b"{}")
     except ValueError:
         return []
     details = decoded.get("details") if isinstance(decoded, dict) else None
     causes = details.get("causes") if isinstance(details, dict) else None
-    return [str(c.get("type")) for c in causes or [] if isinstance(c, dict)]
+    return [str(c.get("reason")) for c in causes or [] if isinstance(c, dict)]
 
 
 def _status_message(raw: bytes | None) -> str:
