@@ -147,6 +147,7 @@ def test_a_spec_edited_during_a_reconcile_is_reconciled_too(
     )
 
 
+@pytest.mark.resync(600)  # only the passes the events cause are counted, none of the resync loop
 def test_events_during_a_reconcile_make_one_more_pass_not_one_each(
     admin: Kube, proxied: tuple[FaultProxy, OperatorProcess], namespace: str
 ) -> None:
