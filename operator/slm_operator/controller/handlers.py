@@ -8,13 +8,18 @@ deleted while the operator is down would hang in Terminating). Instead:
 
 * every managed kind is watched with our label selector and indexed by owner
   (:mod:`slm_operator.controller.owner_index`), so a reconcile reads nothing it already knows;
+  the built-in kinds and the models' pods by lean streams of our own
+  (:mod:`slm_operator.controller.watching`: kopf's per-event machinery is made for objects it
+  handles, and cost most of the operator's CPU on thousands of children), the kinds of optional
+  CRDs by kopf, which follows their CRDs being installed and removed;
 * an event on a model (new, or a new ``generation``) or on one of its children enqueues the
   model in one :class:`~slm_operator.controller.workqueue.WorkQueue` (deduplicated, per-model
   exponential backoff); an event that only echoes our own write enqueues nothing;
 * one resync loop enqueues every model now and then (the safety net; it costs no request when
   nothing drifted);
 * a fixed number of workers run :func:`reconcile_model` in a thread, then patch the model's
-  ``status`` subresource and post transition Events themselves.
+  ``status`` subresource and post transition Events themselves; they start once every stream
+  has listed its objects, so no reconcile works from a half-filled index.
 
 A deleted model is forgotten at once. A finalizer or kopf annotation an older version of the
 operator left on a model is removed the first time the model is seen.
@@ -25,9 +30,10 @@ from __future__ import annotations
 import asyncio
 import copy
 import datetime
+import functools
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,14 +41,19 @@ import kopf
 
 from slm_operator.api.config import OperatorConfig
 from slm_operator.api.spec import API_GROUP, API_VERSION, PLURAL
-from slm_operator.controller.kubeapi import ApiError, KubeApi, ModelResource, TransientApiError
+from slm_operator.controller.kubeapi import (
+    ApiError,
+    KubeApi,
+    ModelResource,
+    TransientApiError,
+    cluster_path,
+    collection_path,
+)
 from slm_operator.controller.metrics import OperatorMetrics
 from slm_operator.controller.owner_index import (
     Children,
     ModelKey,
     OwnerIndex,
-    Packed,
-    index_child,
     model_key,
     resource_version,
 )
@@ -54,7 +65,13 @@ from slm_operator.controller.reconcile import (
     Outcome,
     reconcile_model,
 )
-from slm_operator.controller.settings import LEGACY_ANNOTATIONS, PEERING_NAME
+from slm_operator.controller.settings import (
+    LEGACY_ANNOTATIONS,
+    MANAGED_BY_SELECTOR,
+    PEERING_NAME,
+    watch_selector,
+)
+from slm_operator.controller.watching import ApiSession, EventSink, WatchStream
 from slm_operator.controller.workqueue import ExponentialBackoff, WorkQueue
 from slm_operator.render.kinds import MANAGED_KINDS, ManagedKind
 from slm_operator.render.names import MODEL_LABEL
@@ -62,11 +79,10 @@ from slm_operator.render.names import MODEL_LABEL
 log = logging.getLogger(__name__)
 
 MODELS = ModelResource(f"{API_GROUP}/{API_VERSION}", PLURAL)
+PODS = ManagedKind("v1", "Pod", "pods")  # not a child: only its path is needed here
 
-
-def index_id(kind: ManagedKind) -> str:
-    """The kopf index of a kind (also the keyword kopf passes it to handlers under)."""
-    return f"slm_children_{kind.plural}"
+# The children watched by our own streams: every kind an API server always serves.
+STREAMED_KINDS: tuple[ManagedKind, ...] = tuple(kind for kind in MANAGED_KINDS if not kind.optional_crd)
 
 
 @dataclass
@@ -78,6 +94,7 @@ class ControllerContext:
     metrics: OperatorMetrics
     resync_seconds: float = 300.0
     workers: int = 4
+    watch_timeout: int = 300  # seconds before the server ends a watch (it is re-opened at once)
     loop: asyncio.AbstractEventLoop | None = None  # the operator's loop, set when it starts
     index: OwnerIndex = field(default_factory=OwnerIndex)
     # Transient failures back off from 5 s to 2 min; refusals only a human can fix from 5 min
@@ -93,6 +110,9 @@ class ControllerContext:
     # reconcile's own writes are known (an echo of one of them needs no second pass).
     _deferred: dict[ModelKey, list[tuple[ManagedKind, dict[str, Any]]]] = field(default_factory=dict)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _session: ApiSession | None = None
+    _unlisted: int = 0  # streams that have not finished their first listing
+    _listed: asyncio.Event = field(default_factory=asyncio.Event)
 
     # -- models ----------------------------------------------------------------------------
 
@@ -172,12 +192,45 @@ class ControllerContext:
 
     # -- workers ---------------------------------------------------------------------------
 
-    def start(self) -> None:
-        """Start the workers and the resync loop on the running loop."""
+    def start(self, *, watch_namespaces: Sequence[str] | None = None) -> None:
+        """Start the workers and the resync loop on the running loop, and the streams of the
+        children and pods: cluster-wide for ``()``, else in each of ``watch_namespaces``
+        (``None``: no streams; the caller feeds :meth:`child_changed` itself, as tests do)."""
         self.loop = asyncio.get_running_loop()
         self.metrics.queue_depth.set_function(lambda: len(self.queue))
+        streams = [] if watch_namespaces is None else self._streams(watch_namespaces)
+        self._unlisted = len(streams)
+        if not streams:
+            self._listed.set()
         self._tasks = [asyncio.create_task(self._work(), name=f"worker-{n}") for n in range(self.workers)]
         self._tasks.append(asyncio.create_task(self._resync(), name="resync"))
+        self._tasks += [asyncio.create_task(stream.run(), name=f"watch {stream.path}") for stream in streams]
+
+    def _streams(self, namespaces: Sequence[str]) -> list[WatchStream]:
+        self._session = ApiSession(self.api.configuration)
+        sinks: list[tuple[ManagedKind, EventSink]] = [
+            (kind, functools.partial(self.child_changed, kind)) for kind in STREAMED_KINDS
+        ]
+        sinks.append((PODS, self.pod_changed))
+        return [
+            WatchStream(
+                self._session,
+                path=collection_path(kind, namespace) if namespace else cluster_path(kind),
+                label_selector=MANAGED_BY_SELECTOR,
+                sink=sink,
+                on_listed=self._one_listed,
+                server_timeout=self.watch_timeout,
+                client_timeout=self.watch_timeout + 30.0,
+            )
+            for kind, sink in sinks
+            for namespace in (namespaces or [""])
+        ]
+
+    def _one_listed(self) -> None:
+        self._unlisted -= 1
+        if self._unlisted == 0:
+            log.info("every watched child and pod is listed; reconciling")
+            self._listed.set()
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -185,6 +238,8 @@ class ControllerContext:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
         self.queue.close()
+        if self._session is not None:
+            await self._session.close()
 
     async def _resync(self) -> None:
         while True:
@@ -193,6 +248,7 @@ class ControllerContext:
                 self.queue.add(key)
 
     async def _work(self) -> None:
+        await self._listed.wait()
         while True:
             key = await self.queue.get()
             try:
@@ -209,7 +265,7 @@ class ControllerContext:
         body = self.models.get(key)
         if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
             return
-        existing = self.index.children(key, self.index.sources.keys())
+        existing = self.index.children(key, MANAGED_KINDS)
         pods = [copy.deepcopy(pod) for pod in self.pods.get(key, {}).values()]
         started = time.monotonic()
         try:
@@ -359,13 +415,8 @@ def _slim_pod(body: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def register(registry: kopf.OperatorRegistry, ctx: ControllerContext) -> None:
-    """Register the watches on ``registry`` (closures over ``ctx``; no module-level state)."""
-
-    @kopf.on.startup(registry=registry)
-    async def attach_indices(**kwargs: Any) -> None:
-        # kopf hands its indices to every handler by id; keep the children's ones for workers.
-        for kind in MANAGED_KINDS:
-            ctx.index.attach(kind, kwargs[index_id(kind)])
+    """Register kopf's watches on ``registry`` (closures over ``ctx``; no module-level state):
+    the models, and the children of kinds from optional CRDs (the rest are streamed by ``ctx``)."""
 
     @kopf.on.event(API_GROUP, API_VERSION, PLURAL, id="model", registry=registry)
     async def model_event(body: kopf.Body, patch: kopf.Patch, type: str | None = None, **_: Any) -> None:
@@ -382,22 +433,14 @@ def register(registry: kopf.OperatorRegistry, ctx: ControllerContext) -> None:
             ctx.queue.add((namespace, name))
 
     for kind in MANAGED_KINDS:
-        _register_kind(registry, ctx, kind)
-
-    @kopf.on.event("v1", "pods", id="pods", registry=registry)
-    async def pod_event(body: kopf.Body, type: str | None = None, **_: Any) -> None:
-        ctx.pod_changed(type, body)
+        if kind.optional_crd:
+            _register_kind(registry, ctx, kind)
 
 
 def _register_kind(registry: kopf.OperatorRegistry, ctx: ControllerContext, kind: ManagedKind) -> None:
-    args = (kind.group, kind.version, kind.plural) if kind.group else (kind.version, kind.plural)
-
-    # Async, though it awaits nothing: kopf runs a sync handler in a thread pool, one hop per
-    # watch event of every child.
-    @kopf.index(*args, id=index_id(kind), registry=registry)
-    async def index(body: kopf.Body, **_: Any) -> dict[ModelKey, Packed]:
-        return index_child(body, kind=kind)
-
-    @kopf.on.event(*args, id=f"child-{kind.plural}", registry=registry)
+    # Async, though it awaits nothing: kopf runs a sync handler in a thread pool.
+    @kopf.on.event(
+        *watch_selector(kind.group, kind.version, kind.plural), id=f"child-{kind.plural}", registry=registry
+    )
     async def child_event(body: kopf.Body, type: str | None = None, **_: Any) -> None:
         ctx.child_changed(kind, type, body)

@@ -36,8 +36,6 @@ log = logging.getLogger(__name__)
 APPLY_PATCH = "application/apply-patch+yaml"
 MERGE_PATCH = "application/merge-patch+json"
 
-WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-
 
 class ApiError(Exception):
     """An API answer the caller must handle (status code and the server's message)."""
@@ -270,6 +268,12 @@ def collection_path(kind: ManagedKind, namespace: str) -> str:
     """``/api/v1/namespaces/ns/services`` or ``/apis/apps/v1/namespaces/ns/deployments``."""
     prefix = f"/apis/{kind.api_version}" if kind.group else f"/api/{kind.api_version}"
     return f"{prefix}/namespaces/{quote(namespace, safe='')}/{kind.plural}"
+
+
+def cluster_path(kind: ManagedKind) -> str:
+    """The kind in every namespace: ``/api/v1/services``, ``/apis/apps/v1/deployments``."""
+    prefix = f"/apis/{kind.api_version}" if kind.group else f"/api/{kind.api_version}"
+    return f"{prefix}/{kind.plural}"
 
 
 def object_path(kind: ManagedKind, namespace: str, name: str) -> str:

@@ -7,7 +7,7 @@ import logging
 import kopf
 import pytest
 
-from slm_operator.controller.handlers import ControllerContext, register, status_patch
+from slm_operator.controller.handlers import STREAMED_KINDS, ControllerContext, register, status_patch
 from slm_operator.controller.kubeapi import collection_path, object_path
 from slm_operator.controller.metrics import OperatorMetrics
 from slm_operator.controller.run import configure_logging, parse_options
@@ -157,8 +157,13 @@ def test_no_handler_makes_kopf_add_a_finalizer_or_store_state() -> None:
     assert registry._changing.get_all_handlers() == []
     watching = [h.id for h in registry._watching.get_all_handlers()]
     assert "model" in watching
-    assert len(registry._indexing.get_all_handlers()) == len(MANAGED_KINDS)
-    assert "pods" in watching  # read to say why a model is not running
+    assert registry._indexing.get_all_handlers() == []
+    # The children of optional CRDs' kinds through kopf; the rest by the context's own streams.
+    optional = [kind for kind in MANAGED_KINDS if kind.optional_crd]
+    assert sorted(watching) == sorted(["model", *(f"child-{kind.plural}" for kind in optional)])
+    assert {kind.plural for kind in STREAMED_KINDS} | {kind.plural for kind in optional} == {
+        kind.plural for kind in MANAGED_KINDS
+    }
 
 
 async def test_queue_depth_is_exported_while_the_workers_run() -> None:

@@ -1,0 +1,192 @@
+"""The lean list-and-watch stream against a small fake API server (aiohttp on 127.0.0.1)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from slm_operator.controller.watching import ApiSession, WatchStream
+
+
+def obj(name: str, rv: int, uid: str = "") -> dict[str, Any]:
+    return {
+        "metadata": {"name": name, "namespace": "ns", "uid": uid or f"u-{name}", "resourceVersion": str(rv)}
+    }
+
+
+@dataclass
+class FakeApi:
+    """Listings (one per call, in pages of 2) and watch answers, scripted per call."""
+
+    listings: list[list[dict[str, Any]]]
+    watches: list[list[dict[str, Any]] | int]  # the events of one watch, or an HTTP status
+    requests: list[dict[str, str]] = field(default_factory=list)
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        query = dict(request.query)
+        self.requests.append(query)
+        if query.get("watch") == "true":
+            if not self.watches:
+                await asyncio.sleep(0.05)  # nothing more to say: a quiet watch that ends
+                return web.Response(text="")
+            script = self.watches.pop(0)
+            if isinstance(script, int):
+                return web.json_response({"kind": "Status", "code": script}, status=script)
+            response = web.StreamResponse()
+            await response.prepare(request)
+            for event in script:
+                # One event split over two writes: lines are reassembled from chunks.
+                line = json.dumps(event).encode() + b"\n"
+                await response.write(line[:7])
+                await response.write(line[7:])
+            await response.write_eof()
+            return response
+        items = self.listings[0]
+        start = int(query.get("continue") or 0)
+        page = items[start : start + 2]
+        more = start + 2 < len(items)
+        if not more:
+            self.listings.pop(0)
+        meta = {"resourceVersion": "100", **({"continue": str(start + 2)} if more else {})}
+        return web.json_response({"items": page, "metadata": meta})
+
+
+@dataclass
+class Config:
+    """The parts of a ``kubernetes.client.Configuration`` the session reads."""
+
+    host: str
+    verify_ssl: bool = True
+    ssl_ca_cert: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    username: str = ""
+    password: str = ""
+
+    def get_api_key_with_prefix(self, key: str) -> str | None:
+        return "Bearer t0ken" if key == "BearerToken" else None
+
+
+@pytest.fixture
+async def served() -> AsyncIterator[tuple[FakeApi, str]]:
+    api = FakeApi(listings=[], watches=[])
+    app = web.Application()
+    app.router.add_get("/api/v1/services", api.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    yield api, f"http://127.0.0.1:{port}"
+    await runner.cleanup()
+
+
+async def run_until(stream: WatchStream, done: Any, timeout: float = 5.0) -> None:
+    task = asyncio.create_task(stream.run())
+    try:
+        async with asyncio.timeout(timeout):
+            while not done():
+                await asyncio.sleep(0.01)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_lists_in_pages_then_watches_from_the_listing_and_resumes(served: tuple[FakeApi, str]) -> None:
+    fake, url = served
+    fake.listings = [[obj("a", 1), obj("b", 2), obj("c", 3)]]
+    fake.watches = [
+        [{"type": "ADDED", "object": obj("d", 101)}, {"type": "BOOKMARK", "object": obj("", 150)}],
+        [{"type": "DELETED", "object": obj("a", 151)}],
+    ]
+    events: list[tuple[str | None, str]] = []
+    listed: list[int] = []
+    session = ApiSession(Config(host=url))
+    stream = WatchStream(
+        session,
+        path="/api/v1/services",
+        label_selector="app=x",
+        sink=lambda type_, body: events.append((type_, body["metadata"]["name"])),
+        on_listed=lambda: listed.append(len(events)),
+    )
+    await run_until(stream, lambda: len(events) == 5)
+    await session.close()
+    assert events == [(None, "a"), (None, "b"), (None, "c"), ("ADDED", "d"), ("DELETED", "a")]
+    assert listed == [3]  # once, after the whole first listing
+    lists = [q for q in fake.requests if "watch" not in q]
+    watches = [q for q in fake.requests if q.get("watch") == "true"]
+    assert [q.get("continue") for q in lists] == [None, "2"]
+    assert all(q["labelSelector"] == "app=x" for q in fake.requests)
+    # The first watch starts at the listing's version; the next one at the last seen (a bookmark).
+    assert [q["resourceVersion"] for q in watches[:2]] == ["100", "150"]
+    assert watches[0]["allowWatchBookmarks"] == "true"
+
+
+async def test_a_gone_version_lists_again_and_reports_only_what_changed(served: tuple[FakeApi, str]) -> None:
+    fake, url = served
+    fake.listings = [
+        [obj("a", 1), obj("b", 2), obj("c", 3), obj("f", 4)],
+        # Meanwhile: a gone, b deleted and created again, c changed, d new, e (seen in the
+        # watch) gone, f unchanged.
+        [obj("b", 9, uid="u-b2"), obj("c", 7), obj("d", 8), obj("f", 4)],
+    ]
+    fake.watches = [[{"type": "ADDED", "object": obj("e", 101)}], 410]
+    events: list[tuple[str | None, str, str]] = []
+    session = ApiSession(Config(host=url))
+    stream = WatchStream(
+        session,
+        path="/api/v1/services",
+        label_selector="app=x",
+        sink=lambda type_, body: events.append(
+            (type_, body["metadata"]["name"], body["metadata"]["resourceVersion"])
+        ),
+    )
+    await run_until(stream, lambda: len(events) >= 11)
+    await asyncio.sleep(0.1)
+    await session.close()
+    first = [(None, "a", "1"), (None, "b", "2"), (None, "c", "3"), (None, "f", "4"), ("ADDED", "e", "101")]
+    assert events[:5] == first
+    after = events[5:]
+    assert after.index(("DELETED", "b", "2")) < after.index(("ADDED", "b", "9"))
+    assert sorted(after) == [
+        ("ADDED", "b", "9"),
+        ("ADDED", "d", "8"),
+        ("DELETED", "a", "1"),
+        ("DELETED", "b", "2"),
+        ("DELETED", "e", "101"),
+        ("MODIFIED", "c", "7"),
+    ]
+
+
+async def test_an_error_event_other_than_gone_retries_the_watch(served: tuple[FakeApi, str]) -> None:
+    fake, url = served
+    fake.listings = [[obj("a", 1)]]
+    fake.watches = [
+        [{"type": "ERROR", "object": {"code": 500, "message": "boom"}}],
+        [{"type": "MODIFIED", "object": obj("a", 120)}],
+    ]
+    events: list[tuple[str | None, str]] = []
+    session = ApiSession(Config(host=url))
+    stream = WatchStream(
+        session,
+        path="/api/v1/services",
+        label_selector="app=x",
+        sink=lambda type_, body: events.append((type_, body["metadata"]["resourceVersion"])),
+        retry_delay=0.01,
+    )
+    await run_until(stream, lambda: len(events) == 2)
+    await session.close()
+    assert events == [(None, "1"), ("MODIFIED", "120")]
+    watches = [q for q in fake.requests if q.get("watch") == "true"]
+    assert [q["resourceVersion"] for q in watches[:2]] == ["100", "100"]  # resumed, not relisted
+    assert len([q for q in fake.requests if "watch" not in q]) == 1
+
+
+def test_the_bearer_token_is_sent_as_the_client_has_it() -> None:
+    assert ApiSession(Config(host="https://x")).headers()["Authorization"] == "Bearer t0ken"
