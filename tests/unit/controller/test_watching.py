@@ -87,12 +87,25 @@ async def served() -> AsyncIterator[tuple[FakeApi, str]]:
     await runner.cleanup()
 
 
-async def run_until(stream: WatchStream, done: Any, timeout: float = 5.0) -> None:
+@dataclass
+class Collector:
+    """The stream's sink: keeps what it is given, and says when it has ``wanted`` events."""
+
+    wanted: int
+    what: Any  # what to keep of (type, body)
+    events: list[Any] = field(default_factory=list)
+    enough: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def __call__(self, type_: str | None, body: dict[str, Any]) -> None:
+        self.events.append(self.what(type_, body))
+        if len(self.events) >= self.wanted:
+            self.enough.set()
+
+
+async def run_until(stream: WatchStream, collector: Collector) -> None:
     task = asyncio.create_task(stream.run())
     try:
-        async with asyncio.timeout(timeout):
-            while not done():
-                await asyncio.sleep(0.01)
+        await asyncio.wait_for(collector.enough.wait(), 5.0)
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
@@ -105,19 +118,19 @@ async def test_lists_in_pages_then_watches_from_the_listing_and_resumes(served: 
         [{"type": "ADDED", "object": obj("d", 101)}, {"type": "BOOKMARK", "object": obj("", 150)}],
         [{"type": "DELETED", "object": obj("a", 151)}],
     ]
-    events: list[tuple[str | None, str]] = []
+    collector = Collector(5, lambda type_, body: (type_, body["metadata"]["name"]))
     listed: list[int] = []
     session = ApiSession(Config(host=url))
     stream = WatchStream(
         session,
         path="/api/v1/services",
         label_selector="app=x",
-        sink=lambda type_, body: events.append((type_, body["metadata"]["name"])),
-        on_listed=lambda: listed.append(len(events)),
+        sink=collector,
+        on_listed=lambda: listed.append(len(collector.events)),
     )
-    await run_until(stream, lambda: len(events) == 5)
+    await run_until(stream, collector)
     await session.close()
-    assert events == [(None, "a"), (None, "b"), (None, "c"), ("ADDED", "d"), ("DELETED", "a")]
+    assert collector.events == [(None, "a"), (None, "b"), (None, "c"), ("ADDED", "d"), ("DELETED", "a")]
     assert listed == [3]  # once, after the whole first listing
     lists = [q for q in fake.requests if "watch" not in q]
     watches = [q for q in fake.requests if q.get("watch") == "true"]
@@ -137,19 +150,14 @@ async def test_a_gone_version_lists_again_and_reports_only_what_changed(served: 
         [obj("b", 9, uid="u-b2"), obj("c", 7), obj("d", 8), obj("f", 4)],
     ]
     fake.watches = [[{"type": "ADDED", "object": obj("e", 101)}], 410]
-    events: list[tuple[str | None, str, str]] = []
-    session = ApiSession(Config(host=url))
-    stream = WatchStream(
-        session,
-        path="/api/v1/services",
-        label_selector="app=x",
-        sink=lambda type_, body: events.append(
-            (type_, body["metadata"]["name"], body["metadata"]["resourceVersion"])
-        ),
+    collector = Collector(
+        11, lambda type_, body: (type_, body["metadata"]["name"], body["metadata"]["resourceVersion"])
     )
-    await run_until(stream, lambda: len(events) >= 11)
-    await asyncio.sleep(0.1)
+    session = ApiSession(Config(host=url))
+    stream = WatchStream(session, path="/api/v1/services", label_selector="app=x", sink=collector)
+    await run_until(stream, collector)
     await session.close()
+    events = collector.events
     first = [(None, "a", "1"), (None, "b", "2"), (None, "c", "3"), (None, "f", "4"), ("ADDED", "e", "101")]
     assert events[:5] == first
     after = events[5:]
@@ -171,18 +179,14 @@ async def test_an_error_event_other_than_gone_retries_the_watch(served: tuple[Fa
         [{"type": "ERROR", "object": {"code": 500, "message": "boom"}}],
         [{"type": "MODIFIED", "object": obj("a", 120)}],
     ]
-    events: list[tuple[str | None, str]] = []
+    collector = Collector(2, lambda type_, body: (type_, body["metadata"]["resourceVersion"]))
     session = ApiSession(Config(host=url))
     stream = WatchStream(
-        session,
-        path="/api/v1/services",
-        label_selector="app=x",
-        sink=lambda type_, body: events.append((type_, body["metadata"]["resourceVersion"])),
-        retry_delay=0.01,
+        session, path="/api/v1/services", label_selector="app=x", sink=collector, retry_delay=0.01
     )
-    await run_until(stream, lambda: len(events) == 2)
+    await run_until(stream, collector)
     await session.close()
-    assert events == [(None, "1"), ("MODIFIED", "120")]
+    assert collector.events == [(None, "1"), ("MODIFIED", "120")]
     watches = [q for q in fake.requests if q.get("watch") == "true"]
     assert [q["resourceVersion"] for q in watches[:2]] == ["100", "100"]  # resumed, not relisted
     assert len([q for q in fake.requests if "watch" not in q]) == 1

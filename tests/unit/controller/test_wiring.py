@@ -189,3 +189,31 @@ def test_watch_timeout_reaches_kopf_as_whole_seconds() -> None:
     assert type(settings.watching.server_timeout) is int
     assert type(parse_options([]).watch_timeout) is int
     assert type(parse_options(["--watch-timeout", "20"]).watch_timeout) is int
+
+
+def _pod(
+    phase: str, *, conditions: list[dict[str, str]] | None = None, name: str = "m-1"
+) -> dict[str, object]:
+    return {
+        "metadata": {"name": name, "namespace": "ns", "labels": {"slm.dev/model": "m"}},
+        "spec": {"containers": [{"name": "server", "image": "img"}]},
+        "status": {"phase": phase, "conditions": conditions or []},
+    }
+
+
+def test_only_pod_events_that_change_the_diagnosis_queue_the_model() -> None:
+    ctx = ControllerContext(api=None, config=None, metrics=OperatorMetrics())  # type: ignore[arg-type]
+    ctx.models[("ns", "m")] = {"metadata": {"namespace": "ns", "name": "m"}}
+    ctx.pod_changed(None, _pod("Pending"))  # the initial listing queues nothing
+    # Created, scheduled, running, ready: the Deployment's status tells that; no pass each.
+    ctx.pod_changed("ADDED", _pod("Pending", name="m-2"))
+    ctx.pod_changed("MODIFIED", _pod("Running", name="m-2", conditions=[{"type": "Ready", "status": "True"}]))
+    assert len(ctx.queue) == 0
+    assert set(ctx.pods[("ns", "m")]) == {"m-1", "m-2"}
+    unschedulable = {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": "0/3"}
+    ctx.pod_changed("MODIFIED", _pod("Pending", conditions=[unschedulable]))
+    assert len(ctx.queue) == 1  # Ready now says why it cannot run
+    ctx.queue = type(ctx.queue)()
+    ctx.pod_changed("DELETED", _pod("Pending", conditions=[unschedulable]))
+    assert len(ctx.queue) == 1  # and no longer, once that pod is gone
+    assert set(ctx.pods[("ns", "m")]) == {"m-2"}
