@@ -56,6 +56,7 @@ from slm_operator.controller.owner_index import (
     OwnerIndex,
     model_key,
     resource_version,
+    slim,
 )
 from slm_operator.controller.reconcile import (
     RESULT_ERROR,
@@ -63,6 +64,7 @@ from slm_operator.controller.reconcile import (
     RESULT_OK,
     RESULT_RETRY,
     Outcome,
+    deployment_view,
     reconcile_model,
 )
 from slm_operator.controller.settings import (
@@ -73,7 +75,8 @@ from slm_operator.controller.settings import (
 )
 from slm_operator.controller.watching import ApiSession, EventSink, WatchStream
 from slm_operator.controller.workqueue import ExponentialBackoff, WorkQueue
-from slm_operator.render.kinds import MANAGED_KINDS, ManagedKind
+from slm_operator.diagnosis import diagnose
+from slm_operator.render.kinds import DEPLOYMENT, MANAGED_KINDS, ManagedKind
 from slm_operator.render.names import MODEL_LABEL
 
 log = logging.getLogger(__name__)
@@ -158,7 +161,9 @@ class ControllerContext:
     # -- children --------------------------------------------------------------------------
 
     def child_changed(self, kind: ManagedKind, event_type: str | None, body: Mapping[str, Any]) -> None:
-        """A watch event on a child: enqueue its model unless it only echoes our own write."""
+        """A watch event on a child: enqueue its model unless it only echoes our own write, or
+        only changes a status the model's own status does not depend on."""
+        previous = self.index.indexed(kind, body) if event_type == "MODIFIED" else None
         self.index.observe(kind, event_type, body)
         if event_type is None:
             return  # the initial listing: every model is enqueued by its own listing event
@@ -167,27 +172,34 @@ class ControllerContext:
             return  # not (or no longer) a model we know: a deleted model's children going
         if self.index.is_echo(kind, body):
             return
+        if previous is not None and status_only_change(kind, previous.unpack(), body):
+            return
         if key in self.queue.processing:
             self._deferred.setdefault(key, []).append((kind, dict(body.get("metadata") or {})))
             return
         self.queue.add(key)
 
     def pod_changed(self, event_type: str | None, body: Mapping[str, Any]) -> None:
-        """A watch event on a model's pod: keep it, and look at the model again when it is
-        known (a pod that cannot be scheduled, pull its image or start changes what Ready says)."""
+        """A watch event on a model's pod: keep it, and look at the model again when it changes
+        what the pods say about the model (a pod that cannot be scheduled, pull its image or
+        start changes what Ready says). A pod that is created, scheduled, started and becomes
+        ready changes nothing there: the Deployment's own status, watched too, tells that."""
         meta = body.get("metadata") or {}
         model = (meta.get("labels") or {}).get(MODEL_LABEL)
         if not model or not meta.get("namespace"):
             return
         key: ModelKey = (str(meta["namespace"]), str(model))
         pods = self.pods.setdefault(key, {})
+        before = diagnose(list(pods.values()), None)
         if event_type == "DELETED":
             pods.pop(str(meta.get("name")), None)
             if not pods:
                 self.pods.pop(key, None)
         else:
             pods[str(meta.get("name"))] = _slim_pod(body)
-        if event_type is not None and key in self.models and key not in self.queue.processing:
+        if event_type is None or key not in self.models or key in self.queue.processing:
+            return
+        if diagnose(list(pods.values()), None) != before:
             self.queue.add(key)
 
     # -- workers ---------------------------------------------------------------------------
@@ -266,7 +278,8 @@ class ControllerContext:
         if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
             return
         existing = self.index.children(key, MANAGED_KINDS)
-        pods = [copy.deepcopy(pod) for pod in self.pods.get(key, {}).values()]
+        # Read-only in the thread: the loop replaces a pod's entry, never changes one in place.
+        pods = list(self.pods.get(key, {}).values())
         started = time.monotonic()
         try:
             outcome, updated = await asyncio.to_thread(
@@ -346,6 +359,30 @@ class ControllerContext:
         else:
             delay = self.queue.retry(key)
             log.info("%s/%s: %s; next try in %.1f s", *key, outcome.message, delay)
+
+
+def status_only_change(kind: ManagedKind, before: Mapping[str, Any], after: Mapping[str, Any]) -> bool:
+    """Whether a child changed only in a way no reconcile can act on: its ``status`` (written by
+    its own controller: the HPA's metrics, the PDB's healthy count, the Deployment's rollout)
+    and nothing else -- unless it is the Deployment and what the model reports of it changes.
+
+    ``before`` is the indexed (slimmed) version; anything else that differs -- spec, labels,
+    annotations, owners -- is a possible drift and gets a pass.
+    """
+    old, new = _without_status(before), _without_status(slim(after, kind=kind))
+    if old != new:
+        return False
+    if kind != DEPLOYMENT:
+        return True
+    return deployment_view(before) == deployment_view(after) and diagnose([], before) == diagnose([], after)
+
+
+def _without_status(obj: Mapping[str, Any]) -> dict[str, Any]:
+    plain = {key: value for key, value in obj.items() if key != "status"}
+    meta = plain.get("metadata")
+    if isinstance(meta, Mapping):
+        plain["metadata"] = {k: v for k, v in meta.items() if k not in ("resourceVersion", "managedFields")}
+    return plain
 
 
 def utc_now() -> str:

@@ -215,6 +215,13 @@ class OwnerIndex:
         """Our writes the watches have not shown yet (for tests and the benchmark)."""
         return len(self._written)
 
+    def indexed(self, kind: ManagedKind, body: Mapping[str, Any]) -> Packed | None:
+        """The version of this object the watches showed last (``None`` if none)."""
+        meta = body.get("metadata") or {}
+        key = (kind, str(meta.get("namespace")), str(meta.get("name")))
+        owner = self._owners.get(key)
+        return None if owner is None else self._indexed(kind, owner, key[2])
+
     def _indexed(self, kind: ManagedKind, owner: ModelKey, name: str) -> Packed | None:
         return self._store.get(kind, {}).get(owner, {}).get(name)
 

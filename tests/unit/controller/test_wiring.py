@@ -7,12 +7,18 @@ import logging
 import kopf
 import pytest
 
-from slm_operator.controller.handlers import STREAMED_KINDS, ControllerContext, register, status_patch
+from slm_operator.controller.handlers import (
+    STREAMED_KINDS,
+    ControllerContext,
+    register,
+    status_only_change,
+    status_patch,
+)
 from slm_operator.controller.kubeapi import collection_path, object_path
 from slm_operator.controller.metrics import OperatorMetrics
 from slm_operator.controller.run import configure_logging, parse_options
 from slm_operator.controller.settings import NoDiffBaseStorage, Timeouts, configure, watch_selector
-from slm_operator.render.kinds import DEPLOYMENT, MANAGED_KINDS, SECRET, SERVICE_MONITOR
+from slm_operator.render.kinds import DEPLOYMENT, HPA, MANAGED_KINDS, SECRET, SERVICE_MONITOR
 
 
 def test_defaults_serve_all_namespaces_standalone_with_metrics_on_9090(
@@ -217,3 +223,29 @@ def test_only_pod_events_that_change_the_diagnosis_queue_the_model() -> None:
     ctx.pod_changed("DELETED", _pod("Pending", conditions=[unschedulable]))
     assert len(ctx.queue) == 1  # and no longer, once that pod is gone
     assert set(ctx.pods[("ns", "m")]) == {"m-2"}
+
+
+def _deployment(**status: object) -> dict[str, object]:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "m", "namespace": "ns", "generation": 1, "resourceVersion": "5"},
+        "spec": {"replicas": 1},
+        "status": {"observedGeneration": 1, **status},
+    }
+
+
+def test_a_child_status_change_queues_a_pass_only_when_the_model_reports_it() -> None:
+    before = _deployment(replicas=1, availableReplicas=0, conditions=[{"type": "Progressing"}])
+    after = _deployment(replicas=1, availableReplicas=0, conditions=[{"type": "Progressing", "x": "y"}])
+    after["metadata"] = {**after["metadata"], "resourceVersion": "6"}  # type: ignore[dict-item]
+    assert status_only_change(DEPLOYMENT, before, after)  # nothing the model shows changed
+    ready = _deployment(replicas=1, readyReplicas=1, availableReplicas=1, updatedReplicas=1)
+    assert not status_only_change(DEPLOYMENT, before, ready)  # readyReplicas is in the model's status
+    # Any other kind's status is never read.
+    hpa = {"kind": "HorizontalPodAutoscaler", "metadata": {"name": "m"}, "spec": {"minReplicas": 2}}
+    assert status_only_change(HPA, {**hpa, "status": {"currentReplicas": 1}}, {**hpa, "status": {}})
+    # But a changed spec or label is a possible drift.
+    assert not status_only_change(HPA, hpa, {**hpa, "spec": {"minReplicas": 3}})
+    relabelled = {**hpa, "metadata": {"name": "m", "labels": {"a": "b"}}}
+    assert not status_only_change(HPA, hpa, relabelled)
