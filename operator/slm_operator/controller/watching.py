@@ -141,7 +141,12 @@ class WatchStream:
         version = ""
         while True:
             page = await self._get(query)
-            items.extend(page.get("items") or [])
+            # A list's items carry no apiVersion and kind (the list does); watch events do.
+            api_version, kind = page.get("apiVersion"), str(page.get("kind") or "").removesuffix("List")
+            for item in page.get("items") or []:
+                item.setdefault("apiVersion", api_version)
+                item.setdefault("kind", kind)
+                items.append(item)
             meta = page.get("metadata") or {}
             version = str(meta.get("resourceVersion") or "")
             if not meta.get("continue"):

@@ -54,7 +54,7 @@ class FakeApi:
         if not more:
             self.listings.pop(0)
         meta = {"resourceVersion": "100", **({"continue": str(start + 2)} if more else {})}
-        return web.json_response({"items": page, "metadata": meta})
+        return web.json_response({"apiVersion": "v1", "kind": "ServiceList", "items": page, "metadata": meta})
 
 
 @dataclass
@@ -94,10 +94,12 @@ class Collector:
     wanted: int
     what: Any  # what to keep of (type, body)
     events: list[Any] = field(default_factory=list)
+    bodies: list[dict[str, Any]] = field(default_factory=list)
     enough: asyncio.Event = field(default_factory=asyncio.Event)
 
     def __call__(self, type_: str | None, body: dict[str, Any]) -> None:
         self.events.append(self.what(type_, body))
+        self.bodies.append(body)
         if len(self.events) >= self.wanted:
             self.enough.set()
 
@@ -132,6 +134,8 @@ async def test_lists_in_pages_then_watches_from_the_listing_and_resumes(served: 
     await session.close()
     assert collector.events == [(None, "a"), (None, "b"), (None, "c"), ("ADDED", "d"), ("DELETED", "a")]
     assert listed == [3]  # once, after the whole first listing
+    # Listed items get the apiVersion and kind a list leaves out (drift compares them).
+    assert all((body["apiVersion"], body["kind"]) == ("v1", "Service") for body in collector.bodies[:3])
     lists = [q for q in fake.requests if "watch" not in q]
     watches = [q for q in fake.requests if q.get("watch") == "true"]
     assert [q.get("continue") for q in lists] == [None, "2"]
