@@ -8,10 +8,10 @@ deleted while the operator is down would hang in Terminating). Instead:
 
 * every managed kind is watched with our label selector and indexed by owner
   (:mod:`slm_operator.controller.owner_index`), so a reconcile reads nothing it already knows;
-  the built-in kinds and the models' pods by lean streams of our own
+  the children and the models' pods by lean streams of our own
   (:mod:`slm_operator.controller.watching`: kopf's per-event machinery is made for objects it
-  handles, and cost most of the operator's CPU on thousands of children), the kinds of optional
-  CRDs by kopf, which follows their CRDs being installed and removed;
+  handles, and cost most of the operator's CPU on thousands of children); a kind of an optional
+  CRD is streamed while its CRD exists;
 * an event on a model (new, or a new ``generation``) or on one of its children enqueues the
   model in one :class:`~slm_operator.controller.workqueue.WorkQueue` (deduplicated, per-model
   exponential backoff); an event that only echoes our own write enqueues nothing;
@@ -33,7 +33,7 @@ import datetime
 import functools
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,12 +67,7 @@ from slm_operator.controller.reconcile import (
     deployment_view,
     reconcile_model,
 )
-from slm_operator.controller.settings import (
-    LEGACY_ANNOTATIONS,
-    MANAGED_BY_SELECTOR,
-    PEERING_NAME,
-    watch_selector,
-)
+from slm_operator.controller.settings import LEGACY_ANNOTATIONS, MANAGED_BY_SELECTOR, PEERING_NAME
 from slm_operator.controller.watching import ApiSession, EventSink, WatchStream
 from slm_operator.controller.workqueue import ExponentialBackoff, WorkQueue
 from slm_operator.diagnosis import diagnose
@@ -83,9 +78,12 @@ log = logging.getLogger(__name__)
 
 MODELS = ModelResource(f"{API_GROUP}/{API_VERSION}", PLURAL)
 PODS = ManagedKind("v1", "Pod", "pods")  # not a child: only its path is needed here
+CRDS = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
 
-# The children watched by our own streams: every kind an API server always serves.
-STREAMED_KINDS: tuple[ManagedKind, ...] = tuple(kind for kind in MANAGED_KINDS if not kind.optional_crd)
+# Kinds every API server serves, streamed from the start; and kinds of optional CRDs, streamed
+# while their CRD exists.
+BUILT_IN_KINDS: tuple[ManagedKind, ...] = tuple(kind for kind in MANAGED_KINDS if not kind.optional_crd)
+OPTIONAL_KINDS: tuple[ManagedKind, ...] = tuple(kind for kind in MANAGED_KINDS if kind.optional_crd)
 
 
 @dataclass
@@ -114,7 +112,9 @@ class ControllerContext:
     _deferred: dict[ModelKey, list[tuple[ManagedKind, dict[str, Any]]]] = field(default_factory=dict)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _session: ApiSession | None = None
+    _namespaces: tuple[str, ...] = ()
     _unlisted: int = 0  # streams that have not finished their first listing
+    _optional: dict[ManagedKind, list[tuple[WatchStream, asyncio.Task[None]]]] = field(default_factory=dict)
     _listed: asyncio.Event = field(default_factory=asyncio.Event)
 
     # -- models ----------------------------------------------------------------------------
@@ -210,7 +210,7 @@ class ControllerContext:
         (``None``: no streams; the caller feeds :meth:`child_changed` itself, as tests do)."""
         self.loop = asyncio.get_running_loop()
         self.metrics.queue_depth.set_function(lambda: len(self.queue))
-        streams = [] if watch_namespaces is None else self._streams(watch_namespaces)
+        streams = [] if watch_namespaces is None else self._streams(tuple(watch_namespaces))
         self._unlisted = len(streams)
         if not streams:
             self._listed.set()
@@ -218,25 +218,73 @@ class ControllerContext:
         self._tasks.append(asyncio.create_task(self._resync(), name="resync"))
         self._tasks += [asyncio.create_task(stream.run(), name=f"watch {stream.path}") for stream in streams]
 
-    def _streams(self, namespaces: Sequence[str]) -> list[WatchStream]:
+    def _streams(self, namespaces: tuple[str, ...]) -> list[WatchStream]:
         self._session = ApiSession(self.api.configuration)
+        self._namespaces = namespaces
         sinks: list[tuple[ManagedKind, EventSink]] = [
-            (kind, functools.partial(self.child_changed, kind)) for kind in STREAMED_KINDS
+            (kind, functools.partial(self.child_changed, kind)) for kind in BUILT_IN_KINDS
         ]
         sinks.append((PODS, self.pod_changed))
+        streams = [
+            stream for kind, sink in sinks for stream in self._kind_streams(kind, sink, self._one_listed)
+        ]
+        for kind in OPTIONAL_KINDS:
+            streams.append(
+                WatchStream(
+                    self._session,
+                    path=CRDS,
+                    label_selector="",
+                    field_selector=f"metadata.name={kind.plural}.{kind.group}",
+                    sink=functools.partial(self._crd_changed, kind),
+                    on_listed=self._one_listed,
+                    server_timeout=self.watch_timeout,
+                    client_timeout=self.watch_timeout + 30.0,
+                )
+            )
+        return streams
+
+    def _kind_streams(
+        self, kind: ManagedKind, sink: EventSink, on_listed: Callable[[], None]
+    ) -> list[WatchStream]:
+        assert self._session is not None
         return [
             WatchStream(
                 self._session,
                 path=collection_path(kind, namespace) if namespace else cluster_path(kind),
                 label_selector=MANAGED_BY_SELECTOR,
                 sink=sink,
-                on_listed=self._one_listed,
+                on_listed=on_listed,
                 server_timeout=self.watch_timeout,
                 client_timeout=self.watch_timeout + 30.0,
             )
-            for kind, sink in sinks
-            for namespace in (namespaces or [""])
+            for namespace in (self._namespaces or ("",))
         ]
+
+    def _crd_changed(self, kind: ManagedKind, event_type: str | None, body: Mapping[str, Any]) -> None:
+        """The CRD of an optional kind appeared or went: start or stop streaming that kind.
+
+        A CRD present at start-up is seen in its stream's first listing, before that stream
+        counts as listed: the kind's own streams join the start-up gate, so the workers wait
+        for them too."""
+        del body
+        if event_type == "DELETED":
+            for stream, task in self._optional.pop(kind, []):
+                task.cancel()
+                stream.forget_all()  # its objects went with the CRD
+            log.info("stopped watching %s: its CRD is gone", kind.kind)
+            return
+        if kind in self._optional:
+            return
+        gated = not self._listed.is_set()
+        streams = self._kind_streams(
+            kind, functools.partial(self.child_changed, kind), self._one_listed if gated else _nothing
+        )
+        if gated:
+            self._unlisted += len(streams)
+        self._optional[kind] = [
+            (stream, asyncio.create_task(stream.run(), name=f"watch {stream.path}")) for stream in streams
+        ]
+        log.info("watching %s: its CRD is installed", kind.kind)
 
     def _one_listed(self) -> None:
         self._unlisted -= 1
@@ -245,10 +293,11 @@ class ControllerContext:
             self._listed.set()
 
     async def stop(self) -> None:
-        for task in self._tasks:
+        tasks = self._tasks + [task for streams in self._optional.values() for _, task in streams]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._tasks = []
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._tasks, self._optional = [], {}
         self.queue.close()
         if self._session is not None:
             await self._session.close()
@@ -452,8 +501,8 @@ def _slim_pod(body: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def register(registry: kopf.OperatorRegistry, ctx: ControllerContext) -> None:
-    """Register kopf's watches on ``registry`` (closures over ``ctx``; no module-level state):
-    the models, and the children of kinds from optional CRDs (the rest are streamed by ``ctx``)."""
+    """Register kopf's one watch, on the models, on ``registry`` (a closure over ``ctx``; no
+    module-level state); the children and pods are streamed by ``ctx`` itself."""
 
     @kopf.on.event(API_GROUP, API_VERSION, PLURAL, id="model", registry=registry)
     async def model_event(body: kopf.Body, patch: kopf.Patch, type: str | None = None, **_: Any) -> None:
@@ -469,15 +518,6 @@ def register(registry: kopf.OperatorRegistry, ctx: ControllerContext) -> None:
         if ctx.model_seen(body):
             ctx.queue.add((namespace, name))
 
-    for kind in MANAGED_KINDS:
-        if kind.optional_crd:
-            _register_kind(registry, ctx, kind)
 
-
-def _register_kind(registry: kopf.OperatorRegistry, ctx: ControllerContext, kind: ManagedKind) -> None:
-    # Async, though it awaits nothing: kopf runs a sync handler in a thread pool.
-    @kopf.on.event(
-        *watch_selector(kind.group, kind.version, kind.plural), id=f"child-{kind.plural}", registry=registry
-    )
-    async def child_event(body: kopf.Body, type: str | None = None, **_: Any) -> None:
-        ctx.child_changed(kind, type, body)
+def _nothing() -> None:
+    pass

@@ -13,8 +13,9 @@ fresh on a quiet stream; only when the server answers ``410 Gone`` (that version
 away) does it list again, and then it reports what changed meanwhile as events -- an object
 gone from the new listing as ``DELETED`` -- so the consumer never keeps a stale object.
 
-Kinds from optional CRDs (ServiceMonitor, PrometheusRule, ScaledObject) stay with kopf, which
-notices their CRDs being installed and removed.
+Kinds from optional CRDs (ServiceMonitor, PrometheusRule, ScaledObject) are streamed while
+their CRD exists: the operator streams each such CRD by name, starts the kind's stream when the
+CRD appears, and stops it (reporting its objects as deleted) when the CRD goes.
 """
 
 from __future__ import annotations
@@ -107,6 +108,7 @@ class WatchStream:
     path: str  # the collection: /api/v1/pods, /apis/apps/v1/namespaces/ns/deployments ...
     label_selector: str
     sink: EventSink
+    field_selector: str = ""
     on_listed: Callable[[], None] = lambda: None  # once, after the first listing
     server_timeout: int = 300  # the watch's timeoutSeconds: the server ends it after this
     client_timeout: float = 330.0  # a backstop for a silently dead connection
@@ -137,7 +139,7 @@ class WatchStream:
     async def _list(self) -> str:
         """List every page; report the listing (as events after the first); its resourceVersion."""
         items: list[dict[str, Any]] = []
-        query = {"labelSelector": self.label_selector, "limit": str(self.page_size)}
+        query = {**self._selectors(), "limit": str(self.page_size)}
         version = ""
         while True:
             page = await self._get(query)
@@ -198,7 +200,7 @@ class WatchStream:
         """Stream events from ``version`` until the server ends the watch; the last version
         seen, or ``None`` when the server says that version is gone (list again)."""
         query = {
-            "labelSelector": self.label_selector,
+            **self._selectors(),
             "watch": "true",
             "allowWatchBookmarks": "true",
             "resourceVersion": version,
@@ -236,7 +238,16 @@ class WatchStream:
                 self.sink(kind, obj)
         return version
 
+    def _selectors(self) -> dict[str, str]:
+        selectors = {"labelSelector": self.label_selector, "fieldSelector": self.field_selector}
+        return {key: value for key, value in selectors.items() if value}
+
     # -- what was reported -------------------------------------------------------------------
+
+    def forget_all(self) -> None:
+        """Report every object seen as ``DELETED`` (the stream is stopped: its kind is gone)."""
+        for key, last in list(self._known.items()):
+            self._forget(key, last)
 
     def _remember(self, obj: Mapping[str, Any]) -> None:
         meta = obj.get("metadata") or {}

@@ -8,7 +8,8 @@ import kopf
 import pytest
 
 from slm_operator.controller.handlers import (
-    STREAMED_KINDS,
+    BUILT_IN_KINDS,
+    OPTIONAL_KINDS,
     ControllerContext,
     register,
     status_only_change,
@@ -17,7 +18,7 @@ from slm_operator.controller.handlers import (
 from slm_operator.controller.kubeapi import collection_path, object_path
 from slm_operator.controller.metrics import OperatorMetrics
 from slm_operator.controller.run import configure_logging, parse_options
-from slm_operator.controller.settings import NoDiffBaseStorage, Timeouts, configure, watch_selector
+from slm_operator.controller.settings import NoDiffBaseStorage, Timeouts, configure
 from slm_operator.render.kinds import DEPLOYMENT, HPA, MANAGED_KINDS, SECRET, SERVICE_MONITOR
 
 
@@ -90,15 +91,8 @@ def test_settings_are_pinned() -> None:
     assert settings.posting.level == logging.WARNING
     assert settings.posting.loggers is False
     assert settings.peering.standalone is True
-    selectors = dict(settings.watching.label_selectors.items())
-    assert set(selectors.values()) == {"app.kubernetes.io/managed-by=slm-operator"}
-    assert len(selectors) == len(MANAGED_KINDS) + 1  # every child kind, and the models' pods
-    assert any(selector.any_name == "pods" for selector in selectors)
-
-
-def test_watch_selector_shapes() -> None:
-    assert watch_selector("", "v1", "secrets") == ("v1", "secrets")
-    assert watch_selector("apps", "v1", "deployments") == ("apps", "v1", "deployments")
+    # kopf watches only the models (every one of them): no selector.
+    assert dict(settings.watching.label_selectors.items()) == {}
 
 
 def test_status_patch_holds_only_changes() -> None:
@@ -164,12 +158,11 @@ def test_no_handler_makes_kopf_add_a_finalizer_or_store_state() -> None:
     watching = [h.id for h in registry._watching.get_all_handlers()]
     assert "model" in watching
     assert registry._indexing.get_all_handlers() == []
-    # The children of optional CRDs' kinds through kopf; the rest by the context's own streams.
-    optional = [kind for kind in MANAGED_KINDS if kind.optional_crd]
-    assert sorted(watching) == sorted(["model", *(f"child-{kind.plural}" for kind in optional)])
-    assert {kind.plural for kind in STREAMED_KINDS} | {kind.plural for kind in optional} == {
+    # kopf watches the models only; every child kind is streamed by the context itself.
+    assert watching == ["model"]
+    assert sorted(kind.plural for kind in BUILT_IN_KINDS + OPTIONAL_KINDS) == sorted(
         kind.plural for kind in MANAGED_KINDS
-    }
+    )
 
 
 async def test_queue_depth_is_exported_while_the_workers_run() -> None:
