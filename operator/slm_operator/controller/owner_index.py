@@ -161,7 +161,7 @@ class OwnerIndex:
             del self._written[key]
         if event_type == "DELETED":
             self._versions.pop(key, None)
-            if self._deleted.get(key) == meta.get("uid"):
+            if key in self._deleted and self._deleted[key] == meta.get("uid"):
                 del self._deleted[key]
 
     def _unfile(self, key: ObjectKey) -> None:

@@ -198,3 +198,31 @@ async def test_an_error_event_other_than_gone_retries_the_watch(served: tuple[Fa
 
 def test_the_bearer_token_is_sent_as_the_client_has_it() -> None:
     assert ApiSession(Config(host="https://x")).headers()["Authorization"] == "Bearer t0ken"
+
+
+async def test_an_optional_kind_is_streamed_while_its_crd_exists() -> None:
+    from slm_operator.controller.handlers import OPTIONAL_KINDS, ControllerContext
+    from slm_operator.controller.metrics import OperatorMetrics
+
+    kind = OPTIONAL_KINDS[0]
+    ctx = ControllerContext(api=None, config=None, metrics=OperatorMetrics(), workers=0)  # type: ignore[arg-type]
+    ctx._session = ApiSession(Config(host="http://127.0.0.1:9"))  # nothing listens: streams retry
+    ctx._unlisted = 1  # the CRD's own stream, still listing
+    crd = {"metadata": {"name": f"{kind.plural}.{kind.group}"}}
+    ctx._crd_changed(kind, None, crd)  # present at start-up: its kind joins the start-up gate
+    assert ctx._unlisted == 2
+    assert not ctx._listed.is_set()
+    ((stream, task),) = ctx._optional[kind]
+    assert stream.path.endswith(f"/{kind.plural}")
+    ctx._crd_changed(kind, "MODIFIED", crd)  # already streamed
+    assert len(ctx._optional[kind]) == 1
+    ctx.index.observe(
+        kind, None, {"metadata": {"name": "m", "namespace": "ns", "labels": {"slm.dev/model": "m"}}}
+    )
+    stream._remember({"metadata": {"name": "m", "namespace": "ns", "labels": {"slm.dev/model": "m"}}})
+    ctx._crd_changed(kind, "DELETED", crd)  # the CRD went: so did its objects
+    await asyncio.sleep(0)
+    assert task.cancelled() or task.done()
+    assert kind not in ctx._optional
+    assert ctx.index.children(("ns", "m"), [kind])[kind] == {}
+    await ctx._session.close()
