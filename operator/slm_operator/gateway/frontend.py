@@ -80,7 +80,7 @@ CLIENT_CLOSED = 499
 MAX_BUFFERED_BYTES = 256 * 1024
 # A request head (request line and headers) larger than this, or with more header lines, is
 # refused with 431.
-MAX_HEAD_BYTES = 64 * 1024
+MAX_HEAD_BYTES = 32 * 1024
 MAX_HEADERS = 128
 # Complete requests queued behind the one being answered (pipelining) before reading pauses.
 MAX_QUEUED = 8
@@ -500,11 +500,13 @@ class ApiProtocol(asyncio.Protocol):
         ex = self.parsing
         if ex is not None:
             ex.url += url
+            ex.size += len(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
         ex = self.parsing
         if ex is None:
             return
+        ex.size += len(name) + len(value) + 4  # the head's size so far (for the limit)
         lname = name.lower()
         if lname in _DROP_UP:
             if lname == b"authorization":
@@ -531,9 +533,10 @@ class ApiProtocol(asyncio.Protocol):
         ex.keep_alive = parser.should_keep_alive()
         version = parser.get_http_version()
         server = self._server
-        if len(ex.headers) > MAX_HEADERS:
+        if len(ex.headers) > MAX_HEADERS or ex.size > MAX_HEAD_BYTES:
             ex.answer, ex.close = errors.HEAD_TOO_LARGE, True
             return
+        ex.size = 0  # from here on: the body's size
         if version != "1.1":
             if version != "1.0":
                 ex.answer, ex.close = errors.MALFORMED, True
