@@ -620,7 +620,7 @@ class ApiProtocol(asyncio.Protocol):
                     # Refused on its head: answered now, its body read and dropped (or not at all).
                     self._answer_early(ex, ex.answer)
                     continue
-                if ex.expect and ex.needs_body and not ex.continued and self.transport is not None:
+                if ex.expect and ex.needs_body and not ex.continued and not ex.http10 and self.transport:
                     # curl and others hold the body back until told to go on.
                     ex.continued = True
                     self.transport.write(_CONTINUE)
