@@ -738,7 +738,8 @@ class ApiProtocol(asyncio.Protocol):
             log.info("refused a malformed request (%s): %d", error, answer.status)
             self._server.metrics.malformed_request(answer.status)
         ex = _Exchange(time.perf_counter())
-        ex.answer, ex.close, ex.received, ex.recorded = answer, True, True, True
+        # A parser refusal is counted above (no request to record); a bug (500) is recorded.
+        ex.answer, ex.close, ex.received, ex.recorded = answer, True, True, error is not None
         self._queue.append(ex)
         self._pump()
 

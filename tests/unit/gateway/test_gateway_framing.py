@@ -257,3 +257,32 @@ async def test_a_head_that_never_ends_is_cut_at_the_limit(vllm: FakeRuntime, sta
         writer.close()
     assert statuses(raw) == [431]
     assert vllm.seen == []
+
+
+async def test_an_absolute_form_target_reaches_its_route(vllm: FakeRuntime, start: StartGateway) -> None:
+    gateway = await start(vllm)
+    raw = await read_answers(
+        gateway,
+        (
+            f"GET http://gw/v1/models?x=1 HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer {KEY}\r\n{CLOSE}\r\n"
+        ).encode(),
+    )
+    assert statuses(raw) == [200]
+    assert vllm.seen[-1].path == "/v1/models?x=1"
+
+
+@pytest.mark.parametrize(
+    "request_line",
+    ["CONNECT 127.0.0.1:9 HTTP/1.1", "GET * HTTP/1.1", "GET /v1/models HTTP/2.0", "GET /v1/models"],
+    ids=["connect", "asterisk", "http2", "http09"],
+)
+async def test_targets_and_versions_outside_http_1_are_refused(
+    request_line: str, vllm: FakeRuntime, start: StartGateway
+) -> None:
+    gateway = await start(vllm)
+    raw = await read_answers(
+        gateway, f"{request_line}\r\nHost: gw\r\nAuthorization: Bearer {KEY}\r\n{CLOSE}\r\n".encode()
+    )
+    assert statuses(raw)[0] in (400, 404)
+    await asyncio.sleep(0.1)  # anything forwarded by mistake would have reached the runtime by now
+    assert vllm.seen == []
