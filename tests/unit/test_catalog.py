@@ -14,7 +14,6 @@ import slm_operator
 from slm_operator.api.config import (
     Accelerator,
     CatalogModel,
-    Engine,
     NodeSelectorRequirement,
     OperatorConfig,
     Tier,
@@ -22,6 +21,7 @@ from slm_operator.api.config import (
 from slm_operator.api.spec import HF_REPO_PATTERN, OLLAMA_TAG_PATTERN
 from slm_operator.catalog.loader import builtin_config
 from slm_operator.catalog.sizes import check_sizes, checkpoint_bytes
+from slm_operator.contract.runtime import Engine
 
 # The catalog ids every release ships.
 CATALOG_IDS = [

@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 import yaml
 
-from slm_operator.api.config import Engine
 from slm_operator.api.crd import (
     CRD_PATH,
     crd_manifest,
@@ -23,6 +22,7 @@ from slm_operator.api.crd import (
 from slm_operator.api.plan import MemoryPlan, Plan
 from slm_operator.api.spec import SmallLanguageModelSpec
 from slm_operator.api.status import Condition, PlanStatus, parse_status
+from slm_operator.contract.runtime import Engine
 
 ROOT = Path(__file__).resolve().parents[2]
 CRD = crd_manifest()

@@ -24,6 +24,7 @@ from slm_operator.api.spec import (
     Toleration,
     ollama_host_problem,
 )
+from slm_operator.contract.runtime import Engine
 
 SECRET_NAME_PATTERN = r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?"  # noqa: S105 - a name pattern
 
@@ -34,13 +35,6 @@ class _Config(BaseModel):
     model_config = ConfigDict(
         alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True, use_enum_values=True
     )
-
-
-class Engine(StrEnum):
-    """A concrete runtime (``Runtime`` minus ``auto``)."""
-
-    VLLM = "vllm"
-    OLLAMA = "ollama"
 
 
 class Accelerator(StrEnum):

@@ -11,8 +11,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from slm_operator.api.config import Engine, NodeSelectorTerm
+from slm_operator.api.config import NodeSelectorTerm
 from slm_operator.api.spec import Toleration
+from slm_operator.contract.runtime import Engine
 
 
 class _PlanModel(BaseModel):

@@ -31,6 +31,7 @@ from slm_operator.api.errors import SpecError, SpecProblem
 from slm_operator.api.fields import did_you_mean, known_fields
 from slm_operator.api.modelfile_params import MODELFILE_TEXT_LIMIT, modelfile_parameter_problems, text_problem
 from slm_operator.api.vllm_args import parse_vllm_args
+from slm_operator.contract.runtime import Engine
 
 API_GROUP = "slm.dev"
 API_VERSION = "v1alpha1"
@@ -104,9 +105,15 @@ class _Model(BaseModel):
 
 
 class Runtime(StrEnum):
+    """``spec.runtime``: a concrete :class:`~slm_operator.contract.runtime.Engine`, or ``auto``.
+
+    A type of its own because only a request may say ``auto`` (the planner resolves it); the
+    concrete members take their values from ``Engine``, so the two cannot drift apart.
+    """
+
     AUTO = "auto"
-    VLLM = "vllm"
-    OLLAMA = "ollama"
+    VLLM = Engine.VLLM.value
+    OLLAMA = Engine.OLLAMA.value
 
 
 class Quantization(StrEnum):

@@ -15,7 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
-from slm_operator.api.config import Engine
+from slm_operator.contract.runtime import Engine
 
 # Condition reasons are CamelCase, as in the apimachinery Condition type.
 CONDITION_REASON_PATTERN = r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$"

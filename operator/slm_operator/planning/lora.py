@@ -28,10 +28,11 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from slm_operator.api.config import CatalogModel, Engine, OperatorConfig
+from slm_operator.api.config import CatalogModel, OperatorConfig
 from slm_operator.api.errors import FitError, SpecError, SpecProblem
 from slm_operator.api.plan import LoraPlan, Plan
 from slm_operator.api.spec import SmallLanguageModel, SmallLanguageModelSpec
+from slm_operator.contract.runtime import Engine
 from slm_operator.planning.memory import GIB, MemoryEstimate, round_gib
 
 # LoRA weights are kept in the model's activation dtype (bfloat16 or float16) on vLLM.

@@ -13,7 +13,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from slm_operator.api.config import CatalogModel, Engine, Overheads, Tier
+from slm_operator.api.config import CatalogModel, Overheads, Tier
+from slm_operator.contract.runtime import Engine
 
 GIB = 1024**3
 

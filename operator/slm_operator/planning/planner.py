@@ -14,7 +14,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from slm_operator.api.config import Accelerator, CatalogModel, Engine, OperatorConfig, Tier, Variant
+from slm_operator.api.config import Accelerator, CatalogModel, OperatorConfig, Tier, Variant
 from slm_operator.api.errors import FitError, SpecError, SpecProblem
 from slm_operator.api.plan import MemoryPlan, Plan, Scheduling
 from slm_operator.api.spec import (
@@ -24,6 +24,7 @@ from slm_operator.api.spec import (
     SmallLanguageModelSpec,
 )
 from slm_operator.api.vllm_args import vllm_flag_values
+from slm_operator.contract.runtime import Engine
 from slm_operator.planning import lora
 from slm_operator.planning.memory import (
     VLLM_MAX_PREFILL_CHUNK,
