@@ -11,8 +11,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from slm_operator.api.config import NodeSelectorTerm
-from slm_operator.api.spec import Toleration
+from slm_operator.api.config import Accelerator, NodeSelectorTerm
+from slm_operator.api.spec import Quantization, SourceKind, Toleration
 from slm_operator.contract.runtime import Engine
 
 
@@ -77,13 +77,15 @@ class Plan(_PlanModel):
     runtime: Engine
     image: str
     model_ref: str = Field(description="The HF repo id, Ollama tag or local path actually served.")
-    source_kind: str = Field(description="hf | ollama | pvc")
+    source_kind: SourceKind = Field(description="hf | ollama | pvc")
     source_claim: str | None = Field(
         default=None, description="For pvc:// sources: the claim mounted read-only at /models."
     )
     served_name: str
     revision: str | None = None
-    quantization: str
+    quantization: Quantization = Field(
+        description="The weight format served; auto for a source outside the catalog (the checkpoint's own)."
+    )
     dtype: str = Field(description="bfloat16 / float16 on vLLM; the GGUF type on Ollama.")
     kv_cache_dtype: str = Field(default="auto")
     tier: str
@@ -97,7 +99,9 @@ class Plan(_PlanModel):
             "vLLM args beyond the renderer's own: the variant's (e.g. online fp8), then the user's extraArgs."
         ),
     )
-    accelerator: str = Field(default="none", description="The tier's accelerator: none | nvidia.")
+    accelerator: Accelerator = Field(
+        default=Accelerator.NONE, description="The tier's accelerator: none | nvidia."
+    )
     gated: bool = False
     memory: MemoryPlan
     fits: bool | None
@@ -115,7 +119,7 @@ class Plan(_PlanModel):
             "runtime": str(self.runtime),
             "image": self.image,
             "modelRef": self.model_ref,
-            "quantization": self.quantization,
+            "quantization": str(self.quantization),
             "dtype": self.dtype,
             "tier": self.tier,
             "gpus": self.gpus,

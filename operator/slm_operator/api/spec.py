@@ -135,6 +135,15 @@ class Quantization(StrEnum):
     Q4_0 = "q4_0"
 
 
+class SourceKind(StrEnum):
+    """Where the served weights come from: the scheme of ``spec.model.source`` (``hf://``,
+    ``ollama://``, ``pvc://``); a catalog model is ``hf`` on vLLM and ``ollama`` on Ollama."""
+
+    HF = "hf"
+    OLLAMA = "ollama"
+    PVC = "pvc"
+
+
 class MonitoringMode(StrEnum):
     AUTO = "auto"
     ENABLED = "enabled"
