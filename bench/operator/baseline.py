@@ -17,7 +17,7 @@ from typing import Any
 
 import kopf
 
-from slm_operator.api.spec import parse_document
+from slm_operator.api.parse import parse_document
 from slm_operator.catalog.loader import load_config
 from slm_operator.controller.drift import prepare_child
 from slm_operator.controller.kubeapi import KubeApi

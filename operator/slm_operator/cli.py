@@ -25,8 +25,9 @@ from slm_operator import __version__
 from slm_operator.api.config import OperatorConfig, dump_config
 from slm_operator.api.errors import ConfigError, SpecError, SpecProblem
 from slm_operator.api.fields import did_you_mean
+from slm_operator.api.parse import parse_document
 from slm_operator.api.plan import Plan
-from slm_operator.api.spec import KIND, parse_document
+from slm_operator.api.spec import KIND
 
 EXIT_OK = 0
 EXIT_FAILURE = 1

@@ -24,7 +24,7 @@ import pytest
 import yaml
 from chart_support import ROOT, value_sets, write_manifests
 
-from slm_operator.api.spec import parse_document
+from slm_operator.api.parse import parse_document
 from slm_operator.catalog.loader import load_config
 from slm_operator.cli import config_named_in
 from slm_operator.desired import desired_state

@@ -11,8 +11,9 @@ from functools import cache
 from typing import Any
 
 from slm_operator.api.config import OperatorConfig
+from slm_operator.api.parse import parse_document
 from slm_operator.api.plan import MemoryPlan, Plan, Scheduling
-from slm_operator.api.spec import SmallLanguageModel, parse_document
+from slm_operator.api.spec import SmallLanguageModel
 from slm_operator.catalog.loader import load_config
 from slm_operator.contract.runtime import Engine
 

@@ -18,7 +18,7 @@ from slm_operator.api.config import (
     OperatorConfig,
     Tier,
 )
-from slm_operator.api.spec import HF_REPO_PATTERN, OLLAMA_TAG_PATTERN
+from slm_operator.api.patterns import HF_REPO_PATTERN, OLLAMA_TAG_PATTERN
 from slm_operator.catalog.loader import builtin_config
 from slm_operator.catalog.sizes import check_sizes, checkpoint_bytes
 from slm_operator.contract.runtime import Engine

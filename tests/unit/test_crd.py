@@ -11,20 +11,15 @@ from typing import Any
 import pytest
 import yaml
 
-from slm_operator.api.crd import (
-    CRD_PATH,
-    crd_manifest,
-    crd_yaml,
-    reference_markdown,
-    spec_schema,
-    status_schema,
-)
+from slm_operator.api.crd import crd_manifest, crd_yaml, spec_schema, status_schema
 from slm_operator.api.plan import MemoryPlan, Plan
+from slm_operator.api.reference import reference_markdown
 from slm_operator.api.spec import SmallLanguageModelSpec
 from slm_operator.api.status import Condition, PlanStatus, parse_status
 from slm_operator.contract.runtime import Engine
 
 ROOT = Path(__file__).resolve().parents[2]
+CRD_PATH = "crds/slm.dev_smalllanguagemodels.yaml"
 CRD = crd_manifest()
 VERSION = CRD["spec"]["versions"][0]
 SCHEMA = VERSION["schema"]["openAPIV3Schema"]

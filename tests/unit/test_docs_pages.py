@@ -22,7 +22,8 @@ from typing import Any
 import pytest
 import yaml
 
-from slm_operator.api.spec import KIND, parse_document
+from slm_operator.api.parse import parse_document
+from slm_operator.api.spec import KIND
 from slm_operator.catalog.loader import load_config
 from slm_operator.cli import config_named_in
 from slm_operator.planning.planner import plan_model

@@ -9,7 +9,7 @@ import pytest
 
 from slm_operator.api.config import OperatorConfig
 from slm_operator.api.errors import ConfigError
-from slm_operator.api.spec import parse_document
+from slm_operator.api.parse import parse_document
 from slm_operator.catalog.loader import builtin_config, load_config_text
 from slm_operator.desired import desired_state
 from slm_operator.gateway.cli import build_arg_parser, config_from_args

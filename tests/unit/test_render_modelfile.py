@@ -8,7 +8,7 @@ import pytest
 from render_cases import case, make_model, make_plan
 
 from slm_operator.api.errors import SpecError
-from slm_operator.api.spec import Modelfile, ModelfileMessage
+from slm_operator.api.runtime_options import Modelfile, ModelfileMessage
 from slm_operator.render.modelfile import render_modelfile_configmap, render_modelfile_text
 
 

@@ -15,18 +15,17 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
-from slm_operator.api.spec import (
+from slm_operator.api.base import PinnedImage
+from slm_operator.api.kube import Toleration
+from slm_operator.api.patterns import (
+    DNS1123_SUBDOMAIN,
     HF_REPO_PATTERN,
     OLLAMA_NAME_PATTERN,
     OLLAMA_TAG_PATTERN,
-    PinnedImage,
-    Quantization,
-    Toleration,
     ollama_host_problem,
 )
+from slm_operator.api.spec import Quantization
 from slm_operator.contract.runtime import Engine
-
-SECRET_NAME_PATTERN = r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?"  # noqa: S105 - a name pattern
 
 
 class _Config(BaseModel):
@@ -276,7 +275,7 @@ class Registries(_Config):
     @classmethod
     def _secret_names(cls, value: list[str]) -> list[str]:
         for name in value:
-            if not re.fullmatch(SECRET_NAME_PATTERN, name):
+            if not re.fullmatch(DNS1123_SUBDOMAIN, name):
                 raise ValueError(f"{name!r} is not a Secret name (a lower-case DNS subdomain)")
         return value
 

@@ -12,7 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from slm_operator.api.config import Accelerator, NodeSelectorTerm
-from slm_operator.api.spec import Quantization, SourceKind, Toleration
+from slm_operator.api.kube import Toleration
+from slm_operator.api.spec import Quantization, SourceKind
 from slm_operator.contract.runtime import Engine
 
 

@@ -16,7 +16,8 @@ from typing import Any
 
 from slm_operator.api.config import OperatorConfig
 from slm_operator.api.errors import FitError, SpecError
-from slm_operator.api.spec import SmallLanguageModel, parse_document
+from slm_operator.api.parse import parse_document
+from slm_operator.api.spec import SmallLanguageModel
 from slm_operator.controller import conditions as cond
 from slm_operator.controller.children import ApplyReport, ChildFailure, reconcile_children
 from slm_operator.controller.kubeapi import KubeApi, TransientApiError

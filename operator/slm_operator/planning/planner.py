@@ -17,12 +17,7 @@ from dataclasses import dataclass
 from slm_operator.api.config import Accelerator, CatalogModel, OperatorConfig, Tier, Variant
 from slm_operator.api.errors import FitError, SpecError, SpecProblem
 from slm_operator.api.plan import MemoryPlan, Plan, Scheduling
-from slm_operator.api.spec import (
-    Quantization,
-    Runtime,
-    SmallLanguageModel,
-    SmallLanguageModelSpec,
-)
+from slm_operator.api.spec import Quantization, Runtime, SmallLanguageModel, SmallLanguageModelSpec
 from slm_operator.api.vllm_args import vllm_flag_values
 from slm_operator.contract.runtime import Engine
 from slm_operator.planning import lora

@@ -6,7 +6,8 @@ from typing import Any
 
 from slm_operator.api.config import OperatorConfig
 from slm_operator.api.plan import Plan
-from slm_operator.api.spec import AccessMode, SmallLanguageModel
+from slm_operator.api.sections import AccessMode
+from slm_operator.api.spec import SmallLanguageModel
 from slm_operator.render import containers as c
 from slm_operator.render.meta import child_metadata, label_selector
 from slm_operator.render.modelfile import MODELFILE_KEY, needs_modelfile

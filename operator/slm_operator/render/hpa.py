@@ -6,7 +6,8 @@ from typing import Any
 
 from slm_operator.api.errors import SpecError, SpecProblem
 from slm_operator.api.plan import Plan
-from slm_operator.api.spec import AutoscalingEngine, SmallLanguageModel
+from slm_operator.api.sections import AutoscalingEngine
+from slm_operator.api.spec import SmallLanguageModel
 from slm_operator.render.meta import child_metadata
 
 IN_FLIGHT_METRIC = "slm_gateway_in_flight_requests"

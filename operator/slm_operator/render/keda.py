@@ -14,7 +14,8 @@ from typing import Any
 from slm_operator.api.config import OperatorConfig
 from slm_operator.api.errors import SpecError, SpecProblem
 from slm_operator.api.plan import Plan
-from slm_operator.api.spec import AutoscalingEngine, SmallLanguageModel
+from slm_operator.api.sections import AutoscalingEngine
+from slm_operator.api.spec import SmallLanguageModel
 from slm_operator.render.hpa import BEHAVIOR, IN_FLIGHT_METRIC, no_metric_error
 from slm_operator.render.kinds import SCALED_OBJECT
 from slm_operator.render.meta import child_metadata

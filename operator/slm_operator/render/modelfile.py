@@ -14,7 +14,8 @@ import jinja2
 
 from slm_operator.api.errors import SpecError, SpecProblem
 from slm_operator.api.plan import Plan
-from slm_operator.api.spec import Modelfile, SmallLanguageModel
+from slm_operator.api.runtime_options import Modelfile
+from slm_operator.api.spec import SmallLanguageModel
 from slm_operator.render.meta import child_metadata
 from slm_operator.render.names import modelfile_configmap_name
 

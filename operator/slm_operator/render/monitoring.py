@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from slm_operator.api.plan import Plan
-from slm_operator.api.spec import MonitoringMode, SmallLanguageModel
+from slm_operator.api.sections import MonitoringMode
+from slm_operator.api.spec import SmallLanguageModel
 from slm_operator.render.meta import child_metadata, label_selector
 from slm_operator.render.names import METRICS_PORT_NAME
 

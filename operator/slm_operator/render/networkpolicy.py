@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from slm_operator.api.config import OperatorConfig
+from slm_operator.api.kube import NetworkPeer
 from slm_operator.api.plan import Plan
-from slm_operator.api.spec import NetworkPeer, SmallLanguageModel
+from slm_operator.api.spec import SmallLanguageModel
 from slm_operator.render.meta import child_metadata, label_selector
 from slm_operator.render.names import GATEWAY_PORT_NAME, METRICS_PORT_NAME
 
