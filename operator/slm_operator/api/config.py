@@ -146,11 +146,6 @@ class CatalogModel(_Config):
     variants: list[Variant] = Field(min_length=1)
 
     @property
-    def kv_bytes_per_token_16bit(self) -> int:
-        """K and V for every layer at 2 bytes per element, as if every layer attended globally."""
-        return 2 * self.layers * self.kv_heads * self.head_dim * 2
-
-    @property
     def global_layers(self) -> int:
         """Layers that keep K and V for the whole context (all of them without a sliding window)."""
         return self.layers if self.sliding_window is None else self.sliding_window.global_layers
