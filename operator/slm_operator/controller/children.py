@@ -18,6 +18,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from slm_operator.contract.kinds import PVC, SECRET, ManagedKind, kind_of
+from slm_operator.contract.names import API_KEY_FILE_KEY, GENERATED_ANNOTATION
 from slm_operator.controller.drift import is_owned_by, needs_apply, prepare_child
 from slm_operator.controller.kubeapi import (
     ApiError,
@@ -27,8 +29,6 @@ from slm_operator.controller.kubeapi import (
     TransientApiError,
 )
 from slm_operator.controller.owner_index import Children
-from slm_operator.render.kinds import PVC, SECRET, ManagedKind, kind_of
-from slm_operator.render.names import API_KEY_FILE_KEY, GENERATED_ANNOTATION
 
 log = logging.getLogger(__name__)
 

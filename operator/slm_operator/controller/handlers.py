@@ -35,6 +35,8 @@ import kopf
 
 from slm_operator.api.config import OperatorConfig
 from slm_operator.api.spec import API_GROUP, API_VERSION, PLURAL
+from slm_operator.contract.kinds import MANAGED_KINDS, ManagedKind
+from slm_operator.contract.names import MODEL_LABEL
 from slm_operator.controller.kubeapi import ApiError, KubeApi, ModelResource, TransientApiError
 from slm_operator.controller.metrics import OperatorMetrics
 from slm_operator.controller.owner_index import (
@@ -56,8 +58,6 @@ from slm_operator.controller.reconcile import (
 )
 from slm_operator.controller.settings import LEGACY_ANNOTATIONS, PEERING_NAME
 from slm_operator.controller.workqueue import ExponentialBackoff, WorkQueue
-from slm_operator.render.kinds import MANAGED_KINDS, ManagedKind
-from slm_operator.render.names import MODEL_LABEL
 
 log = logging.getLogger(__name__)
 

@@ -18,14 +18,14 @@ from slm_operator.api.config import OperatorConfig
 from slm_operator.api.errors import FitError, SpecError
 from slm_operator.api.parse import parse_document
 from slm_operator.api.spec import SmallLanguageModel
+from slm_operator.contract.kinds import DEPLOYMENT, SCALED_OBJECT, SERVICE_MONITOR, served_kinds
+from slm_operator.contract.names import api_key_secret_name, endpoint_url, selector_string
 from slm_operator.controller import conditions as cond
 from slm_operator.controller.children import ApplyReport, ChildFailure, reconcile_children
 from slm_operator.controller.kubeapi import KubeApi, TransientApiError
 from slm_operator.controller.owner_index import Children
 from slm_operator.desired import desired_state
 from slm_operator.diagnosis import DIAGNOSED_REASONS, Diagnosis, diagnose
-from slm_operator.render.kinds import DEPLOYMENT, SCALED_OBJECT, SERVICE_MONITOR, served_kinds
-from slm_operator.render.names import api_key_secret_name, endpoint_url, selector_string
 
 log = logging.getLogger(__name__)
 

@@ -14,8 +14,7 @@ from typing import Any
 from slm_operator.api.config import OperatorConfig
 from slm_operator.api.plan import Plan
 from slm_operator.api.spec import SmallLanguageModel
-from slm_operator.render.modelfile import MODELFILE_MOUNT_DIR, MODELFILE_PATH, needs_modelfile
-from slm_operator.render.names import (
+from slm_operator.contract.names import (
     API_KEY_FILE_KEY,
     API_KEY_MOUNT_DIR,
     GATEWAY_PORT,
@@ -25,6 +24,7 @@ from slm_operator.render.names import (
     OLLAMA_PORT,
     VLLM_PORT,
 )
+from slm_operator.render.modelfile import MODELFILE_MOUNT_DIR, MODELFILE_PATH, needs_modelfile
 
 LOCALHOST = "127.0.0.1"
 # Writable mounts (the root filesystem is read-only).

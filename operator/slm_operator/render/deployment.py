@@ -8,16 +8,16 @@ from slm_operator.api.config import OperatorConfig
 from slm_operator.api.plan import Plan
 from slm_operator.api.sections import AccessMode
 from slm_operator.api.spec import SmallLanguageModel
-from slm_operator.render import containers as c
-from slm_operator.render.meta import child_metadata, label_selector
-from slm_operator.render.modelfile import MODELFILE_KEY, needs_modelfile
-from slm_operator.render.names import (
+from slm_operator.contract.names import (
     API_KEY_FILE_KEY,
     api_key_secret_name,
     cache_pvc_name,
     common_labels,
     modelfile_configmap_name,
 )
+from slm_operator.render import containers as c
+from slm_operator.render.meta import child_metadata, label_selector
+from slm_operator.render.modelfile import MODELFILE_KEY, needs_modelfile
 from slm_operator.render.scheduling import apply_scheduling
 
 # One fixed non-root identity for the whole pod: the gateway image's own user (Dockerfile:

@@ -16,11 +16,11 @@ from slm_operator.api.errors import SpecError, SpecProblem
 from slm_operator.api.plan import Plan
 from slm_operator.api.sections import AutoscalingEngine
 from slm_operator.api.spec import SmallLanguageModel
+from slm_operator.contract.kinds import SCALED_OBJECT
+from slm_operator.contract.names import MANAGED_BY_LABEL, MODEL_LABEL
 from slm_operator.render.hpa import BEHAVIOR, IN_FLIGHT_METRIC, no_metric_error
-from slm_operator.render.kinds import SCALED_OBJECT
 from slm_operator.render.meta import child_metadata
 from slm_operator.render.monitoring import promql_string
-from slm_operator.render.names import MANAGED_BY_LABEL, MODEL_LABEL
 
 # KEDA copies a ScaledObject's labels onto the HPA it creates (kedacore/keda
 # controllers/keda/hpa.go) unless listed here: that HPA is KEDA's, so it must not claim to be

@@ -16,8 +16,8 @@ from slm_operator.api.errors import SpecError, SpecProblem
 from slm_operator.api.plan import Plan
 from slm_operator.api.runtime_options import Modelfile
 from slm_operator.api.spec import SmallLanguageModel
+from slm_operator.contract.names import modelfile_configmap_name
 from slm_operator.render.meta import child_metadata
-from slm_operator.render.names import modelfile_configmap_name
 
 MODELFILE_KEY = "Modelfile"
 MODELFILE_MOUNT_DIR = "/etc/slm/modelfile"

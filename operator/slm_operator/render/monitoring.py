@@ -12,8 +12,8 @@ from typing import Any
 from slm_operator.api.plan import Plan
 from slm_operator.api.sections import MonitoringMode
 from slm_operator.api.spec import SmallLanguageModel
+from slm_operator.contract.names import METRICS_PORT_NAME
 from slm_operator.render.meta import child_metadata, label_selector
-from slm_operator.render.names import METRICS_PORT_NAME
 
 # The vLLM metrics this project relies on (alert rules here, the chart's Grafana dashboard), by
 # Prometheus type; the gateway re-exposes them under /metrics/runtime with vLLM's model_name

@@ -8,8 +8,8 @@ from slm_operator.api.config import OperatorConfig
 from slm_operator.api.kube import NetworkPeer
 from slm_operator.api.plan import Plan
 from slm_operator.api.spec import SmallLanguageModel
+from slm_operator.contract.names import GATEWAY_PORT_NAME, METRICS_PORT_NAME
 from slm_operator.render.meta import child_metadata, label_selector
-from slm_operator.render.names import GATEWAY_PORT_NAME, METRICS_PORT_NAME
 
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"  # set on every namespace since Kubernetes 1.22
 

@@ -6,8 +6,8 @@ from typing import Any
 
 from slm_operator.api.plan import Plan
 from slm_operator.api.spec import SmallLanguageModel
+from slm_operator.contract.names import cache_pvc_name
 from slm_operator.render.meta import child_metadata
-from slm_operator.render.names import cache_pvc_name
 
 
 def render_cache_pvc(model: SmallLanguageModel, plan: Plan) -> dict[str, Any] | None:

@@ -10,8 +10,8 @@ from typing import Any
 
 from slm_operator.api.plan import Plan
 from slm_operator.api.spec import SmallLanguageModel
+from slm_operator.contract.names import GENERATED_ANNOTATION, api_key_secret_name
 from slm_operator.render.meta import child_metadata
-from slm_operator.render.names import GENERATED_ANNOTATION, api_key_secret_name
 
 GENERATED_API_KEY = "api-key"  # value of the GENERATED_ANNOTATION on the generated Secret
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from slm_operator.api.plan import Plan
-from slm_operator.render.meta import child_metadata
-from slm_operator.render.names import (
+from slm_operator.contract.names import (
     GATEWAY_PORT,
     GATEWAY_PORT_NAME,
     METRICS_PORT,
     METRICS_PORT_NAME,
     selector_labels,
 )
+from slm_operator.render.meta import child_metadata
 
 
 def render_service(plan: Plan) -> dict[str, Any]:

@@ -14,10 +14,10 @@ import aiohttp
 import pytest
 from gateway_fakes import KEY, MODEL, FakeRuntime, bearer
 
+from slm_operator.contract.names import API_KEY_MOUNT_DIR, GATEWAY_PORT, METRICS_PORT
 from slm_operator.contract.runtime import Engine
 from slm_operator.gateway.cli import build_arg_parser, config_from_args, env_name, main
 from slm_operator.gateway.config import Address, GatewayConfig, GatewayConfigError
-from slm_operator.render.names import API_KEY_MOUNT_DIR, GATEWAY_PORT, METRICS_PORT
 
 pytestmark = pytest.mark.timeout(30)
 
