@@ -1,5 +1,6 @@
-"""The building blocks of the API's models: the base class, CEL rules, errors at sub-locations,
-and the constrained string types more than one model uses.
+"""The building blocks of the API's models: the base class (of the spec's and the operator
+configuration's models), CEL rules, errors at sub-locations, and the constrained string types
+more than one model uses.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 from slm_operator.api.patterns import DOT_SEGMENT, IMAGE_PATTERN
 
 
-class SpecModel(BaseModel):
+class ApiModel(BaseModel):
     """Base: camelCase on the wire, unknown fields rejected (a typo is an error, not a no-op)."""
 
     model_config = ConfigDict(

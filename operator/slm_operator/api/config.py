@@ -12,10 +12,9 @@ from enum import StrEnum
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from pydantic.alias_generators import to_camel
+from pydantic import Field, field_validator, model_validator
 
-from slm_operator.api.base import PinnedImage
+from slm_operator.api.base import ApiModel, PinnedImage
 from slm_operator.api.kube import Toleration
 from slm_operator.api.patterns import (
     DNS1123_SUBDOMAIN,
@@ -28,12 +27,9 @@ from slm_operator.api.spec import Quantization
 from slm_operator.contract.runtime import Engine
 
 
-class _Config(BaseModel):
-    # camelCase on the wire; fields in GiB carry an explicit alias ("memoryGiB"), because the
-    # generated one would read "memoryGib" (gibibits).
-    model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True, use_enum_values=True
-    )
+class _Config(ApiModel):
+    """camelCase on the wire, like the spec; fields in GiB carry an explicit alias ("memoryGiB"),
+    because the generated one would read "memoryGib" (gibibits)."""
 
 
 class Accelerator(StrEnum):

@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, ConfigDict, Field, model_validator
 
-from slm_operator.api.base import SpecModel, cel_rules
+from slm_operator.api.base import ApiModel, cel_rules
 from slm_operator.api.patterns import (
     DNS1123_SUBDOMAIN,
     LABEL_KEY_PATTERN,
@@ -18,20 +18,20 @@ from slm_operator.api.patterns import (
 )
 
 
-class SecretKeyRef(SpecModel):
+class SecretKeyRef(ApiModel):
     """A key in a Secret of the model's namespace."""
 
     name: str = Field(pattern=rf"^{DNS1123_SUBDOMAIN}$", description="The Secret's name.")
     key: str = Field(pattern=r"^[-._a-zA-Z0-9]{1,253}$", description="The key within the Secret.")
 
 
-class LocalObjectReference(SpecModel):
+class LocalObjectReference(ApiModel):
     """A Secret in the model's namespace, by name."""
 
     name: str = Field(pattern=rf"^{DNS1123_SUBDOMAIN}$", description="The Secret's name.")
 
 
-class LabelSelectorRequirement(SpecModel):
+class LabelSelectorRequirement(ApiModel):
     """A set-based label requirement (as in core/v1 LabelSelector)."""
 
     model_config = ConfigDict(
@@ -62,7 +62,7 @@ class LabelSelectorRequirement(SpecModel):
         return self
 
 
-class LabelSelector(SpecModel):
+class LabelSelector(ApiModel):
     """A core/v1 label selector; an empty selector matches everything."""
 
     match_labels: dict[str, str] | None = Field(
@@ -86,7 +86,7 @@ def _cidr(value: str) -> str:
 Cidr = Annotated[str, Field(max_length=43), AfterValidator(_cidr)]
 
 
-class IPBlock(SpecModel):
+class IPBlock(ApiModel):
     """An address range (NetworkPolicy ipBlock)."""
 
     cidr: Cidr = Field(description="An allowed CIDR, e.g. 10.0.0.0/16.")
@@ -95,7 +95,7 @@ class IPBlock(SpecModel):
     )
 
 
-class NetworkPeer(SpecModel):
+class NetworkPeer(ApiModel):
     """A NetworkPolicy peer allowed to call the model's API."""
 
     model_config = ConfigDict(
@@ -124,7 +124,7 @@ class NetworkPeer(SpecModel):
         return self
 
 
-class ResourceRequirements(SpecModel):
+class ResourceRequirements(ApiModel):
     requests: dict[str, Annotated[str, Field(pattern=QUANTITY_PATTERN)]] | None = Field(
         default=None, description="Resource requests that override the tier's."
     )
@@ -133,7 +133,7 @@ class ResourceRequirements(SpecModel):
     )
 
 
-class Toleration(SpecModel):
+class Toleration(ApiModel):
     """A core/v1 toleration."""
 
     model_config = ConfigDict(

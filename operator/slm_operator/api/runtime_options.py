@@ -9,13 +9,13 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, field_validator
 
-from slm_operator.api.base import SpecModel, cel_rules, located_errors, no_dot_segments
+from slm_operator.api.base import ApiModel, cel_rules, located_errors, no_dot_segments
 from slm_operator.api.modelfile_params import MODELFILE_TEXT_LIMIT, modelfile_parameter_problems, text_problem
 from slm_operator.api.patterns import ADAPTER_SOURCE_PATTERN, DNS1123_LABEL, DOT_SEGMENT
 from slm_operator.api.vllm_args import parse_vllm_args
 
 
-class ModelfileMessage(SpecModel):
+class ModelfileMessage(ApiModel):
     """One MESSAGE instruction: an example turn the model sees before the conversation."""
 
     role: Literal["system", "user", "assistant"] = Field(
@@ -33,7 +33,7 @@ class ModelfileMessage(SpecModel):
         return value
 
 
-class Modelfile(SpecModel):
+class Modelfile(ApiModel):
     """Ollama Modelfile customisation; every instruction is validated before it is rendered."""
 
     system: str | None = Field(
@@ -78,13 +78,13 @@ class Modelfile(SpecModel):
         return value
 
 
-class OllamaOptions(SpecModel):
+class OllamaOptions(ApiModel):
     """Options that apply only when the model runs on Ollama."""
 
     modelfile: Modelfile | None = Field(default=None, description="Optional Modelfile customisation.")
 
 
-class VllmOptions(SpecModel):
+class VllmOptions(ApiModel):
     """Options that apply only when the model runs on vLLM."""
 
     extra_args: list[Annotated[str, Field(max_length=512)]] = Field(
@@ -134,7 +134,7 @@ def _adapter_source(value: Any) -> Any:
     return value
 
 
-class Adapter(SpecModel):
+class Adapter(ApiModel):
     """A LoRA adapter served next to the base model (vLLM only) under its own model name."""
 
     name: str = Field(
@@ -160,7 +160,7 @@ class Adapter(SpecModel):
     )
 
 
-class Lora(SpecModel):
+class Lora(ApiModel):
     """How much room vLLM reserves for LoRA adapters (memory is planned for it)."""
 
     model_config = ConfigDict(

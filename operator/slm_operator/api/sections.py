@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import ConfigDict, Field, model_validator
 
-from slm_operator.api.base import SpecModel, cel_rules
+from slm_operator.api.base import ApiModel, cel_rules
 from slm_operator.api.kube import NetworkPeer, SecretKeyRef, Toleration
 from slm_operator.api.patterns import DNS1123_SUBDOMAIN, QUANTITY_PATTERN, TIER_NAME_PATTERN
 
@@ -34,7 +34,7 @@ class AccessMode(StrEnum):
     RWOP = "ReadWriteOncePod"
 
 
-class Hardware(SpecModel):
+class Hardware(ApiModel):
     """The hardware tier the model runs on."""
 
     tier: str = Field(
@@ -50,7 +50,7 @@ class Hardware(SpecModel):
     )
 
 
-class Autoscaling(SpecModel):
+class Autoscaling(ApiModel):
     """Autoscaling settings; when enabled the HPA (or KEDA) owns the replica count."""
 
     model_config = ConfigDict(
@@ -102,7 +102,7 @@ class Autoscaling(SpecModel):
         return self
 
 
-class Auth(SpecModel):
+class Auth(ApiModel):
     """API-key authentication at the gateway sidecar."""
 
     enabled: bool = Field(default=True, description="Require an API key on /v1/* (default true).")
@@ -113,7 +113,7 @@ class Auth(SpecModel):
     )
 
 
-class Network(SpecModel):
+class Network(ApiModel):
     """NetworkPolicy settings (a default-deny policy is always created)."""
 
     allow_from: list[NetworkPeer] = Field(
@@ -128,7 +128,7 @@ class Network(SpecModel):
     )
 
 
-class Monitoring(SpecModel):
+class Monitoring(ApiModel):
     """Prometheus Operator objects."""
 
     service_monitor: MonitoringMode = Field(
@@ -141,7 +141,7 @@ class Monitoring(SpecModel):
     )
 
 
-class Storage(SpecModel):
+class Storage(ApiModel):
     """A PersistentVolumeClaim for the model cache (default: an emptyDir with a size limit)."""
 
     size: str = Field(default="20Gi", pattern=QUANTITY_PATTERN, description="Requested capacity.")
@@ -154,7 +154,7 @@ class Storage(SpecModel):
     )
 
 
-class Scheduling(SpecModel):
+class Scheduling(ApiModel):
     """Scheduling constraints merged over the tier's."""
 
     node_selector: dict[str, str] = Field(default_factory=dict, description="Extra node labels required.")

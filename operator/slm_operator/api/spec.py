@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, model_validator
 
-from slm_operator.api.base import SpecModel, cel_rules, located_errors, no_dot_segments, no_latest
+from slm_operator.api.base import ApiModel, cel_rules, located_errors, no_dot_segments, no_latest
 from slm_operator.api.kube import LocalObjectReference, ResourceRequirements, SecretKeyRef
 from slm_operator.api.patterns import (
     CATALOG_ID_PATTERN,
@@ -106,7 +106,7 @@ def _ollama_registry_host(value: Any) -> Any:
     return value
 
 
-class ModelRef(SpecModel):
+class ModelRef(ApiModel):
     """Which model to serve: a catalog id, or an explicit source."""
 
     model_config = ConfigDict(
@@ -188,7 +188,7 @@ _ONE_REPLICA_AT_MOST = (
 )
 
 
-class SmallLanguageModelSpec(SpecModel):
+class SmallLanguageModelSpec(ApiModel):
     """The desired state of one small-language-model inference service."""
 
     model_config = ConfigDict(
@@ -339,7 +339,7 @@ class SmallLanguageModelSpec(SpecModel):
         return self
 
 
-class SmallLanguageModel(SpecModel):
+class SmallLanguageModel(ApiModel):
     """A whole SmallLanguageModel document (as in a YAML file or from the API)."""
 
     # Literal types need the literal text: the same values as API_GROUP_VERSION and KIND.
