@@ -14,7 +14,7 @@ import json
 import os
 import shutil
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -106,27 +106,20 @@ def build_parser() -> argparse.ArgumentParser:
     crd = _command(sub, "crd", "print the SmallLanguageModel CustomResourceDefinition")
     crd.set_defaults(handler=_cmd_crd)
 
-    catalog = _command(sub, "catalog", "list the model catalog (built-in merged with --config)")
-    catalog.add_argument(
-        "names",
-        nargs="*",
-        metavar="NAME",
-        help="only these models: catalog ids or shell patterns such as 'qwen3-*' (default: all)",
+    _listing_command(
+        sub,
+        "catalog",
+        "list the model catalog (built-in merged with --config)",
+        "only these models: catalog ids or shell patterns such as 'qwen3-*' (default: all)",
+        _cmd_catalog,
     )
-    _config_flag(catalog)
-    _output_flag(catalog, ("table", "wide", "json"))
-    catalog.set_defaults(handler=_cmd_catalog)
-
-    tiers = _command(sub, "tiers", "list the hardware tiers (built-in merged with --config)")
-    tiers.add_argument(
-        "names",
-        nargs="*",
-        metavar="NAME",
-        help="only these tiers: names or shell patterns such as 'nvidia-*' (default: all)",
+    _listing_command(
+        sub,
+        "tiers",
+        "list the hardware tiers (built-in merged with --config)",
+        "only these tiers: names or shell patterns such as 'nvidia-*' (default: all)",
+        _cmd_tiers,
     )
-    _config_flag(tiers)
-    _output_flag(tiers, ("table", "wide", "json"))
-    tiers.set_defaults(handler=_cmd_tiers)
 
     completion = _command(sub, "completion", "print a shell completion script (bash or zsh)")
     completion.add_argument("shell", choices=("bash", "zsh"), help="the shell: bash or zsh")
@@ -146,6 +139,21 @@ def _command(sub: Any, name: str, summary: str) -> argparse.ArgumentParser:
         name, help=summary, description=summary[0].upper() + summary[1:] + "."
     )
     return command
+
+
+def _listing_command(
+    sub: Any,
+    name: str,
+    summary: str,
+    names_help: str,
+    handler: Callable[[argparse.Namespace, TextIO, TextIO], int],
+) -> None:
+    """A listing subcommand (catalog, tiers): optional NAME patterns, --config and -o."""
+    command = _command(sub, name, summary)
+    command.add_argument("names", nargs="*", metavar="NAME", help=names_help)
+    _config_flag(command)
+    _output_flag(command, ("table", "wide", "json"))
+    command.set_defaults(handler=handler)
 
 
 def _output_flag(parser: argparse.ArgumentParser, choices: tuple[str, ...]) -> None:
@@ -338,15 +346,20 @@ def _select(names: Sequence[str], known: Sequence[str], what: str, command: str)
     return sorted(chosen)
 
 
+def _write_json_section(out: TextIO, config: OperatorConfig, section: str, keys: list[str]) -> int:
+    """``-o json`` of a listing: the chosen entries of one section of the merged configuration."""
+    everything = dump_config(config)[section]
+    out.write(json.dumps({key: everything[key] for key in keys}, indent=2) + "\n")
+    return EXIT_OK
+
+
 def _cmd_catalog(ns: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from slm_operator.catalog.loader import load_config
 
     config = load_config(ns.config)
     ids = _select(ns.names, list(config.catalog), "catalog model", "catalog")
     if ns.output == "json":
-        everything = dump_config(config)["catalog"]
-        out.write(json.dumps({i: everything[i] for i in ids}, indent=2) + "\n")
-        return EXIT_OK
+        return _write_json_section(out, config, "catalog", ids)
     wide = ns.output == "wide"
     header = ["ID", "PARAMS", "CONTEXT", "GATED", "RUNTIME", "VARIANT", "QUANT", "SIZE", "MIN-CC"]
     if wide:
@@ -387,9 +400,7 @@ def _cmd_tiers(ns: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     config = load_config(ns.config)
     names = _select(ns.names, list(config.tiers), "tier", "tiers")
     if ns.output == "json":
-        everything = dump_config(config)["tiers"]
-        out.write(json.dumps({n: everything[n] for n in names}, indent=2) + "\n")
-        return EXIT_OK
+        return _write_json_section(out, config, "tiers", names)
     wide = ns.output == "wide"
     header = ["TIER", "RUNTIME", "GPUS", "GPU-MEM", "CC", "MEMORY"]
     if wide:
