@@ -83,7 +83,7 @@ def test_gpu_tier_without_in_flight_target_is_refused() -> None:
 )
 def test_pdb_only_with_more_than_one_replica(spec: dict[str, Any], has_pdb: bool) -> None:
     model = make_model(hardware={"tier": "cpu"}, **spec)
-    pdb = render_pdb(model, make_plan(model))
+    pdb = render_pdb(make_plan(model))
     assert (pdb is not None) == has_pdb
     if pdb is not None:
         assert pdb["spec"] == {"maxUnavailable": 1, "selector": {"matchLabels": {"slm.dev/model": "m1"}}}

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from slm_operator.api.config import Accelerator, CatalogModel, Engine, OperatorConfig, Tier, Variant
 from slm_operator.api.errors import FitError, SpecError, SpecProblem
-from slm_operator.api.plan import MemoryPlan, Plan, Scheduling
+from slm_operator.api.plan import MemoryPlan, Plan, Scheduling, SourceKind
 from slm_operator.api.spec import (
     Quantization,
     Runtime,
@@ -24,7 +24,7 @@ from slm_operator.api.spec import (
     SmallLanguageModelSpec,
 )
 from slm_operator.api.vllm_args import vllm_flag_values
-from slm_operator.planning import lora
+from slm_operator.planning import lora, pod
 from slm_operator.planning.memory import (
     VLLM_MAX_PREFILL_CHUNK,
     MemoryEstimate,
@@ -120,7 +120,7 @@ def plan_model(model: SmallLanguageModel, config: OperatorConfig) -> Plan:
             plan = _plan_source(ctx)
     except FitError as exc:
         raise lora.explain_fit_error(exc, budget) from None
-    return lora.add_lora(plan, budget)
+    return lora.add_lora(plan, budget, model.spec.adapters, pod.download_policy(model.spec))
 
 
 # --- context: tier, runtime, GPUs, memory limit ------------------------------------------------
@@ -309,7 +309,7 @@ def _plan_catalog(ctx: _Context, entry: CatalogModel) -> Plan:
     return _build_plan(
         ctx,
         model_ref=variant.ref,
-        source_kind="ollama" if ctx.engine == Engine.OLLAMA else "hf",
+        source_kind=SourceKind.OLLAMA if ctx.engine == Engine.OLLAMA else SourceKind.HF,
         source_claim=None,
         quantization=str(variant.quantization),
         dtype=dtype,
@@ -698,7 +698,7 @@ def _plan_source(ctx: _Context) -> Plan:
     return _build_plan(
         ctx,
         model_ref=model_ref,
-        source_kind=scheme,
+        source_kind=SourceKind(scheme),
         source_claim=claim,
         quantization="auto" if quantization == Quantization.AUTO else str(quantization),
         dtype=dtype,
@@ -719,7 +719,7 @@ def _build_plan(
     ctx: _Context,
     *,
     model_ref: str,
-    source_kind: str,
+    source_kind: SourceKind,
     source_claim: str | None,
     quantization: str,
     dtype: str,
@@ -763,6 +763,17 @@ def _build_plan(
         warnings=warnings,
         scheduling=_scheduling(ctx, warnings),
         resources=_resources(ctx, gpus),
+        api_key=pod.api_key(ctx.model),
+        generate_api_key=pod.generates_api_key(spec),
+        hf_token=pod.hf_token(spec, ctx.engine),
+        modelfile=pod.modelfile(spec, ctx.engine, source_kind),
+        pull_policy=pod.pull_policy(spec, source_kind),
+        hub_offline=not spec.network.allow_egress,
+        image_pull_secrets=pod.image_pull_secrets(spec, config),
+        replicas=pod.replicas(spec),
+        min_replicas=pod.min_replicas(spec),
+        storage=spec.storage,
+        rollout=pod.rollout(spec.storage),
     )
 
 

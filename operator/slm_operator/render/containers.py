@@ -12,9 +12,8 @@ import json
 from typing import Any
 
 from slm_operator.api.config import OperatorConfig
-from slm_operator.api.plan import Plan
-from slm_operator.api.spec import SmallLanguageModel
-from slm_operator.render.modelfile import MODELFILE_MOUNT_DIR, MODELFILE_PATH, needs_modelfile
+from slm_operator.api.plan import LoraPlan, Plan
+from slm_operator.render.modelfile import MODELFILE_MOUNT_DIR, MODELFILE_PATH
 from slm_operator.render.names import (
     API_KEY_FILE_KEY,
     API_KEY_MOUNT_DIR,
@@ -175,11 +174,11 @@ def _resources(resources: dict[str, dict[str, str]], *, drop: tuple[str, ...] = 
     return out
 
 
-def adapter_claims(model: SmallLanguageModel, plan: Plan) -> list[str]:
+def adapter_claims(plan: Plan) -> list[str]:
     """The claims holding pvc:// adapters, each once, in the order they first appear; the
     model's own claim is already mounted at /models and is not mounted twice."""
     claims: list[str] = []
-    for adapter in model.spec.adapters:
+    for adapter in plan.lora.adapters if plan.lora is not None else []:
         scheme, _, rest = adapter.source.partition("://")
         claim = rest.partition("/")[0]
         if scheme == "pvc" and claim not in claims and claim != plan.source_claim:
@@ -202,14 +201,14 @@ def adapter_path(name: str, source: str, plan: Plan) -> str:
     return f"{root}/{path}" if path else root
 
 
-def lora_args(model: SmallLanguageModel, plan: Plan) -> list[str]:
+def lora_args(plan: Plan) -> list[str]:
     """vLLM's LoRA flags: static adapters only (https://docs.vllm.ai/en/v0.11.0/features/lora.html,
     "Serving LoRA Adapters"). Each adapter is served under its own name (--lora-modules
     name=path) and listed by /v1/models; runtime loading stays off (VLLM_ALLOW_RUNTIME_LORA_UPDATING
     is never set, and the gateway forwards no /v1/load_lora_adapter route)."""
-    if plan.lora is None or not model.spec.adapters:
+    if plan.lora is None or not plan.lora.adapters:
         return []
-    adapters = model.spec.adapters
+    adapters = plan.lora.adapters
     return [
         "--enable-lora",
         "--max-loras",
@@ -254,9 +253,7 @@ def vllm_args(plan: Plan) -> list[str]:
     return args + list(plan.engine_args)
 
 
-def _hub_env(
-    model: SmallLanguageModel, config: OperatorConfig, *, quiet: tuple[str, ...]
-) -> list[dict[str, Any]]:
+def _hub_env(plan: Plan, config: OperatorConfig, *, quiet: tuple[str, ...]) -> list[dict[str, Any]]:
     """Where huggingface_hub (vLLM's downloader) caches, which Hub it asks, and whether it may;
     ``quiet`` names variables set to 1 to turn telemetry off."""
     env = [
@@ -269,15 +266,15 @@ def _hub_env(
     if endpoint:
         # huggingface_hub (which vLLM downloads with) reads the Hub's address from HF_ENDPOINT.
         env.append(_env("HF_ENDPOINT", endpoint))
-    if not model.spec.network.allow_egress:
+    if plan.hub_offline:
         # The NetworkPolicy blocks the Hub: use the cached files instead of waiting for timeouts.
         env.append(_env("HF_HUB_OFFLINE", "1"))
     return env
 
 
-def _hub_token(model: SmallLanguageModel) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def _hub_token(plan: Plan) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The Hugging Face token file (environment and mount) of a gated model, if any."""
-    if model.spec.model_access_secret_ref is None:
+    if plan.hf_token is None:
         return [], []
     return (
         [_env("HF_TOKEN_PATH", f"{HF_TOKEN_DIR}/{HF_TOKEN_FILE}")],
@@ -285,19 +282,19 @@ def _hub_token(model: SmallLanguageModel) -> tuple[list[dict[str, Any]], list[di
     )
 
 
-def vllm_container(model: SmallLanguageModel, plan: Plan, config: OperatorConfig) -> dict[str, Any]:
+def vllm_container(plan: Plan, config: OperatorConfig) -> dict[str, Any]:
     """The vLLM runtime container, bound to localhost; exec probes (the kubelet cannot reach it)."""
-    env = _hub_env(model, config, quiet=("VLLM_NO_USAGE_STATS", "DO_NOT_TRACK"))
+    env = _hub_env(plan, config, quiet=("VLLM_NO_USAGE_STATS", "DO_NOT_TRACK"))
     mounts = [*_runtime_mounts(plan), _mount(SHM_VOLUME, SHM_DIR)]
     mounts += [
         _mount(adapter_volume_name(i), f"{ADAPTERS_DIR}/{claim}", read_only=True)
-        for i, claim in enumerate(adapter_claims(model, plan))
+        for i, claim in enumerate(adapter_claims(plan))
     ]
-    token_env, token_mounts = _hub_token(model)
+    token_env, token_mounts = _hub_token(plan)
     return {
         "name": RUNTIME_CONTAINER,
         "image": plan.image,
-        "args": [*vllm_args(plan), *lora_args(model, plan)],
+        "args": [*vllm_args(plan), *lora_args(plan)],
         "env": [*env, *token_env],
         **runtime_probes(VLLM_HEALTH_COMMAND),
         "resources": _resources(plan.resources),
@@ -306,10 +303,10 @@ def vllm_container(model: SmallLanguageModel, plan: Plan, config: OperatorConfig
     }
 
 
-def hub_adapters(model: SmallLanguageModel) -> list[dict[str, str | None]]:
+def hub_adapters(lora: LoraPlan) -> list[dict[str, str | None]]:
     """The hf:// adapters as the fetch script reads them: name, repo id and revision (or None)."""
     found: list[dict[str, str | None]] = []
-    for adapter in model.spec.adapters:
+    for adapter in lora.adapters:
         scheme, _, rest = adapter.source.partition("://")
         if scheme == "hf":
             repo, _, revision = rest.partition("@")
@@ -317,18 +314,18 @@ def hub_adapters(model: SmallLanguageModel) -> list[dict[str, str | None]]:
     return found
 
 
-def fetch_adapters_container(model: SmallLanguageModel, plan: Plan, config: OperatorConfig) -> dict[str, Any]:
+def fetch_adapters_container(plan: Plan, lora: LoraPlan, config: OperatorConfig) -> dict[str, Any]:
     """vLLM's ``fetch-adapters`` init container: Hub adapters, at their pinned revisions, into the
     model cache before vLLM starts (``--lora-modules`` has no revision field, and a failed
     download then shows as a failed init container rather than a crashing runtime)."""
     env = [
-        *_hub_env(model, config, quiet=("HF_HUB_DISABLE_TELEMETRY",)),
+        *_hub_env(plan, config, quiet=("HF_HUB_DISABLE_TELEMETRY",)),
         # JSON data read by the constant script below; never seen by a shell.
-        _env("ADAPTERS", json.dumps(hub_adapters(model), separators=(",", ":"))),
+        _env("ADAPTERS", json.dumps(hub_adapters(lora), separators=(",", ":"))),
         _env("ADAPTERS_DIR", ADAPTER_CACHE_DIR),
-        _env("PULL_POLICY", "always" if model.spec.network.allow_egress else "if-missing"),
+        _env("PULL_POLICY", str(lora.pull_policy)),
     ]
-    token_env, token_mounts = _hub_token(model)
+    token_env, token_mounts = _hub_token(plan)
     return {
         "name": FETCH_ADAPTERS_CONTAINER,
         "image": plan.image,
@@ -370,15 +367,6 @@ def ollama_container(plan: Plan, config: OperatorConfig) -> dict[str, Any]:
     }
 
 
-def pull_policy(model: SmallLanguageModel, plan: Plan) -> str:
-    """How the init container gets the weights: pulled on every start while egress is open
-    (falling back to the cached copy), only when missing once egress is closed, never for
-    files on a claim."""
-    if plan.source_kind == "pvc":
-        return "never"
-    return "always" if model.spec.network.allow_egress else "if-missing"
-
-
 def ollama_pull_ref(ref: str, registry: str | None) -> str:
     """The name ``ollama pull`` fetches: ``ref`` from the configured registry, if any.
 
@@ -395,9 +383,9 @@ def ollama_pull_ref(ref: str, registry: str | None) -> str:
     return f"{host}/{namespace or 'library'}/{ref}"
 
 
-def pull_init_container(model: SmallLanguageModel, plan: Plan, config: OperatorConfig) -> dict[str, Any]:
+def pull_init_container(plan: Plan, config: OperatorConfig) -> dict[str, Any]:
     """Ollama's ``pull-model`` init container: pull the tag, then create or copy the served name."""
-    with_modelfile = needs_modelfile(model, plan)
+    with_modelfile = plan.modelfile is not None
     model_tag = plan.model_ref
     if plan.source_kind == "ollama":
         model_tag = ollama_pull_ref(plan.model_ref, config.registries.ollama)
@@ -408,7 +396,7 @@ def pull_init_container(model: SmallLanguageModel, plan: Plan, config: OperatorC
         # Only set with a Modelfile: the API server drops an empty ``value`` (omitempty), so an
         # empty one would differ from the stored object forever; the script reads unset as "".
         *([_env("MODELFILE", MODELFILE_PATH)] if with_modelfile else []),
-        _env("PULL_POLICY", pull_policy(model, plan)),
+        _env("PULL_POLICY", str(plan.pull_policy)),
         _env("SERVER_START_TIMEOUT", str(SERVER_START_TIMEOUT_SECONDS)),
     ]
     mounts = _runtime_mounts(plan)
@@ -426,7 +414,7 @@ def pull_init_container(model: SmallLanguageModel, plan: Plan, config: OperatorC
     }
 
 
-def gateway_args(model: SmallLanguageModel, plan: Plan) -> list[str]:
+def gateway_args(plan: Plan) -> list[str]:
     """``slmctl gateway`` arguments (the image's ENTRYPOINT is ``slmctl``)."""
     upstream_port = VLLM_PORT if str(plan.runtime) == "vllm" else OLLAMA_PORT
     args = [
@@ -443,9 +431,10 @@ def gateway_args(model: SmallLanguageModel, plan: Plan) -> list[str]:
         f"0.0.0.0:{METRICS_PORT}",
     ]
     # The model names clients may ask for: the base model's and, on vLLM, each adapter's.
-    for name in [plan.served_name, *(a.name for a in model.spec.adapters if plan.lora is not None)]:
+    adapters = plan.lora.adapters if plan.lora is not None else []
+    for name in [plan.served_name, *(a.name for a in adapters)]:
         args += ["--allow-model", name]
-    if model.spec.auth.enabled:
+    if plan.api_key is not None:
         args += ["--api-key-file", f"{API_KEY_MOUNT_DIR}/{API_KEY_FILE_KEY}"]
     else:
         args.append("--no-auth")
@@ -495,15 +484,15 @@ def _http_probe(path: str, *, period: int, failures: int) -> dict[str, Any]:
     }
 
 
-def gateway_container(model: SmallLanguageModel, plan: Plan, config: OperatorConfig) -> dict[str, Any]:
+def gateway_container(plan: Plan, config: OperatorConfig) -> dict[str, Any]:
     """The gateway sidecar: API key check, metrics, health, streaming proxy to the runtime."""
     mounts = [_mount(GATEWAY_TMP_VOLUME, TMP_DIR)]
-    if model.spec.auth.enabled:
+    if plan.api_key is not None:
         mounts.append(_mount(API_KEY_VOLUME, API_KEY_MOUNT_DIR, read_only=True))
     return {
         "name": GATEWAY_CONTAINER,
         "image": config.images.gateway,
-        "args": gateway_args(model, plan),
+        "args": gateway_args(plan),
         "ports": [
             {"name": GATEWAY_PORT_NAME, "containerPort": GATEWAY_PORT, "protocol": "TCP"},
             {"name": METRICS_PORT_NAME, "containerPort": METRICS_PORT, "protocol": "TCP"},
