@@ -653,7 +653,7 @@ def _plan_source(ctx: _Context) -> Plan:
         )
 
     model_ref, claim = rest, None
-    if scheme == "pvc":
+    if scheme == SourceKind.PVC:
         claim, _, path = rest.partition("/")
         model_ref = f"/models/{path}" if path else "/models"
 

@@ -11,8 +11,8 @@ import copy
 import json
 from typing import Any
 
-from slm_operator.api.config import OperatorConfig
-from slm_operator.api.plan import LoraPlan, Plan
+from slm_operator.api.config import Engine, OperatorConfig
+from slm_operator.api.plan import LoraPlan, Plan, SourceKind
 from slm_operator.render.modelfile import MODELFILE_MOUNT_DIR, MODELFILE_PATH
 from slm_operator.render.names import (
     API_KEY_FILE_KEY,
@@ -181,7 +181,7 @@ def adapter_claims(plan: Plan) -> list[str]:
     for adapter in plan.lora.adapters if plan.lora is not None else []:
         scheme, _, rest = adapter.source.partition("://")
         claim = rest.partition("/")[0]
-        if scheme == "pvc" and claim not in claims and claim != plan.source_claim:
+        if scheme == SourceKind.PVC and claim not in claims and claim != plan.source_claim:
             claims.append(claim)
     return claims
 
@@ -194,7 +194,7 @@ def adapter_path(name: str, source: str, plan: Plan) -> str:
     """Where vLLM loads an adapter from: the directory the fetch-adapters init container filled
     (Hub adapters), or the adapter's directory on its read-only claim."""
     scheme, _, rest = source.partition("://")
-    if scheme == "hf":
+    if scheme == SourceKind.HF:
         return f"{ADAPTER_CACHE_DIR}/{name}"
     claim, _, path = rest.partition("/")
     root = MODELS_DIR if claim == plan.source_claim else f"{ADAPTERS_DIR}/{claim}"
@@ -308,7 +308,7 @@ def hub_adapters(lora: LoraPlan) -> list[dict[str, str | None]]:
     found: list[dict[str, str | None]] = []
     for adapter in lora.adapters:
         scheme, _, rest = adapter.source.partition("://")
-        if scheme == "hf":
+        if scheme == SourceKind.HF:
             repo, _, revision = rest.partition("@")
             found.append({"name": adapter.name, "repo": repo, "revision": revision or None})
     return found
@@ -387,7 +387,7 @@ def pull_init_container(plan: Plan, config: OperatorConfig) -> dict[str, Any]:
     """Ollama's ``pull-model`` init container: pull the tag, then create or copy the served name."""
     with_modelfile = plan.modelfile is not None
     model_tag = plan.model_ref
-    if plan.source_kind == "ollama":
+    if plan.source_kind is SourceKind.OLLAMA:
         model_tag = ollama_pull_ref(plan.model_ref, config.registries.ollama)
     env = [
         *_ollama_env(),
@@ -416,7 +416,7 @@ def pull_init_container(plan: Plan, config: OperatorConfig) -> dict[str, Any]:
 
 def gateway_args(plan: Plan) -> list[str]:
     """``slmctl gateway`` arguments (the image's ENTRYPOINT is ``slmctl``)."""
-    upstream_port = VLLM_PORT if str(plan.runtime) == "vllm" else OLLAMA_PORT
+    upstream_port = VLLM_PORT if plan.runtime is Engine.VLLM else OLLAMA_PORT
     args = [
         "gateway",
         "--upstream",

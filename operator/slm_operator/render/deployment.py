@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from slm_operator.api.config import OperatorConfig
+from slm_operator.api.config import Engine, OperatorConfig
 from slm_operator.api.plan import Plan, RolloutStrategy
 from slm_operator.api.spec import SecretKeyRef
 from slm_operator.render import containers as c
@@ -71,7 +71,7 @@ def render_volumes(plan: Plan, config: OperatorConfig) -> list[dict[str, Any]]:
         {"name": c.HOME_VOLUME, "emptyDir": {"sizeLimit": HOME_SIZE_LIMIT}},
         _cache_volume(plan, config),
     ]
-    if str(plan.runtime) == "vllm":
+    if plan.runtime is Engine.VLLM:
         shm = f"{SHM_SIZE_PER_GPU * max(plan.gpus, 1)}Gi"
         volumes.append({"name": c.SHM_VOLUME, "emptyDir": {"medium": "Memory", "sizeLimit": shm}})
     if plan.api_key is not None:
@@ -133,7 +133,7 @@ def render_pod_spec(plan: Plan, config: OperatorConfig) -> dict[str, Any]:
         "enableServiceLinks": False,
         "securityContext": pod_security_context(),
     }
-    if str(plan.runtime) == "vllm":
+    if plan.runtime is Engine.VLLM:
         runtime = c.vllm_container(plan, config)
         if plan.lora is not None and c.hub_adapters(plan.lora):
             pod["initContainers"] = [c.fetch_adapters_container(plan, plan.lora, config)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from slm_operator.api.config import Accelerator
 from slm_operator.api.errors import SpecError, SpecProblem
 from slm_operator.api.plan import Plan
 from slm_operator.api.spec import AutoscalingEngine, SmallLanguageModel
@@ -37,7 +38,7 @@ def _metrics(model: SmallLanguageModel, plan: Plan) -> list[dict[str, Any]]:
     autoscaling = model.spec.autoscaling
     metrics: list[dict[str, Any]] = []
     # CPU utilisation says nothing about a GPU-bound engine, so it only drives CPU tiers.
-    if plan.accelerator == "none" and autoscaling.target_cpu_utilization_percentage is not None:
+    if plan.accelerator == Accelerator.NONE and autoscaling.target_cpu_utilization_percentage is not None:
         metrics.append(
             {
                 "type": "Resource",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from slm_operator.api.config import OperatorConfig
+from slm_operator.api.config import Accelerator, OperatorConfig
 from slm_operator.api.errors import SpecError, SpecProblem
 from slm_operator.api.plan import Plan
 from slm_operator.api.spec import AutoscalingEngine, SmallLanguageModel
@@ -51,7 +51,7 @@ def _triggers(model: SmallLanguageModel, plan: Plan, config: OperatorConfig) -> 
             }
         )
     # As for the HPA: CPU utilisation only drives CPU tiers.
-    if plan.accelerator == "none" and autoscaling.target_cpu_utilization_percentage is not None:
+    if plan.accelerator == Accelerator.NONE and autoscaling.target_cpu_utilization_percentage is not None:
         triggers.append(
             {
                 "type": "cpu",

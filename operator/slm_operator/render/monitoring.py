@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from slm_operator.api.config import Accelerator, Engine
 from slm_operator.api.plan import Plan
 from slm_operator.api.spec import MonitoringMode, SmallLanguageModel
 from slm_operator.render.meta import child_metadata, label_selector
@@ -39,7 +40,7 @@ KV_CACHE_THRESHOLD = 0.9
 RESTART_THRESHOLD = 2
 # p95 time to first token that warrants a look: a GPU answers in well under a second when
 # healthy; a CPU model's prefill is an order of magnitude slower.
-TTFT_SECONDS = {"nvidia": 2.0, "none": 10.0}
+TTFT_SECONDS: dict[str, float] = {Accelerator.NVIDIA: 2.0, Accelerator.NONE: 10.0}
 
 
 def wanted(mode: MonitoringMode | str, *, monitoring_available: bool) -> bool:
@@ -55,7 +56,7 @@ def promql_string(value: str) -> str:
 def render_service_monitor(plan: Plan) -> dict[str, Any]:
     """ServiceMonitor ``<name>``: the gateway's ``/metrics`` (and vLLM's via ``/metrics/runtime``)."""
     endpoints = [{"port": METRICS_PORT_NAME, "path": METRICS_PATH, "interval": SCRAPE_INTERVAL}]
-    if str(plan.runtime) == "vllm":
+    if plan.runtime is Engine.VLLM:
         endpoints.append(
             {"port": METRICS_PORT_NAME, "path": RUNTIME_METRICS_PATH, "interval": SCRAPE_INTERVAL}
         )
@@ -90,7 +91,7 @@ def alert_rules(plan: Plan) -> list[dict[str, Any]]:
     gateway = f"namespace={ns}, model={served}"
     vllm = f"namespace={ns}, model_name={served}"
     who = f"{plan.namespace}/{plan.name}"
-    ttft = TTFT_SECONDS.get(plan.accelerator, TTFT_SECONDS["none"])
+    ttft = TTFT_SECONDS.get(plan.accelerator, TTFT_SECONDS[Accelerator.NONE])
     requests = f"slm_gateway_requests_total{{{gateway}}}"
     errors = f'slm_gateway_requests_total{{{gateway}, code=~"5.."}}'
     rules = [
@@ -120,7 +121,7 @@ def alert_rules(plan: Plan) -> list[dict[str, Any]]:
             description="p95 time to first token is {{ $value | humanizeDuration }}.",
         ),
     ]
-    if str(plan.runtime) == "vllm":
+    if plan.runtime is Engine.VLLM:
         rules.append(
             _alert(
                 "SLMRequestsWaiting",
