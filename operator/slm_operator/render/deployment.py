@@ -8,6 +8,7 @@ from slm_operator.api.config import Engine, OperatorConfig
 from slm_operator.api.plan import Plan, RolloutStrategy
 from slm_operator.api.spec import SecretKeyRef
 from slm_operator.render import containers as c
+from slm_operator.render.gateway_sidecar import gateway_container
 from slm_operator.render.meta import child_metadata, label_selector
 from slm_operator.render.modelfile import MODELFILE_KEY
 from slm_operator.render.names import (
@@ -16,7 +17,15 @@ from slm_operator.render.names import (
     common_labels,
     modelfile_configmap_name,
 )
+from slm_operator.render.ollama import ollama_container, pull_init_container
 from slm_operator.render.scheduling import apply_scheduling
+from slm_operator.render.vllm import (
+    adapter_claims,
+    adapter_volume_name,
+    fetch_adapters_container,
+    hub_adapters,
+    vllm_container,
+)
 
 # One fixed non-root identity for the whole pod: the gateway image's own user (Dockerfile:
 # USER 65532). The vLLM and Ollama images run as root by default, but neither needs it: their
@@ -108,10 +117,10 @@ def render_volumes(plan: Plan, config: OperatorConfig) -> list[dict[str, Any]]:
     if plan.lora is not None:
         volumes += [
             {
-                "name": c.adapter_volume_name(index),
+                "name": adapter_volume_name(index),
                 "persistentVolumeClaim": {"claimName": claim, "readOnly": True},
             }
-            for index, claim in enumerate(c.adapter_claims(plan))
+            for index, claim in enumerate(adapter_claims(plan))
         ]
     volumes.append({"name": c.GATEWAY_TMP_VOLUME, "emptyDir": {"sizeLimit": GATEWAY_TMP_SIZE_LIMIT}})
     return volumes
@@ -134,13 +143,13 @@ def render_pod_spec(plan: Plan, config: OperatorConfig) -> dict[str, Any]:
         "securityContext": pod_security_context(),
     }
     if plan.runtime is Engine.VLLM:
-        runtime = c.vllm_container(plan, config)
-        if plan.lora is not None and c.hub_adapters(plan.lora):
-            pod["initContainers"] = [c.fetch_adapters_container(plan, plan.lora, config)]
+        runtime = vllm_container(plan, config)
+        if plan.lora is not None and hub_adapters(plan.lora):
+            pod["initContainers"] = [fetch_adapters_container(plan, plan.lora, config)]
     else:
-        pod["initContainers"] = [c.pull_init_container(plan, config)]
-        runtime = c.ollama_container(plan, config)
-    pod["containers"] = [runtime, c.gateway_container(plan, config)]
+        pod["initContainers"] = [pull_init_container(plan, config)]
+        runtime = ollama_container(plan, config)
+    pod["containers"] = [runtime, gateway_container(plan, config)]
     pod["volumes"] = render_volumes(plan, config)
     if plan.image_pull_secrets:
         pod["imagePullSecrets"] = [{"name": name} for name in plan.image_pull_secrets]
