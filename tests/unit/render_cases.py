@@ -83,7 +83,7 @@ def make_plan(model: SmallLanguageModel, config: OperatorConfig | None = None, *
 
 
 def _pod_decisions(model: SmallLanguageModel, config: OperatorConfig, plan: dict[str, Any]) -> dict[str, Any]:
-    """The plan's pod decisions for ``model`` as the planner documents them (docs/planner.md),
+    """The plan's pod decisions for ``model`` as planning/pod.py makes them,
     written out here so that renderer tests do not depend on planning code."""
     spec = model.spec
     runtime, source_kind = Engine(plan["runtime"]), SourceKind(plan["source_kind"])

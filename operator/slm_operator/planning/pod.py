@@ -1,22 +1,72 @@
-"""The plan's pod decisions: secrets, Modelfile, pulling, replicas, cache and rollout.
+"""The plan's pod decisions: scheduling, resources, secrets, Modelfile, pulling, replicas, cache
+and rollout.
 
 Each function decides one thing from the spec (and the runtime and source the planner chose);
-the renderer only translates the answers (render/deployment.py and render/containers/).
+the renderer only translates the answers (render/deployment.py and the container modules).
 """
 
 from __future__ import annotations
 
-from slm_operator.api.config import Engine, OperatorConfig
-from slm_operator.api.plan import PullPolicy, RolloutStrategy, SourceKind
+import math
+
+from slm_operator.api.config import Engine, OperatorConfig, Tier
+from slm_operator.api.plan import PullPolicy, RolloutStrategy, Scheduling, SourceKind
 from slm_operator.api.spec import (
     AccessMode,
     Modelfile,
+    ResourceRequirements,
     SecretKeyRef,
     SmallLanguageModel,
     SmallLanguageModelSpec,
     Storage,
 )
+from slm_operator.api.spec import Scheduling as UserScheduling
 from slm_operator.render.names import API_KEY_FILE_KEY, api_key_secret_name
+
+GPU_RESOURCE = "nvidia.com/gpu"
+
+
+def scheduling(tier_name: str, tier: Tier, user: UserScheduling) -> tuple[Scheduling, list[str]]:
+    """The tier's scheduling with the user's merged in, and a warning for each tier node label the
+    user's nodeSelector replaces."""
+    warnings: list[str] = []
+    node_selector = dict(tier.node_selector)
+    for key, value in user.node_selector.items():
+        if key in node_selector and node_selector[key] != value:
+            warnings.append(
+                f"spec.scheduling.nodeSelector.{key}={value} replaces tier {tier_name}'s {node_selector[key]}"
+            )
+        node_selector[key] = value
+    tolerations = list(tier.tolerations)
+    tolerations.extend(t for t in user.tolerations if t not in tolerations)
+    merged = Scheduling(
+        node_selector=dict(sorted(node_selector.items())),
+        node_affinity=list(tier.node_affinity),
+        tolerations=tolerations,
+        extra_affinity=dict(user.affinity),
+        priority_class_name=user.priority_class_name,
+    )
+    return merged, warnings
+
+
+def _format_gib(value: float) -> str:
+    return f"{math.ceil(value * 1024)}Mi" if value != int(value) else f"{int(value)}Gi"
+
+
+def resources(tier: Tier, user: ResourceRequirements, gpus: int) -> dict[str, dict[str, str]]:
+    """Tier requests/limits with the user's overrides on top; GPUs from the plan only."""
+    memory = _format_gib(tier.memory_gib)
+    # Memory request = limit: a model's resident set is known up front, and a pod that may be
+    # OOM-killed under node pressure while serving is worse than one that waits to schedule.
+    requests = {"cpu": tier.cpu, "memory": memory}
+    limits = {"memory": memory}
+    if tier.cpu_limit:
+        limits["cpu"] = tier.cpu_limit
+    if gpus:
+        limits[GPU_RESOURCE] = str(gpus)
+    requests.update(user.requests or {})
+    limits.update(user.limits or {})
+    return {"requests": dict(sorted(requests.items())), "limits": dict(sorted(limits.items()))}
 
 
 def api_key(model: SmallLanguageModel) -> SecretKeyRef | None:
