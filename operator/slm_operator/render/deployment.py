@@ -18,7 +18,7 @@ from slm_operator.render.names import (
     modelfile_configmap_name,
 )
 from slm_operator.render.ollama import ollama_container, pull_init_container
-from slm_operator.render.scheduling import apply_scheduling
+from slm_operator.render.scheduling import scheduling_fields
 from slm_operator.render.vllm import (
     adapter_claims,
     adapter_volume_name,
@@ -153,7 +153,7 @@ def render_pod_spec(plan: Plan, config: OperatorConfig) -> dict[str, Any]:
     pod["volumes"] = render_volumes(plan, config)
     if plan.image_pull_secrets:
         pod["imagePullSecrets"] = [{"name": name} for name in plan.image_pull_secrets]
-    apply_scheduling(pod, plan)
+    pod.update(scheduling_fields(plan))
     return pod
 
 
