@@ -18,6 +18,11 @@ from pydantic.alias_generators import to_camel
 from slm_operator.api.config import Engine, NodeSelectorTerm
 from slm_operator.api.spec import Adapter, Modelfile, SecretKeyRef, Storage, Toleration
 
+# The extended resource GPUs are requested under, in Plan.resources.
+GPU_RESOURCE = "nvidia.com/gpu"
+# Where a pvc:// source's claim is mounted read-only in the pod; Plan.model_ref points below it.
+MODELS_DIR = "/models"
+
 
 class SourceKind(StrEnum):
     """Where the served weights come from: the scheme of ``spec.model.source`` (or the catalog's)."""

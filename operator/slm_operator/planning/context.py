@@ -8,11 +8,11 @@ from dataclasses import dataclass
 
 from slm_operator.api.config import Accelerator, Engine, OperatorConfig, Tier
 from slm_operator.api.errors import SpecError, SpecProblem
+from slm_operator.api.plan import GPU_RESOURCE
 from slm_operator.api.spec import Runtime, SmallLanguageModel, SmallLanguageModelSpec
 from slm_operator.api.vllm_args import vllm_flag_values
 from slm_operator.planning.formats import KV_CACHE_FLAG
 from slm_operator.planning.memory import VLLM_MAX_PREFILL_CHUNK, gib, quantity_bytes
-from slm_operator.planning.pod import GPU_RESOURCE
 from slm_operator.planning.reasons import unknown
 
 

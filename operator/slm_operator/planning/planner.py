@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from slm_operator.api.config import Accelerator, CatalogModel, Engine, OperatorConfig, Variant
 from slm_operator.api.errors import FitError, SpecError, SpecProblem
-from slm_operator.api.plan import MemoryPlan, Plan, SourceKind
+from slm_operator.api.plan import MODELS_DIR, MemoryPlan, Plan, SourceKind
 from slm_operator.api.spec import Quantization, SmallLanguageModel
 from slm_operator.planning import lora, pod
 from slm_operator.planning import reasons as explain
@@ -279,7 +279,7 @@ def _plan_source(ctx: Context) -> Plan:
     model_ref, claim = rest, None
     if scheme == SourceKind.PVC:
         claim, _, path = rest.partition("/")
-        model_ref = f"/models/{path}" if path else "/models"
+        model_ref = f"{MODELS_DIR}/{path}" if path else MODELS_DIR
 
     params = spec.model.parameters_billions
     memory: MemoryEstimate | None = None
@@ -316,7 +316,7 @@ def _plan_source(ctx: Context) -> Plan:
         model_ref=model_ref,
         source_kind=SourceKind(scheme),
         source_claim=claim,
-        quantization="auto" if quantization == Quantization.AUTO else str(quantization),
+        quantization=str(quantization),
         dtype=dtype,
         context_length=context_length,
         engine_args=user_engine_args(spec) if ctx.engine == Engine.VLLM else [],

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 
 from slm_operator.api.config import Engine, OperatorConfig, Tier
-from slm_operator.api.plan import PullPolicy, RolloutStrategy, Scheduling, SourceKind
+from slm_operator.api.plan import GPU_RESOURCE, PullPolicy, RolloutStrategy, Scheduling, SourceKind
 from slm_operator.api.spec import (
     AccessMode,
     Modelfile,
@@ -22,8 +22,6 @@ from slm_operator.api.spec import (
 )
 from slm_operator.api.spec import Scheduling as UserScheduling
 from slm_operator.render.names import API_KEY_FILE_KEY, api_key_secret_name
-
-GPU_RESOURCE = "nvidia.com/gpu"
 
 
 def scheduling(tier_name: str, tier: Tier, user: UserScheduling) -> tuple[Scheduling, list[str]]:

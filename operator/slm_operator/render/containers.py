@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from slm_operator.api.plan import Plan
+from slm_operator.api.plan import MODELS_DIR, Plan
 
 LOCALHOST = "127.0.0.1"
 # Writable mounts (the root filesystem is read-only).
@@ -22,7 +22,6 @@ CACHE_DIR = "/var/cache/slm"
 HF_HOME = f"{CACHE_DIR}/huggingface"
 OLLAMA_MODELS = f"{CACHE_DIR}/ollama"
 SHM_DIR = "/dev/shm"  # noqa: S108 - a memory emptyDir of the pod's own
-MODELS_DIR = "/models"
 # LoRA adapters from claims: each claim is mounted read-only at /adapters/<claim>.
 ADAPTERS_DIR = "/adapters"
 # LoRA adapters from the Hub: downloaded by the fetch-adapters init container into the cache.

@@ -9,6 +9,7 @@ from slm_operator.api.plan import Plan, RolloutStrategy
 from slm_operator.api.spec import SecretKeyRef
 from slm_operator.render import containers as c
 from slm_operator.render.gateway_sidecar import gateway_container
+from slm_operator.render.kinds import DEPLOYMENT
 from slm_operator.render.meta import child_metadata, label_selector
 from slm_operator.render.modelfile import MODELFILE_KEY
 from slm_operator.render.names import (
@@ -175,8 +176,8 @@ def render_deployment(plan: Plan, config: OperatorConfig) -> dict[str, Any]:
         }
     )
     return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
+        "apiVersion": DEPLOYMENT.api_version,
+        "kind": DEPLOYMENT.kind,
         "metadata": child_metadata(plan, plan.name),
         "spec": spec,
     }

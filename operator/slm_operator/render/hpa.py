@@ -8,6 +8,7 @@ from slm_operator.api.config import Accelerator
 from slm_operator.api.errors import SpecError, SpecProblem
 from slm_operator.api.plan import Plan
 from slm_operator.api.spec import AutoscalingEngine, SmallLanguageModel
+from slm_operator.render.kinds import DEPLOYMENT, HPA
 from slm_operator.render.meta import child_metadata
 
 IN_FLIGHT_METRIC = "slm_gateway_in_flight_requests"
@@ -71,6 +72,11 @@ def _metrics(model: SmallLanguageModel, plan: Plan) -> list[dict[str, Any]]:
     return metrics
 
 
+def scale_target(plan: Plan) -> dict[str, str]:
+    """The model's Deployment, as an HPA's or a ScaledObject's ``scaleTargetRef``."""
+    return {"apiVersion": DEPLOYMENT.api_version, "kind": DEPLOYMENT.kind, "name": plan.name}
+
+
 def no_metric_error(plan: Plan) -> SpecError:
     """A GPU tier without ``targetInFlightRequests``: nothing could drive scaling."""
     return SpecError(
@@ -99,11 +105,11 @@ def render_hpa(model: SmallLanguageModel, plan: Plan) -> dict[str, Any] | None:
     if not metrics:
         raise no_metric_error(plan)
     return {
-        "apiVersion": "autoscaling/v2",
-        "kind": "HorizontalPodAutoscaler",
+        "apiVersion": HPA.api_version,
+        "kind": HPA.kind,
         "metadata": child_metadata(plan, plan.name, annotations=KEDA_HPA_OWNERSHIP_ANNOTATION),
         "spec": {
-            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": plan.name},
+            "scaleTargetRef": scale_target(plan),
             "minReplicas": autoscaling.min_replicas,
             "maxReplicas": autoscaling.max_replicas,
             "metrics": metrics,

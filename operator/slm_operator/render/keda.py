@@ -15,7 +15,7 @@ from slm_operator.api.config import Accelerator, OperatorConfig
 from slm_operator.api.errors import SpecError, SpecProblem
 from slm_operator.api.plan import Plan
 from slm_operator.api.spec import AutoscalingEngine, SmallLanguageModel
-from slm_operator.render.hpa import BEHAVIOR, IN_FLIGHT_METRIC, no_metric_error
+from slm_operator.render.hpa import BEHAVIOR, IN_FLIGHT_METRIC, no_metric_error, scale_target
 from slm_operator.render.kinds import SCALED_OBJECT
 from slm_operator.render.meta import child_metadata
 from slm_operator.render.monitoring import promql_string
@@ -95,7 +95,7 @@ def render_scaled_object(
             plan, plan.name, annotations={HPA_EXCLUDED_LABELS_ANNOTATION: ",".join(HPA_EXCLUDED_LABELS)}
         ),
         "spec": {
-            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": plan.name},
+            "scaleTargetRef": scale_target(plan),
             "minReplicaCount": autoscaling.min_replicas,
             "maxReplicaCount": autoscaling.max_replicas,
             # KEDA creates and owns an HPA (keda-hpa-<name>); it gets the same behaviour as ours.

@@ -15,6 +15,7 @@ import jinja2
 from slm_operator.api.errors import SpecError, SpecProblem
 from slm_operator.api.plan import Plan
 from slm_operator.api.spec import Modelfile
+from slm_operator.render.kinds import CONFIG_MAP
 from slm_operator.render.meta import child_metadata
 from slm_operator.render.names import modelfile_configmap_name
 
@@ -94,8 +95,8 @@ def render_modelfile_configmap(plan: Plan) -> dict[str, Any] | None:
         return None
     text = render_modelfile_text(plan.model_ref, plan.modelfile, plan.context_length)
     return {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
+        "apiVersion": CONFIG_MAP.api_version,
+        "kind": CONFIG_MAP.kind,
         "metadata": child_metadata(plan, modelfile_configmap_name(plan.name)),
         "data": {MODELFILE_KEY: text},
     }

@@ -12,6 +12,7 @@ from typing import Any
 from slm_operator.api.config import Accelerator, Engine
 from slm_operator.api.plan import Plan
 from slm_operator.api.spec import MonitoringMode, SmallLanguageModel
+from slm_operator.render.kinds import PROMETHEUS_RULE, SERVICE_MONITOR
 from slm_operator.render.meta import child_metadata, label_selector
 from slm_operator.render.names import METRICS_PORT_NAME
 
@@ -61,8 +62,8 @@ def render_service_monitor(plan: Plan) -> dict[str, Any]:
             {"port": METRICS_PORT_NAME, "path": RUNTIME_METRICS_PATH, "interval": SCRAPE_INTERVAL}
         )
     return {
-        "apiVersion": "monitoring.coreos.com/v1",
-        "kind": "ServiceMonitor",
+        "apiVersion": SERVICE_MONITOR.api_version,
+        "kind": SERVICE_MONITOR.kind,
         "metadata": child_metadata(plan, plan.name),
         "spec": {
             "selector": label_selector(plan),
@@ -178,8 +179,8 @@ def alert_rules(plan: Plan) -> list[dict[str, Any]]:
 def render_prometheus_rule(plan: Plan) -> dict[str, Any]:
     """PrometheusRule ``<name>`` with one group of alerts for this model."""
     return {
-        "apiVersion": "monitoring.coreos.com/v1",
-        "kind": "PrometheusRule",
+        "apiVersion": PROMETHEUS_RULE.api_version,
+        "kind": PROMETHEUS_RULE.kind,
         "metadata": child_metadata(plan, plan.name),
         "spec": {"groups": [{"name": f"slm-{plan.namespace}-{plan.name}", "rules": alert_rules(plan)}]},
     }

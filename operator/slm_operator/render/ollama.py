@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from slm_operator.api.config import OperatorConfig
-from slm_operator.api.plan import Plan, SourceKind
+from slm_operator.api.plan import GPU_RESOURCE, Plan, SourceKind
 from slm_operator.render.containers import (
     HOME_DIR,
     LOCALHOST,
@@ -137,7 +137,7 @@ def pull_init_container(plan: Plan, config: OperatorConfig) -> dict[str, Any]:
         "command": ["/bin/sh", "-c", PULL_SCRIPT],
         "env": env,
         # Creating a model needs memory, not the GPU: the accelerator stays with the runtime.
-        "resources": container_resources(plan.resources, drop=("nvidia.com/gpu",)),
+        "resources": container_resources(plan.resources, drop=(GPU_RESOURCE,)),
         "securityContext": security_context(),
         "volumeMounts": mounts,
     }

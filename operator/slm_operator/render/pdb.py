@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from slm_operator.api.plan import Plan
+from slm_operator.render.kinds import PDB
 from slm_operator.render.meta import child_metadata, label_selector
 
 
@@ -17,8 +18,8 @@ def render_pdb(plan: Plan) -> dict[str, Any] | None:
     if plan.min_replicas <= 1:
         return None
     return {
-        "apiVersion": "policy/v1",
-        "kind": "PodDisruptionBudget",
+        "apiVersion": PDB.api_version,
+        "kind": PDB.kind,
         "metadata": child_metadata(plan, plan.name),
         "spec": {"maxUnavailable": 1, "selector": label_selector(plan)},
     }

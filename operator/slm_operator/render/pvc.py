@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from slm_operator.api.plan import Plan
+from slm_operator.render.kinds import PVC
 from slm_operator.render.meta import child_metadata
 from slm_operator.render.names import cache_pvc_name
 
@@ -22,8 +23,8 @@ def render_cache_pvc(plan: Plan) -> dict[str, Any] | None:
     if storage.storage_class_name:
         spec["storageClassName"] = storage.storage_class_name
     return {
-        "apiVersion": "v1",
-        "kind": "PersistentVolumeClaim",
+        "apiVersion": PVC.api_version,
+        "kind": PVC.kind,
         "metadata": child_metadata(plan, cache_pvc_name(plan.name)),
         "spec": spec,
     }

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from slm_operator.api.plan import Plan
+from slm_operator.render.kinds import SECRET
 from slm_operator.render.meta import child_metadata
 from slm_operator.render.names import GENERATED_ANNOTATION, api_key_secret_name
 
@@ -20,8 +21,8 @@ def render_api_key_secret(plan: Plan) -> dict[str, Any] | None:
     if not plan.generate_api_key:
         return None
     return {
-        "apiVersion": "v1",
-        "kind": "Secret",
+        "apiVersion": SECRET.api_version,
+        "kind": SECRET.kind,
         "metadata": child_metadata(
             plan, api_key_secret_name(plan.name), annotations={GENERATED_ANNOTATION: GENERATED_API_KEY}
         ),

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from slm_operator.api.config import OperatorConfig
-from slm_operator.api.plan import LoraPlan, Plan, SourceKind
+from slm_operator.api.plan import GPU_RESOURCE, MODELS_DIR, LoraPlan, Plan, SourceKind
 from slm_operator.render.containers import (
     ADAPTER_CACHE_DIR,
     ADAPTERS_DIR,
@@ -17,7 +17,6 @@ from slm_operator.render.containers import (
     HF_TOKEN_VOLUME,
     HOME_DIR,
     LOCALHOST,
-    MODELS_DIR,
     RUNTIME_CONTAINER,
     SHM_DIR,
     SHM_VOLUME,
@@ -223,7 +222,7 @@ def fetch_adapters_container(plan: Plan, lora: LoraPlan, config: OperatorConfig)
         "image": plan.image,
         "command": ["python3", "-c", FETCH_ADAPTERS_SCRIPT],
         "env": [*env, *token_env],
-        "resources": container_resources(plan.resources, drop=("nvidia.com/gpu",)),
+        "resources": container_resources(plan.resources, drop=(GPU_RESOURCE,)),
         "securityContext": security_context(),
         "volumeMounts": [*runtime_mounts(plan), *token_mounts],
     }
