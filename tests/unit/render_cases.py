@@ -11,7 +11,15 @@ from functools import cache
 from typing import Any
 
 from slm_operator.api.config import Engine, OperatorConfig
-from slm_operator.api.plan import MemoryPlan, Plan, PullPolicy, RolloutStrategy, Scheduling, SourceKind
+from slm_operator.api.plan import (
+    AutoscalingPlan,
+    MemoryPlan,
+    Plan,
+    PullPolicy,
+    RolloutStrategy,
+    Scheduling,
+    SourceKind,
+)
 from slm_operator.api.spec import AccessMode, Modelfile, SecretKeyRef, SmallLanguageModel, parse_document
 from slm_operator.catalog.loader import load_config
 
@@ -97,6 +105,17 @@ def _pod_decisions(model: SmallLanguageModel, config: OperatorConfig, plan: dict
         modelfile = spec.ollama.modelfile or Modelfile()
     pull_secrets = [*config.registries.image_pull_secrets, *(r.name for r in spec.image_pull_secrets)]
     single_attach = spec.storage is not None and spec.storage.access_mode != AccessMode.RWX
+    asked = spec.autoscaling
+    autoscaling = None
+    if asked.enabled:
+        cpu_target = asked.target_cpu_utilization_percentage if plan["accelerator"] == "none" else None
+        autoscaling = AutoscalingPlan(
+            engine=asked.engine,
+            min_replicas=asked.min_replicas,
+            max_replicas=asked.max_replicas,
+            target_in_flight_requests=asked.target_in_flight_requests,
+            target_cpu_utilization_percentage=cpu_target,
+        )
     return {
         "api_key": api_key,
         "generate_api_key": auth.enabled and auth.api_key_secret_ref is None,
@@ -105,6 +124,7 @@ def _pod_decisions(model: SmallLanguageModel, config: OperatorConfig, plan: dict
         "pull_policy": PullPolicy.NEVER if source_kind == SourceKind.PVC else download,
         "hub_offline": not spec.network.allow_egress,
         "image_pull_secrets": list(dict.fromkeys(pull_secrets)),
+        "autoscaling": autoscaling,
         "replicas": None if spec.autoscaling.enabled else spec.replicas,
         "min_replicas": spec.autoscaling.min_replicas if spec.autoscaling.enabled else spec.replicas,
         "storage": spec.storage,

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from slm_operator.api.config import Engine, NodeSelectorTerm
-from slm_operator.api.spec import Adapter, Modelfile, SecretKeyRef, Storage, Toleration
+from slm_operator.api.spec import Adapter, AutoscalingEngine, Modelfile, SecretKeyRef, Storage, Toleration
 
 # The extended resource GPUs are requested under, in Plan.resources.
 GPU_RESOURCE = "nvidia.com/gpu"
@@ -94,6 +94,18 @@ class LoraPlan(_PlanModel):
     )
 
 
+class AutoscalingPlan(_PlanModel):
+    """What scales the Deployment, within which bounds, on the signals that can drive this tier."""
+
+    engine: AutoscalingEngine
+    min_replicas: int
+    max_replicas: int
+    target_in_flight_requests: int | None = None
+    target_cpu_utilization_percentage: int | None = Field(
+        default=None, description="Only on CPU tiers: CPU use says nothing about a GPU-bound engine."
+    )
+
+
 class Scheduling(_PlanModel):
     """Tier scheduling merged with the user's (the renderer turns this into a pod spec)."""
 
@@ -161,6 +173,7 @@ class Plan(_PlanModel):
         default=False, description="huggingface_hub uses only its cache (egress to the Hub is closed)."
     )
     image_pull_secrets: list[str] = Field(default_factory=list, description="Pull secrets, each once.")
+    autoscaling: AutoscalingPlan | None = Field(default=None, description="None when autoscaling is off.")
     replicas: int | None = Field(
         default=1, description="The Deployment's replicas; None while an autoscaler owns the count."
     )

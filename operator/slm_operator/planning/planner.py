@@ -415,6 +415,7 @@ def _build_plan(
         pull_policy=pod.pull_policy(spec, source_kind),
         hub_offline=not spec.network.allow_egress,
         image_pull_secrets=pod.image_pull_secrets(spec, config),
+        autoscaling=pod.autoscaling(spec, tier),
         replicas=pod.replicas(spec),
         min_replicas=pod.min_replicas(spec),
         storage=spec.storage,

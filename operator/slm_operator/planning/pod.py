@@ -9,8 +9,15 @@ from __future__ import annotations
 
 import math
 
-from slm_operator.api.config import Engine, OperatorConfig, Tier
-from slm_operator.api.plan import GPU_RESOURCE, PullPolicy, RolloutStrategy, Scheduling, SourceKind
+from slm_operator.api.config import Accelerator, Engine, OperatorConfig, Tier
+from slm_operator.api.plan import (
+    GPU_RESOURCE,
+    AutoscalingPlan,
+    PullPolicy,
+    RolloutStrategy,
+    Scheduling,
+    SourceKind,
+)
 from slm_operator.api.spec import (
     AccessMode,
     Modelfile,
@@ -115,6 +122,22 @@ def image_pull_secrets(spec: SmallLanguageModelSpec, config: OperatorConfig) -> 
         if name not in names:
             names.append(name)
     return names
+
+
+def autoscaling(spec: SmallLanguageModelSpec, tier: Tier) -> AutoscalingPlan | None:
+    """The autoscaler the spec asks for, or None; CPU utilisation drives only CPU tiers (on a GPU
+    tier the engine is GPU-bound, so its CPU use says nothing about load)."""
+    asked = spec.autoscaling
+    if not asked.enabled:
+        return None
+    cpu_tier = tier.accelerator == Accelerator.NONE
+    return AutoscalingPlan(
+        engine=asked.engine,
+        min_replicas=asked.min_replicas,
+        max_replicas=asked.max_replicas,
+        target_in_flight_requests=asked.target_in_flight_requests,
+        target_cpu_utilization_percentage=asked.target_cpu_utilization_percentage if cpu_tier else None,
+    )
 
 
 def replicas(spec: SmallLanguageModelSpec) -> int | None:

@@ -47,8 +47,8 @@ def render_children(
     objects.append(render_network_policy(model, plan, config))
     scalers = (
         render_pdb(plan),
-        render_hpa(model, plan),
-        render_scaled_object(model, plan, config, keda_available=keda_available),
+        render_hpa(plan),
+        render_scaled_object(plan, config, keda_available=keda_available),
     )
     objects.extend(obj for obj in scalers if obj is not None)
     objects.extend(render_monitoring(model, plan, monitoring_available=monitoring_available))
