@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from slm_operator.api.plan import MODELS_DIR, Plan
+from slm_operator.api.plan import GPU_RESOURCE, MODELS_DIR, Plan
 
 LOCALHOST = "127.0.0.1"
 # Writable mounts (the root filesystem is read-only).
@@ -114,4 +114,48 @@ def runtime_probes(command: list[str]) -> dict[str, Any]:
             command, period=STARTUP_PERIOD_SECONDS, failures=STARTUP_FAILURE_THRESHOLD
         ),
         "livenessProbe": _exec_probe(command, period=30, failures=4),
+    }
+
+
+def runtime_container(
+    plan: Plan,
+    *,
+    args: list[str],
+    env: list[dict[str, Any]],
+    health_command: list[str],
+    mounts: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """The ``runtime`` container: the plan's image and resources, exec probes, hardened; the
+    engine module gives its arguments, environment, health command and mounts."""
+    return {
+        "name": RUNTIME_CONTAINER,
+        "image": plan.image,
+        "args": args,
+        "env": env,
+        **runtime_probes(health_command),
+        "resources": container_resources(plan.resources),
+        "securityContext": security_context(),
+        "volumeMounts": mounts,
+    }
+
+
+def init_container(
+    plan: Plan,
+    name: str,
+    *,
+    command: list[str],
+    env: list[dict[str, Any]],
+    mounts: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """An init container running ``command`` in the runtime's image (a constant script)."""
+    return {
+        "name": name,
+        "image": plan.image,
+        "command": command,
+        "env": env,
+        # Downloading or creating a model needs memory, not the GPU: the accelerator stays with
+        # the runtime.
+        "resources": container_resources(plan.resources, drop=(GPU_RESOURCE,)),
+        "securityContext": security_context(),
+        "volumeMounts": mounts,
     }

@@ -5,20 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 from slm_operator.api.config import OperatorConfig
-from slm_operator.api.plan import GPU_RESOURCE, Plan, SourceKind
+from slm_operator.api.plan import Plan, SourceKind
 from slm_operator.render.containers import (
     HOME_DIR,
     LOCALHOST,
     MODELFILE_VOLUME,
     OLLAMA_MODELS,
     PULL_CONTAINER,
-    RUNTIME_CONTAINER,
-    container_resources,
     env_var,
+    init_container,
     mount,
+    runtime_container,
     runtime_mounts,
-    runtime_probes,
-    security_context,
 )
 from slm_operator.render.modelfile import MODELFILE_MOUNT_DIR, MODELFILE_PATH
 from slm_operator.render.names import OLLAMA_PORT
@@ -84,16 +82,9 @@ def ollama_container(plan: Plan, config: OperatorConfig) -> dict[str, Any]:
         # One model per pod: the served model is the only one that may occupy memory.
         env_var("OLLAMA_MAX_LOADED_MODELS", "1"),
     ]
-    return {
-        "name": RUNTIME_CONTAINER,
-        "image": plan.image,
-        "args": ["serve"],
-        "env": env,
-        **runtime_probes(OLLAMA_HEALTH_COMMAND),
-        "resources": container_resources(plan.resources),
-        "securityContext": security_context(),
-        "volumeMounts": runtime_mounts(plan),
-    }
+    return runtime_container(
+        plan, args=["serve"], env=env, health_command=OLLAMA_HEALTH_COMMAND, mounts=runtime_mounts(plan)
+    )
 
 
 def ollama_pull_ref(ref: str, registry: str | None) -> str:
@@ -131,13 +122,6 @@ def pull_init_container(plan: Plan, config: OperatorConfig) -> dict[str, Any]:
     mounts = runtime_mounts(plan)
     if with_modelfile:
         mounts.append(mount(MODELFILE_VOLUME, MODELFILE_MOUNT_DIR, read_only=True))
-    return {
-        "name": PULL_CONTAINER,
-        "image": plan.image,
-        "command": ["/bin/sh", "-c", PULL_SCRIPT],
-        "env": env,
-        # Creating a model needs memory, not the GPU: the accelerator stays with the runtime.
-        "resources": container_resources(plan.resources, drop=(GPU_RESOURCE,)),
-        "securityContext": security_context(),
-        "volumeMounts": mounts,
-    }
+    return init_container(
+        plan, PULL_CONTAINER, command=["/bin/sh", "-c", PULL_SCRIPT], env=env, mounts=mounts
+    )

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from slm_operator.api.config import OperatorConfig
-from slm_operator.api.plan import GPU_RESOURCE, MODELS_DIR, LoraPlan, Plan, SourceKind
+from slm_operator.api.plan import MODELS_DIR, LoraPlan, Plan, SourceKind
 from slm_operator.render.containers import (
     ADAPTER_CACHE_DIR,
     ADAPTERS_DIR,
@@ -17,15 +17,13 @@ from slm_operator.render.containers import (
     HF_TOKEN_VOLUME,
     HOME_DIR,
     LOCALHOST,
-    RUNTIME_CONTAINER,
     SHM_DIR,
     SHM_VOLUME,
-    container_resources,
     env_var,
+    init_container,
     mount,
+    runtime_container,
     runtime_mounts,
-    runtime_probes,
-    security_context,
 )
 from slm_operator.render.names import VLLM_PORT
 
@@ -182,16 +180,13 @@ def vllm_container(plan: Plan, config: OperatorConfig) -> dict[str, Any]:
         for i, claim in enumerate(adapter_claims(plan))
     ]
     token_env, token_mounts = _hub_token(plan)
-    return {
-        "name": RUNTIME_CONTAINER,
-        "image": plan.image,
-        "args": [*vllm_args(plan), *lora_args(plan)],
-        "env": [*env, *token_env],
-        **runtime_probes(VLLM_HEALTH_COMMAND),
-        "resources": container_resources(plan.resources),
-        "securityContext": security_context(),
-        "volumeMounts": [*mounts, *token_mounts],
-    }
+    return runtime_container(
+        plan,
+        args=[*vllm_args(plan), *lora_args(plan)],
+        env=[*env, *token_env],
+        health_command=VLLM_HEALTH_COMMAND,
+        mounts=[*mounts, *token_mounts],
+    )
 
 
 def hub_adapters(lora: LoraPlan) -> list[dict[str, str | None]]:
@@ -217,12 +212,10 @@ def fetch_adapters_container(plan: Plan, lora: LoraPlan, config: OperatorConfig)
         env_var("PULL_POLICY", str(lora.pull_policy)),
     ]
     token_env, token_mounts = _hub_token(plan)
-    return {
-        "name": FETCH_ADAPTERS_CONTAINER,
-        "image": plan.image,
-        "command": ["python3", "-c", FETCH_ADAPTERS_SCRIPT],
-        "env": [*env, *token_env],
-        "resources": container_resources(plan.resources, drop=(GPU_RESOURCE,)),
-        "securityContext": security_context(),
-        "volumeMounts": [*runtime_mounts(plan), *token_mounts],
-    }
+    return init_container(
+        plan,
+        FETCH_ADAPTERS_CONTAINER,
+        command=["python3", "-c", FETCH_ADAPTERS_SCRIPT],
+        env=[*env, *token_env],
+        mounts=[*runtime_mounts(plan), *token_mounts],
+    )
