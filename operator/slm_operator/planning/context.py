@@ -1,12 +1,13 @@
 """The facts every later planning step reads: the tier, the runtime, the GPU count, the memory
-limit and the KV-cache element size, checked once (every problem at once, naming its field).
+limit and the KV-cache element size, checked once (every problem at once, naming its field),
+and whether a catalog model can be split over that GPU count.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from slm_operator.api.config import Accelerator, Engine, OperatorConfig, Tier
+from slm_operator.api.config import Accelerator, CatalogModel, Engine, OperatorConfig, Tier
 from slm_operator.api.errors import SpecError, SpecProblem
 from slm_operator.api.plan import GPU_RESOURCE
 from slm_operator.api.spec import Runtime, SmallLanguageModel, SmallLanguageModelSpec
@@ -132,3 +133,35 @@ def user_engine_args(spec: SmallLanguageModelSpec) -> list[str]:
         elif not arg.startswith(f"{KV_CACHE_FLAG}="):
             args.append(arg)
     return args
+
+
+def tensor_parallel_problems(gpus: int, catalog_id: str, entry: CatalogModel) -> list[SpecProblem]:
+    """vLLM shards attention by heads: the GPU count must divide the query heads, and divide the
+    KV heads or be a multiple of them (then each KV head is replicated on gpus / kv_heads GPUs).
+
+    ModelConfig.verify_with_parallel_config checks the query heads; QKVParallelLinear divides
+    kv_heads by the GPU count, or the GPU count by kv_heads when it is the larger
+    (https://github.com/vllm-project/vllm/blob/v0.11.0/vllm/model_executor/layers/linear.py).
+    """
+    problems = []
+    if entry.attention_heads % gpus:
+        problems.append(
+            SpecProblem(
+                "spec.hardware.gpus",
+                f"tensor parallel size {gpus} must divide {catalog_id}'s "
+                f"{entry.attention_heads} attention heads",
+            )
+        )
+    if entry.kv_heads % gpus and gpus % entry.kv_heads:
+        usable = sorted(
+            {g for g in range(1, 17) if entry.attention_heads % g == 0}
+            & {g for g in range(1, 17) if entry.kv_heads % g == 0 or g % entry.kv_heads == 0}
+        )
+        problems.append(
+            SpecProblem(
+                "spec.hardware.gpus",
+                f"tensor parallel size {gpus} must divide {catalog_id}'s {entry.kv_heads} KV heads "
+                f"(or be a multiple of them); GPU counts that work: {', '.join(map(str, usable))}",
+            )
+        )
+    return problems

@@ -20,7 +20,13 @@ from slm_operator.api.plan import MODELS_DIR, MemoryPlan, Plan, SourceKind
 from slm_operator.api.spec import Quantization, SmallLanguageModel
 from slm_operator.planning import lora, pod
 from slm_operator.planning import reasons as explain
-from slm_operator.planning.context import Context, build_context, kv_cache_dtype, user_engine_args
+from slm_operator.planning.context import (
+    Context,
+    build_context,
+    kv_cache_dtype,
+    tensor_parallel_problems,
+    user_engine_args,
+)
 from slm_operator.planning.formats import (
     BF16_MIN_CC,
     BYTES_PER_WEIGHT,
@@ -28,10 +34,9 @@ from slm_operator.planning.formats import (
     FP8_NATIVE_CC,
     GGUF_DTYPE,
     OLLAMA_FORMATS,
-    ONLINE_QUANTIZATION_FLAG,
     quality_key,
 )
-from slm_operator.planning.memory import MemoryEstimate, available_gib, estimate, round_gib
+from slm_operator.planning.memory import MemoryEstimate, available_gib, estimate, load_bytes, round_gib
 
 
 def plan_model(model: SmallLanguageModel, config: OperatorConfig) -> Plan:
@@ -70,7 +75,7 @@ def _plan_catalog(ctx: Context, entry: CatalogModel) -> Plan:
             )
         )
     if ctx.engine == Engine.VLLM:
-        problems.extend(_tensor_parallel_problems(ctx.gpus, catalog_id, entry))
+        problems.extend(tensor_parallel_problems(ctx.gpus, catalog_id, entry))
     if problems:
         raise SpecError(problems)
 
@@ -107,7 +112,7 @@ def _plan_catalog(ctx: Context, entry: CatalogModel) -> Plan:
         )
 
     estimates = [
-        (v, _estimate(ctx, v.weight_bytes, entry, context_length, _load_bytes(entry, v))) for v in runnable
+        (v, _estimate(ctx, v.weight_bytes, entry, context_length, load_bytes(entry, v))) for v in runnable
     ]
     chosen = next(((v, e) for v, e in estimates if e.fits), None)
     if chosen is None:
@@ -151,53 +156,6 @@ def _plan_catalog(ctx: Context, entry: CatalogModel) -> Plan:
         reasons=reasons,
         warnings=warnings,
     )
-
-
-def _tensor_parallel_problems(gpus: int, catalog_id: str, entry: CatalogModel) -> list[SpecProblem]:
-    """vLLM shards attention by heads: the GPU count must divide the query heads, and divide the
-    KV heads or be a multiple of them (then each KV head is replicated on gpus / kv_heads GPUs).
-
-    ModelConfig.verify_with_parallel_config checks the query heads; QKVParallelLinear divides
-    kv_heads by the GPU count, or the GPU count by kv_heads when it is the larger
-    (https://github.com/vllm-project/vllm/blob/v0.11.0/vllm/model_executor/layers/linear.py).
-    """
-    problems = []
-    if entry.attention_heads % gpus:
-        problems.append(
-            SpecProblem(
-                "spec.hardware.gpus",
-                f"tensor parallel size {gpus} must divide {catalog_id}'s "
-                f"{entry.attention_heads} attention heads",
-            )
-        )
-    if entry.kv_heads % gpus and gpus % entry.kv_heads:
-        usable = sorted(
-            {g for g in range(1, 17) if entry.attention_heads % g == 0}
-            & {g for g in range(1, 17) if entry.kv_heads % g == 0 or g % entry.kv_heads == 0}
-        )
-        problems.append(
-            SpecProblem(
-                "spec.hardware.gpus",
-                f"tensor parallel size {gpus} must divide {catalog_id}'s {entry.kv_heads} KV heads "
-                f"(or be a multiple of them); GPU counts that work: {', '.join(map(str, usable))}",
-            )
-        )
-    return problems
-
-
-def _load_bytes(entry: CatalogModel, variant: Variant) -> float | None:
-    """What vLLM holds in GPU memory while loading a variant quantized online: the 16-bit weights.
-
-    vLLM creates the layers of an online-quantized model in the checkpoint's dtype, loads every
-    weight, then quantizes in process_weights_after_loading (Fp8LinearMethod in
-    vllm/model_executor/layers/quantization/fp8.py), so the 16-bit checkpoint must fit first.
-    """
-    if ONLINE_QUANTIZATION_FLAG not in variant.vllm_args:
-        return None
-    originals = [
-        v for v in entry.variants if v.runtime == Engine.VLLM and v.ref == variant.ref and v.bits == 16
-    ]
-    return float(originals[0].weight_bytes if originals else entry.parameters * 2)
 
 
 def _split_by_hardware(ctx: Context, variants: list[Variant]) -> tuple[list[Variant], list[Variant]]:
