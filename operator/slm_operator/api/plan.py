@@ -1,10 +1,11 @@
 """The planner's output: every choice the operator made for one model, with its reasons.
 
 A :class:`Plan` is what ``slmctl plan`` prints, what ``status.plan`` records (its public part,
-:meth:`Plan.public`), and the only input the renderer needs besides the spec and config: every
-choice about the pod (which Secret holds the API key, whether a Modelfile is built, how weights
-are pulled, the rollout strategy ...) is made here once, and the renderer only translates it.
-The fields after ``lora`` are such pod decisions; they are not part of :meth:`Plan.public`.
+:meth:`Plan.public`), and what the renderer translates into objects. Every choice about the pod
+(which Secret holds the API key, whether a Modelfile is built, how weights are pulled, the
+autoscaler, the rollout strategy ...) is made here once; the renderer reads the spec only for
+settings it copies as given (network peers and egress, the monitoring modes). The fields after
+``lora`` are such pod decisions; they are not part of :meth:`Plan.public`.
 """
 
 from __future__ import annotations

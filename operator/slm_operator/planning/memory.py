@@ -349,7 +349,7 @@ def max_fitting_context(est: MemoryEstimate, max_concurrency: int) -> int:
     return low
 
 
-def load_bytes(entry: CatalogModel, variant: Variant) -> float | None:
+def online_load_bytes(entry: CatalogModel, variant: Variant) -> float | None:
     """What vLLM holds in GPU memory while loading a variant quantized online: the 16-bit weights.
 
     vLLM creates the layers of an online-quantized model in the checkpoint's dtype, loads every

@@ -36,7 +36,7 @@ from slm_operator.planning.formats import (
     OLLAMA_FORMATS,
     quality_key,
 )
-from slm_operator.planning.memory import MemoryEstimate, available_gib, estimate, load_bytes, round_gib
+from slm_operator.planning.memory import MemoryEstimate, available_gib, estimate, online_load_bytes, round_gib
 
 
 def plan_model(model: SmallLanguageModel, config: OperatorConfig) -> Plan:
@@ -112,7 +112,8 @@ def _plan_catalog(ctx: Context, entry: CatalogModel) -> Plan:
         )
 
     estimates = [
-        (v, _estimate(ctx, v.weight_bytes, entry, context_length, load_bytes(entry, v))) for v in runnable
+        (v, _estimate(ctx, v.weight_bytes, entry, context_length, online_load_bytes(entry, v)))
+        for v in runnable
     ]
     chosen = next(((v, e) for v, e in estimates if e.fits), None)
     if chosen is None:
