@@ -11,13 +11,7 @@ from pathlib import Path
 import pytest
 
 import slm_operator
-from slm_operator.api.config import (
-    Accelerator,
-    CatalogModel,
-    NodeSelectorRequirement,
-    OperatorConfig,
-    Tier,
-)
+from slm_operator.api.config import Accelerator, CatalogModel, NodeSelectorRequirement, OperatorConfig, Tier
 from slm_operator.api.patterns import HF_REPO_PATTERN, OLLAMA_TAG_PATTERN
 from slm_operator.catalog.loader import builtin_config
 from slm_operator.catalog.sizes import check_sizes, checkpoint_bytes

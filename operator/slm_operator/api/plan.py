@@ -1,20 +1,55 @@
 """The planner's output: every choice the operator made for one model, with its reasons.
 
 A :class:`Plan` is what ``slmctl plan`` prints, what ``status.plan`` records (its public part,
-:meth:`Plan.public`), and the only input the renderer needs besides the spec and config.
+:meth:`Plan.public`), and what the renderer translates into objects. Every choice about the pod
+(which Secret holds the API key, whether a Modelfile is built, how weights are pulled, the
+autoscaler, the rollout strategy ...) is made here once; the renderer reads the spec only for
+settings it copies as given (network peers and egress, the monitoring modes). The fields after
+``lora`` are such pod decisions; they are not part of :meth:`Plan.public`.
 """
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from slm_operator.api.config import Accelerator, NodeSelectorTerm
-from slm_operator.api.kube import Toleration
-from slm_operator.api.spec import Quantization, SourceKind
+from slm_operator.api.kube import SecretKeyRef, Toleration
+from slm_operator.api.runtime_options import Adapter, Modelfile
+from slm_operator.api.sections import AutoscalingEngine, Storage
+from slm_operator.api.spec import Quantization
 from slm_operator.contract.runtime import Engine
+
+# The extended resource GPUs are requested under, in Plan.resources.
+GPU_RESOURCE = "nvidia.com/gpu"
+# Where a pvc:// source's claim is mounted read-only in the pod; Plan.model_ref points below it.
+MODELS_DIR = "/models"
+
+
+class SourceKind(StrEnum):
+    """Where the served weights come from: the scheme of ``spec.model.source`` (or the catalog's)."""
+
+    HF = "hf"
+    OLLAMA = "ollama"
+    PVC = "pvc"
+
+
+class PullPolicy(StrEnum):
+    """When an init container fetches weights or adapters (its ``PULL_POLICY`` variable)."""
+
+    ALWAYS = "always"  # on every start, falling back to the cached copy
+    IF_MISSING = "if-missing"  # only when the cache has none (egress is closed)
+    NEVER = "never"  # the files are on a claim
+
+
+class RolloutStrategy(StrEnum):
+    """The Deployment's ``strategy.type``."""
+
+    ROLLING_UPDATE = "RollingUpdate"
+    RECREATE = "Recreate"
 
 
 class _PlanModel(BaseModel):
@@ -58,6 +93,22 @@ class LoraPlan(_PlanModel):
 
     max_loras: int
     max_rank: int
+    adapters: list[Adapter] = Field(default_factory=list, description="The adapters served, in spec order.")
+    pull_policy: PullPolicy = Field(
+        default=PullPolicy.ALWAYS, description="How the Hub adapters are fetched before vLLM starts."
+    )
+
+
+class AutoscalingPlan(_PlanModel):
+    """What scales the Deployment, within which bounds, on the signals that can drive this tier."""
+
+    engine: AutoscalingEngine
+    min_replicas: int
+    max_replicas: int
+    target_in_flight_requests: int | None = None
+    target_cpu_utilization_percentage: int | None = Field(
+        default=None, description="Only on CPU tiers: CPU use says nothing about a GPU-bound engine."
+    )
 
 
 class Scheduling(_PlanModel):
@@ -78,7 +129,7 @@ class Plan(_PlanModel):
     runtime: Engine
     image: str
     model_ref: str = Field(description="The HF repo id, Ollama tag or local path actually served.")
-    source_kind: SourceKind = Field(description="hf | ollama | pvc")
+    source_kind: SourceKind
     source_claim: str | None = Field(
         default=None, description="For pvc:// sources: the claim mounted read-only at /models."
     )
@@ -111,6 +162,33 @@ class Plan(_PlanModel):
     scheduling: Scheduling = Field(default_factory=Scheduling)
     resources: dict[str, dict[str, str]] = Field(default_factory=dict)
     lora: LoraPlan | None = Field(default=None, description="LoRA settings when the model has adapters.")
+    api_key: SecretKeyRef | None = Field(
+        default=None, description="The Secret and key the gateway reads API keys from; None when auth is off."
+    )
+    generate_api_key: bool = Field(
+        default=False, description="The operator creates that Secret (auth on without apiKeySecretRef)."
+    )
+    hf_token: SecretKeyRef | None = Field(
+        default=None, description="The Hugging Face token vLLM and the adapter fetch read (vLLM only)."
+    )
+    modelfile: Modelfile | None = Field(
+        default=None,
+        description="The Modelfile Ollama builds the served model from; None when the tag is copied.",
+    )
+    pull_policy: PullPolicy = Field(
+        default=PullPolicy.ALWAYS, description="How Ollama's init container pulls the weights."
+    )
+    hub_offline: bool = Field(
+        default=False, description="huggingface_hub uses only its cache (egress to the Hub is closed)."
+    )
+    image_pull_secrets: list[str] = Field(default_factory=list, description="Pull secrets, each once.")
+    autoscaling: AutoscalingPlan | None = Field(default=None, description="None when autoscaling is off.")
+    replicas: int | None = Field(
+        default=1, description="The Deployment's replicas; None while an autoscaler owns the count."
+    )
+    min_replicas: int = Field(default=1, description="The fewest replicas the model runs with.")
+    storage: Storage | None = Field(default=None, description="The model-cache claim; None for an emptyDir.")
+    rollout: RolloutStrategy = RolloutStrategy.ROLLING_UPDATE
 
     def public(self) -> dict[str, Any]:
         """The plan as users see it (``slmctl plan -o json`` and ``status.plan``)."""

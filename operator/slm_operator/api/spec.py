@@ -81,15 +81,6 @@ class Quantization(StrEnum):
     Q4_0 = "q4_0"
 
 
-class SourceKind(StrEnum):
-    """Where the served weights come from: the scheme of ``spec.model.source`` (``hf://``,
-    ``ollama://``, ``pvc://``); a catalog model is ``hf`` on vLLM and ``ollama`` on Ollama."""
-
-    HF = "hf"
-    OLLAMA = "ollama"
-    PVC = "pvc"
-
-
 def _ollama_registry_host(value: Any) -> Any:
     """An ``ollama://host/namespace/model:tag`` source names its registry host clearly when bad.
 

@@ -19,7 +19,7 @@ from slm_operator.api.errors import FitError, SpecError
 from slm_operator.api.parse import parse_document
 from slm_operator.api.spec import SmallLanguageModel
 from slm_operator.contract.kinds import DEPLOYMENT, SCALED_OBJECT, SERVICE_MONITOR, served_kinds
-from slm_operator.contract.names import api_key_secret_name, endpoint_url, selector_string
+from slm_operator.contract.names import endpoint_url, selector_string
 from slm_operator.controller import conditions as cond
 from slm_operator.controller.children import ApplyReport, ChildFailure, reconcile_children
 from slm_operator.controller.kubeapi import KubeApi, TransientApiError
@@ -164,7 +164,7 @@ def reconcile_model(
         "readyReplicas": deployment.ready_replicas,
         "selector": selector_string(name),
         "endpoint": endpoint_url(name, namespace),
-        "apiKeySecret": _api_key_secret(model),
+        "apiKeySecret": state.plan.api_key.name if state.plan.api_key is not None else None,
         "plan": state.plan.public(),
     }
     outcome = Outcome(
@@ -319,15 +319,6 @@ def _failure_reason(failures: Sequence[ChildFailure]) -> str:
     """One CamelCase reason for the refusals: the common one, else ``ApplyFailed``."""
     reasons = {FAILURE_REASONS.get(f.status, "ApplyFailed") for f in failures}
     return reasons.pop() if len(reasons) == 1 else "ApplyFailed"
-
-
-def _api_key_secret(model: SmallLanguageModel) -> str | None:
-    auth = model.spec.auth
-    if not auth.enabled:
-        return None
-    if auth.api_key_secret_ref is not None:
-        return auth.api_key_secret_ref.name
-    return api_key_secret_name(model.name)
 
 
 def _transition_events(

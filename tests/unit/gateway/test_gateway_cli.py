@@ -23,7 +23,7 @@ pytestmark = pytest.mark.timeout(30)
 
 LISTENING = re.compile(rb"on 127\.0\.0\.1:(\d+) \(metrics on 127\.0\.0\.1:(\d+)\)")
 
-# The command line the renderer writes into the Deployment (render/containers.py); the rendered one
+# The command line the renderer writes into the Deployment (render/gateway_sidecar.py); the rendered one
 # itself is checked in tests/unit/test_rendered_gateway_command.py.
 RENDERED_VLLM = (
     "--upstream http://127.0.0.1:8001 --runtime vllm --model phi-4-mini "
