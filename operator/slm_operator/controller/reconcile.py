@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from slm_operator.api.config import OperatorConfig
@@ -25,7 +26,7 @@ from slm_operator.api.status import (
     SmallLanguageModelStatus,
 )
 from slm_operator.controller import conditions as cond
-from slm_operator.controller.children import ApplyReport, ChildFailure, reconcile_children
+from slm_operator.controller.children import ApplyReport, ChildFailure, Write, reconcile_children
 from slm_operator.controller.kubeapi import KubeApi, TransientApiError
 from slm_operator.controller.owner_index import Children
 from slm_operator.desired import desired_state
@@ -35,10 +36,14 @@ from slm_operator.render.names import api_key_secret_name, endpoint_url, selecto
 
 log = logging.getLogger(__name__)
 
-RESULT_OK = "ok"
-RESULT_INVALID = "invalid"
-RESULT_RETRY = "retry"
-RESULT_ERROR = "error"
+
+class Result(StrEnum):
+    """How a pass ended; also the ``result`` label of the reconcile metrics."""
+
+    OK = "ok"  # done until something changes
+    INVALID = "invalid"  # the spec is rejected: done until the user's next edit
+    RETRY = "retry"  # incomplete (the API was unavailable or conflicted): again, with backoff
+    ERROR = "error"  # a child was refused for good: again, slowly (``Outcome.permanent``)
 
 
 @dataclass(frozen=True)
@@ -56,11 +61,10 @@ class Outcome:
 
     status: dict[str, Any]
     events: list[EventNote] = field(default_factory=list)
-    result: str = RESULT_OK
+    result: Result = Result.OK
     message: str = ""
-    retry_delay: float | None = None
     permanent: bool = False  # the API refused for good: retry slowly, a human has to act
-    written: list[str] = field(default_factory=list)
+    written: list[Write] = field(default_factory=list)
     failed_kinds: list[str] = field(default_factory=list)
     report: ApplyReport | None = None
 
@@ -110,7 +114,7 @@ def reconcile_model(
     except SpecError as exc:
         return _rejected(body, exc, fits=None, existing=existing, now=now, old=old_conditions)
     except TransientApiError as exc:
-        return _retry(old_status, f"API discovery failed: {exc}", delay=5)
+        return _retry(old_status, f"API discovery failed: {exc}")
 
     served = served_kinds(monitoring_available=monitoring, keda_available=keda)
     considered = {kind: items for kind, items in existing.items() if kind in served}
@@ -124,7 +128,7 @@ def reconcile_model(
     if report.transient:
         # Incomplete knowledge: keep the status as it is (no flapping conditions on a serving
         # model) and try again shortly.
-        outcome = _retry(old_status, "; ".join(report.transient), delay=5)
+        outcome = _retry(old_status, "; ".join(report.transient))
         outcome.written, outcome.failed_kinds = list(report.written), list(report.failed_kinds)
         outcome.report = report
         if report.written:
@@ -188,7 +192,7 @@ def reconcile_model(
         _transition_events(old_conditions, old_status.get("plan"), conditions, outcome.status["plan"], report)
     )
     if report.failed:
-        outcome.result = RESULT_ERROR
+        outcome.result = Result.ERROR
         outcome.message = "; ".join(str(f) for f in report.failed)
         outcome.permanent = True
     return outcome
@@ -261,15 +265,15 @@ def _rejected(
         ready_replicas=deployment.ready_replicas,
         selector=selector_string(name),
     )
-    outcome = Outcome(status=status.to_json(), result=RESULT_INVALID, message=message)
+    outcome = Outcome(status=status.to_json(), result=Result.INVALID, message=message)
     old_condition = cond.get_condition(old, condition_type)
     if old_condition is None or old_condition.reason != reason or old_condition.message != message:
         outcome.events.append(EventNote("Warning", reason, message))
     return outcome
 
 
-def _retry(old: Mapping[str, Any], message: str, *, delay: float) -> Outcome:
-    return Outcome(status=dict(old), result=RESULT_RETRY, message=message, retry_delay=delay)
+def _retry(old: Mapping[str, Any], message: str) -> Outcome:
+    return Outcome(status=dict(old), result=Result.RETRY, message=message)
 
 
 def deployment_view(live: Mapping[str, Any] | None) -> DeploymentView:
@@ -381,8 +385,8 @@ def _transition_events(
             f"{new_plan.get('dtype')}) on tier {new_plan.get('tier')}"
         )
     if report.written:
-        applied = [w for w in report.written if not w.startswith("-")]
-        deleted = [w[1:] for w in report.written if w.startswith("-")]
+        applied = [w.label for w in report.written if not w.deleted]
+        deleted = [w.label for w in report.written if w.deleted]
         parts += (["applied " + ", ".join(applied)] if applied else []) + (
             ["deleted " + ", ".join(deleted)] if deleted else []
         )
