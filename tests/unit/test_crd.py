@@ -22,7 +22,7 @@ from slm_operator.api.crd import (
 )
 from slm_operator.api.plan import MemoryPlan, Plan, PlanStatus
 from slm_operator.api.spec import SmallLanguageModelSpec
-from slm_operator.api.status import Condition, parse_status
+from slm_operator.api.status import Condition, SmallLanguageModelStatus
 
 ROOT = Path(__file__).resolve().parents[2]
 CRD = crd_manifest()
@@ -372,7 +372,7 @@ def test_plan_status_keeps_the_lora_memory() -> None:
 
 
 def test_status_parses_what_the_operator_writes() -> None:
-    status = parse_status(
+    status = SmallLanguageModelStatus.model_validate(
         {
             "observedGeneration": 3,
             "phase": "Ready",
@@ -400,7 +400,7 @@ def test_status_parses_what_the_operator_writes() -> None:
     assert status.plan is not None
     assert status.plan.memory is not None
     assert status.plan.memory.weights_gib == 7.2
-    assert parse_status(None).conditions == []
+    assert SmallLanguageModelStatus.model_validate({}).conditions == []
 
 
 @pytest.mark.parametrize(

@@ -125,8 +125,8 @@ class Condition(_Status):
 class SmallLanguageModelStatus(_Status):
     """The observed state of a SmallLanguageModel, written only by the operator."""
 
-    # kopf may keep its own bookkeeping in status; ignoring unknown keys lets the operator parse
-    # a live status without failing on them (the CRD schema prunes them anyway).
+    # kopf may keep its own bookkeeping in status; ignoring unknown keys lets a live status parse
+    # without failing on them (the CRD schema prunes them anyway).
     model_config = ConfigDict(extra="ignore")
 
     observed_generation: int | None = Field(
@@ -163,8 +163,3 @@ class SmallLanguageModelStatus(_Status):
         """
         dumped: dict[str, Any] = self.model_dump(by_alias=True, mode="json", exclude_unset=True)
         return dumped
-
-
-def parse_status(raw: object) -> SmallLanguageModelStatus:
-    """Validate a raw ``status`` mapping (an empty or missing status is the empty status)."""
-    return SmallLanguageModelStatus.model_validate(raw or {})
