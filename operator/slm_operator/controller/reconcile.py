@@ -2,7 +2,7 @@
 
 :func:`reconcile_model` is synchronous (the ``kubernetes`` client blocks; handlers run it in a
 thread) and returns an :class:`Outcome`: the status the model should have, the Events worth
-posting and how soon to try again. What exists is passed in (``existing``, from the operator's
+posting and how the pass ended (:class:`Result`, which decides when to try again). What exists is passed in (``existing``, from the operator's
 watches); the model itself is never written here: the worker that called it patches the status
 and posts the Events.
 """
@@ -59,6 +59,8 @@ class EventNote:
 class Outcome:
     """What a reconcile decided: the status to hold, Events to post, and how it ended."""
 
+    # As written: a SmallLanguageModelStatus serialized once (to_json), or the stored status
+    # kept as it is when the pass could not complete.
     status: dict[str, Any]
     events: list[EventNote] = field(default_factory=list)
     result: Result = Result.OK
