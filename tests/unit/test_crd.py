@@ -359,6 +359,8 @@ def test_plan_status_keeps_every_public_key(fits: bool | None, weights: float | 
     assert None not in public["memory"].values()
     round_trip = PlanStatus.model_validate(public).model_dump(by_alias=True, mode="json")
     assert round_trip == public
+    # The status writes the same view: `slmctl plan -o json` and status.plan cannot differ.
+    assert SmallLanguageModelStatus(plan=plan.public_view()).to_json() == {"plan": public}
     assert "loraGiB" not in public["memory"]  # only with adapters (a null would be patched away)
 
 
