@@ -2,9 +2,9 @@
 
 :func:`reconcile_model` is synchronous (the ``kubernetes`` client blocks; handlers run it in a
 thread) and returns an :class:`Outcome`: the status the model should have, the Events worth
-posting and how the pass ended (:class:`Result`, which decides when to try again). What exists is passed in (``existing``, from the operator's
-watches); the model itself is never written here: the worker that called it patches the status
-and posts the Events.
+posting and how the pass ended (:class:`Result`, which decides when to try again). What exists
+is passed in (``existing``, from the operator's watches); the model itself is never written
+here: the worker that called it patches the status and posts the Events.
 """
 
 from __future__ import annotations
@@ -44,6 +44,14 @@ class Result(StrEnum):
     INVALID = "invalid"  # the spec is rejected: done until the user's next edit
     RETRY = "retry"  # incomplete (the API was unavailable or conflicted): again, with backoff
     ERROR = "error"  # a child was refused for good: again, slowly (``Outcome.permanent``)
+
+
+class EventReason(StrEnum):
+    """Reasons of the Normal Events (a Warning carries the reason of the condition it reports)."""
+
+    PLANNED = "Planned"  # the plan changed (with the children written for it)
+    APPLIED = "Applied"  # children written or deleted for an unchanged plan
+    READY = "Ready"  # the model became Ready
 
 
 @dataclass(frozen=True)
@@ -394,7 +402,9 @@ def _transition_events(
         )
     if parts:
         # A new plan and the writes that realise it make one Event, not two.
-        events.append(EventNote("Normal", "Planned" if planned else "Applied", "; ".join(parts)))
+        events.append(
+            EventNote("Normal", EventReason.PLANNED if planned else EventReason.APPLIED, "; ".join(parts))
+        )
     new_degraded = cond.get_condition(new_conditions, ConditionType.DEGRADED)
     old_degraded = cond.get_condition(old_conditions, ConditionType.DEGRADED)
     if (
@@ -421,5 +431,5 @@ def _transition_events(
         and new_ready.status == "True"
         and not cond.is_true(old_conditions, ConditionType.READY)
     ):
-        events.append(EventNote("Normal", "Ready", new_ready.message))
+        events.append(EventNote("Normal", EventReason.READY, new_ready.message))
     return events
