@@ -1,11 +1,12 @@
 """The planner's output: every choice the operator made for one model, with its reasons.
 
-A :class:`Plan` is what ``slmctl plan`` prints, what ``status.plan`` records (its public part,
-:meth:`Plan.public`), and what the renderer translates into objects. Every choice about the pod
-(which Secret holds the API key, whether a Modelfile is built, how weights are pulled, the
-autoscaler, the rollout strategy ...) is made here once; the renderer reads the spec only for
-settings it copies as given (network peers and egress, the monitoring modes). The fields after
-``lora`` are such pod decisions; they are not part of :meth:`Plan.public`.
+A :class:`Plan` is the only input the renderer needs besides the spec and config; its public part
+(:class:`PlanStatus`, from :meth:`Plan.public_view`) is what ``slmctl plan`` prints and what
+``status.plan`` records. Every choice about the pod (which Secret holds the API key, whether a
+Modelfile is built, how weights are pulled, the autoscaler, the rollout strategy ...) is made
+here once; the renderer reads the spec only for settings it copies as given (network peers and
+egress, the monitoring modes). The fields after ``lora`` are such pod decisions; they are not
+part of the public view.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, field_serializer
 from pydantic.alias_generators import to_camel
 
 from slm_operator.api.config import Accelerator, NodeSelectorTerm
@@ -56,36 +57,65 @@ class _PlanModel(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True, extra="forbid")
 
 
-class MemoryPlan(_PlanModel):
-    """Memory math in GiB (rounded to 2 decimals); ``None`` where unknown (left out of ``public()``)."""
+def _gib(name: str, description: str) -> Any:
+    # The public contract (docs/api.md, `slmctl plan -o json`, status.plan) spells these
+    # "weightsGiB", not the "weightsGib" the camelCase alias generator would give.
+    return Field(default=None, alias=f"{name}GiB", description=description)
 
-    weights_gib: float | None = Field(default=None, alias="weightsGiB", description="Resident weights.")
-    kv_cache_gib: float | None = Field(
-        default=None, alias="kvCacheGiB", description="KV cache for contextLength x maxConcurrency."
-    )
-    overhead_gib: float | None = Field(
-        default=None, alias="overheadGiB", description="Runtime overhead (CUDA context, buffers)."
-    )
-    required_gib: float | None = Field(
-        default=None, alias="requiredGiB", description="weights + kvCache + overhead."
-    )
-    available_gib: float | None = Field(
-        default=None, alias="availableGiB", description="What the tier offers."
-    )
-    load_peak_gib: float | None = Field(
-        default=None,
-        alias="loadPeakGiB",
-        description="Per-GPU memory while vLLM loads 16-bit weights it quantizes online (else null).",
+
+class MemoryPlan(_PlanModel):
+    """The planner's memory math in GiB; null where unknown (e.g. a source outside the catalog)."""
+
+    weights_gib: float | None = _gib("weights", "Resident weights.")
+    kv_cache_gib: float | None = _gib("kvCache", "KV cache for contextLength x maxConcurrency.")
+    overhead_gib: float | None = _gib("overhead", "Runtime overhead (CUDA context, buffers).")
+    required_gib: float | None = _gib("required", "weights + kvCache + overhead.")
+    available_gib: float | None = _gib("available", "What the tier offers.")
+    load_peak_gib: float | None = _gib(
+        "loadPeak", "Per-GPU memory while vLLM loads 16-bit weights it quantizes online (else null)."
     )
     full_length_requests: int | None = Field(
         default=None,
+        ge=0,
         description="How many requests of contextLength tokens the KV room holds (at least maxConcurrency).",
     )
-    lora_gib: float | None = Field(
-        default=None,
-        alias="loraGiB",
-        description="LoRA adapter slots (included in overhead); null without adapters or when unknown.",
+    lora_gib: float | None = _gib("lora", "LoRA adapter slots (included in overhead).")
+
+
+class PlanStatus(_PlanModel):
+    """The public part of the plan (:meth:`Plan.public_view`): what the operator chose and why.
+
+    ``status.plan`` holds it and ``slmctl plan`` prints it. Every field is optional so that a
+    status written by another version of the operator still parses.
+    """
+
+    name: str | None = Field(default=None, description="The model's metadata.name.")
+    namespace: str | None = Field(default=None, description="The model's namespace.")
+    runtime: Engine | None = Field(default=None, description="The runtime chosen: vllm or ollama.")
+    image: str | None = Field(default=None, description="The runtime image deployed.")
+    model_ref: str | None = Field(
+        default=None, description="The HF repo id, Ollama tag or path actually served."
     )
+    quantization: str | None = Field(default=None, description="The weight format served.")
+    dtype: str | None = Field(default=None, description="bfloat16/float16 on vLLM; the GGUF type on Ollama.")
+    tier: str | None = Field(default=None, description="The hardware tier.")
+    gpus: int | None = Field(default=None, ge=0, description="GPUs per replica (0 on CPU tiers).")
+    context_length: int | None = Field(default=None, ge=0, description="Tokens per sequence served.")
+    max_concurrency: int | None = Field(default=None, ge=0, description="Concurrent sequences per replica.")
+    memory: MemoryPlan | None = Field(default=None, description="Memory needed and available, in GiB.")
+    fits: bool | None = Field(default=None, description="Whether the model fits the tier; null when unknown.")
+    reasons: list[str] = Field(default_factory=list, description="Why each choice was made.")
+    warnings: list[str] = Field(default_factory=list, description="Choices worth a second look.")
+
+    @field_serializer("memory", mode="wrap")
+    def _known_figures(self, memory: MemoryPlan | None, handler: SerializerFunctionWrapHandler) -> Any:
+        # Unknown figures are left out rather than null: a merge patch deletes null keys, so a
+        # status carrying them would never equal the one stored and would be rewritten on every
+        # reconcile.
+        dumped = handler(memory)
+        if isinstance(dumped, dict):
+            return {key: value for key, value in dumped.items() if value is not None}
+        return dumped
 
 
 class LoraPlan(_PlanModel):
@@ -190,25 +220,27 @@ class Plan(_PlanModel):
     storage: Storage | None = Field(default=None, description="The model-cache claim; None for an emptyDir.")
     rollout: RolloutStrategy = RolloutStrategy.ROLLING_UPDATE
 
+    def public_view(self) -> PlanStatus:
+        """The plan as users see it: what ``status.plan`` holds and ``slmctl plan`` prints."""
+        return PlanStatus(
+            name=self.name,
+            namespace=self.namespace,
+            runtime=self.runtime,
+            image=self.image,
+            model_ref=self.model_ref,
+            quantization=str(self.quantization),
+            dtype=self.dtype,
+            tier=self.tier,
+            gpus=self.gpus,
+            context_length=self.context_length,
+            max_concurrency=self.max_concurrency,
+            memory=self.memory,
+            fits=self.fits,
+            reasons=list(self.reasons),
+            warnings=list(self.warnings),
+        )
+
     def public(self) -> dict[str, Any]:
-        """The plan as users see it (``slmctl plan -o json`` and ``status.plan``)."""
-        return {
-            "name": self.name,
-            "namespace": self.namespace,
-            "runtime": str(self.runtime),
-            "image": self.image,
-            "modelRef": self.model_ref,
-            "quantization": str(self.quantization),
-            "dtype": self.dtype,
-            "tier": self.tier,
-            "gpus": self.gpus,
-            "contextLength": self.context_length,
-            "maxConcurrency": self.max_concurrency,
-            # Unknown figures are left out rather than null: a merge patch deletes null keys, so a
-            # status carrying them would never equal the one stored and would be rewritten on
-            # every reconcile.
-            "memory": self.memory.model_dump(by_alias=True, mode="json", exclude_none=True),
-            "fits": self.fits,
-            "reasons": list(self.reasons),
-            "warnings": list(self.warnings),
-        }
+        """:meth:`public_view` as JSON (``slmctl plan -o json``; equal to ``status.plan``)."""
+        dumped: dict[str, Any] = self.public_view().model_dump(by_alias=True, mode="json")
+        return dumped
