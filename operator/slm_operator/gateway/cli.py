@@ -15,6 +15,7 @@ import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from slm_operator.contract.names import API_KEY_FILE_KEY, API_KEY_MOUNT_DIR, GATEWAY_PORT, METRICS_PORT
 from slm_operator.gateway.config import (
     DEFAULT_BODY_TIMEOUT,
     DEFAULT_HEADER_TIMEOUT,
@@ -27,7 +28,6 @@ from slm_operator.gateway.config import (
     GatewayConfigError,
     parse_address,
 )
-from slm_operator.render.names import API_KEY_FILE_KEY, API_KEY_MOUNT_DIR, GATEWAY_PORT, METRICS_PORT
 
 ENV_PREFIX = "SLM_GATEWAY_"
 _TRUE = frozenset({"1", "true", "yes", "on"})

@@ -5,11 +5,12 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 from urllib.parse import urlsplit
 
-Runtime = Literal["vllm", "ollama"]
-RUNTIMES: tuple[Runtime, ...] = ("vllm", "ollama")
+from slm_operator.contract.runtime import Engine
+
+# The --runtime flag's choices, as plain strings (argparse shows them in its messages).
+RUNTIMES: tuple[str, ...] = tuple(engine.value for engine in Engine)
 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 # Long enough for a CPU runtime to produce a long non-streamed answer (Ollama on a few cores can
@@ -75,7 +76,7 @@ class GatewayConfig:
     """Everything the gateway needs to run; built by the CLI or directly by tests and benchmarks."""
 
     upstream: str
-    runtime: Runtime
+    runtime: Engine  # a plain "vllm" or "ollama" is accepted and stored as the Engine
     model: str
     listen: Address
     metrics_listen: Address
@@ -100,6 +101,7 @@ class GatewayConfig:
             raise GatewayConfigError(
                 f"--runtime: expected one of {', '.join(RUNTIMES)}, got {self.runtime!r}"
             )
+        object.__setattr__(self, "runtime", Engine(self.runtime))
         if not self.model.strip():
             raise GatewayConfigError("--model: must not be empty")
         if any(not name.strip() for name in self.allowed_models):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from slm_operator.contract.runtime import Engine
 from slm_operator.gateway import errors
 from slm_operator.gateway.readiness import ollama_tag
 
@@ -21,8 +22,8 @@ _ECHO_LIMIT = 128
 class AllowedModels:
     """The accepted ``model`` values; Ollama's ``name`` and ``name:latest`` are one model."""
 
-    def __init__(self, names: Iterable[str], *, runtime: str) -> None:
-        self._ollama = runtime == "ollama"
+    def __init__(self, names: Iterable[str], *, runtime: Engine) -> None:
+        self._ollama = runtime == Engine.OLLAMA
         self.names = tuple(dict.fromkeys(names))
         self._accepted = frozenset(self._key(name) for name in self.names)
 

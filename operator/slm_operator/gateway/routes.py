@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from slm_operator.gateway.config import Runtime
+from slm_operator.contract.runtime import Engine
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,13 +56,13 @@ OLLAMA_ROUTES: tuple[Route, ...] = (
     Route("/api/version", "GET", json_body=False, generates=False),
 )
 
-RUNTIME_ROUTES: dict[Runtime, tuple[Route, ...]] = {
-    "vllm": OPENAI_ROUTES,
-    "ollama": OPENAI_ROUTES + OLLAMA_ROUTES,
+RUNTIME_ROUTES: dict[Engine, tuple[Route, ...]] = {
+    Engine.VLLM: OPENAI_ROUTES,
+    Engine.OLLAMA: OPENAI_ROUTES + OLLAMA_ROUTES,
 }
 
 
-def routes_for(runtime: Runtime) -> dict[str, Route]:
+def routes_for(runtime: Engine) -> dict[str, Route]:
     """The forwarded routes of ``runtime``, by path."""
     return {route.path: route for route in RUNTIME_ROUTES[runtime]}
 

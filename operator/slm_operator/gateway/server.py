@@ -17,6 +17,7 @@ import aiohttp
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from slm_operator.contract.runtime import Engine
 from slm_operator.gateway.config import Address, GatewayConfig
 from slm_operator.gateway.frontend import ApiServer
 from slm_operator.gateway.keys import ApiKeys
@@ -74,7 +75,7 @@ def metrics_app(
         )
 
     async def runtime_metrics(_: web.Request) -> web.Response:
-        if config.runtime == "ollama":
+        if config.runtime == Engine.OLLAMA:
             # Ollama has no Prometheus endpoint (ollama/ollama#3144); the gateway's own are at /metrics.
             return web.Response(
                 status=404,

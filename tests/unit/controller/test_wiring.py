@@ -7,12 +7,12 @@ import logging
 import kopf
 import pytest
 
+from slm_operator.contract.kinds import DEPLOYMENT, MANAGED_KINDS, SECRET, SERVICE_MONITOR
 from slm_operator.controller.handlers import ControllerContext, register, status_patch
 from slm_operator.controller.kubeapi import collection_path, object_path
 from slm_operator.controller.metrics import OperatorMetrics
 from slm_operator.controller.run import configure_logging, parse_options
 from slm_operator.controller.settings import NoDiffBaseStorage, Timeouts, configure, watch_selector
-from slm_operator.render.kinds import DEPLOYMENT, MANAGED_KINDS, SECRET, SERVICE_MONITOR
 
 
 def test_defaults_serve_all_namespaces_standalone_with_metrics_on_9090(
