@@ -232,6 +232,13 @@ def configure_logging(level: str) -> None:
     handler.setFormatter(logging.Formatter("%(message)s"))
     access.addHandler(handler)
     access.propagate = False
+    # The access log is one line per request: the API port writes it to stdout itself, one
+    # write per line as the handler above would, without building a log record for each
+    # (the handler stays for anything else logged there). The level still decides (info).
+    from slm_operator.gateway import frontend
+
+    sys.stdout.flush()
+    frontend.DIRECT_ACCESS_FD = sys.stdout.fileno()
 
 
 def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:

@@ -16,7 +16,7 @@ DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 # Long enough for a CPU runtime to produce a long non-streamed answer (Ollama on a few cores can
 # take minutes), short enough that a wedged runtime does not hold client connections forever.
 DEFAULT_UPSTREAM_TIMEOUT = 600.0
-# Client-side limits (see connections.py). A request head is a few hundred bytes: 10 s is ample
+# Client-side limits (see frontend.py). A request head is a few hundred bytes: 10 s is ample
 # even on a bad link. A request body of up to --max-body-bytes gets 30 s. Idle keep-alive
 # connections are closed after 60 s (nginx's keepalive_timeout default is 75 s). The cap keeps
 # the connections, plus one to the runtime for each, inside the pod's file-descriptor limit.
