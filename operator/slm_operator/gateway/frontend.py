@@ -29,6 +29,11 @@ Limits on clients (see docs/gateway.md, "Slow and hostile clients"):
 
 One timer per connection serves all of these: it is re-armed lazily (a deadline moves; the
 timer, when it fires early, sets itself for the new deadline), so a request costs no timer call.
+
+The module is longer than the project's usual 400 lines on purpose: almost all of it is one
+protocol class on the hot path whose callbacks pass a request from the parser to the runtime and
+the answer back. Split over modules it would need mixins sharing that class's private state,
+and a request's path would no longer read top to bottom in one place.
 """
 
 from __future__ import annotations
