@@ -22,6 +22,7 @@ from slm_operator.api.spec import SmallLanguageModel
 from slm_operator.api.status import (
     Condition,
     ConditionType,
+    Phase,
     Reason,
     SmallLanguageModelStatus,
 )
@@ -31,6 +32,7 @@ from slm_operator.controller import conditions as cond
 from slm_operator.controller.children import ApplyReport, Write, reconcile_children
 from slm_operator.controller.kubeapi import KubeApi, TransientApiError
 from slm_operator.controller.observed import (
+    DeploymentView,
     EventNote,
     degradation,
     deployment_view,
@@ -156,16 +158,12 @@ def reconcile_model(
         available=deployment.available,
         degraded=degraded_reason == Reason.FOREIGN_OBJECT or bool(report.failed),
     )
-    status = SmallLanguageModelStatus(
-        observed_generation=generation,
-        phase=phase,
-        conditions=conditions,
-        replicas=deployment.replicas,
-        ready_replicas=deployment.ready_replicas,
-        selector=selector_string(name),
-        endpoint=endpoint_url(name, namespace),
-        api_key_secret=state.plan.api_key.name if state.plan.api_key is not None else None,
-        plan=state.plan.public_view(),
+    status = _observed_status(name, generation, phase, conditions, deployment).model_copy(
+        update={
+            "endpoint": endpoint_url(name, namespace),
+            "api_key_secret": state.plan.api_key.name if state.plan.api_key is not None else None,
+            "plan": state.plan.public_view(),
+        }
     )
     outcome = Outcome(
         status=status.to_json(),
@@ -242,7 +240,19 @@ def _rejected(
         spec_ok=False, deployment_exists=deployment.exists, available=deployment.available, degraded=degraded
     )
     # No endpoint, API key Secret or plan: left unset, they keep what the last good spec wrote.
-    status = SmallLanguageModelStatus(
+    status = _observed_status(name, generation, phase, conditions, deployment)
+    outcome = Outcome(status=status.to_json(), result=Result.INVALID, message=message)
+    old_condition = cond.get_condition(old, condition_type)
+    if old_condition is None or old_condition.reason != reason or old_condition.message != message:
+        outcome.events.append(EventNote("Warning", reason, message))
+    return outcome
+
+
+def _observed_status(
+    name: str, generation: int, phase: Phase, conditions: list[Condition], deployment: DeploymentView
+) -> SmallLanguageModelStatus:
+    """What every pass that completes writes: generation, phase, conditions and replicas."""
+    return SmallLanguageModelStatus(
         observed_generation=generation,
         phase=phase,
         conditions=conditions,
@@ -250,11 +260,6 @@ def _rejected(
         ready_replicas=deployment.ready_replicas,
         selector=selector_string(name),
     )
-    outcome = Outcome(status=status.to_json(), result=Result.INVALID, message=message)
-    old_condition = cond.get_condition(old, condition_type)
-    if old_condition is None or old_condition.reason != reason or old_condition.message != message:
-        outcome.events.append(EventNote("Warning", reason, message))
-    return outcome
 
 
 def _retry(old: Mapping[str, Any], message: str) -> Outcome:
