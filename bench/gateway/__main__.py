@@ -23,6 +23,7 @@ nginx-light and wrk are installed with apt-get when missing (that needs root).
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import os
 import platform
@@ -359,26 +360,6 @@ def summarize(runs: list[dict[tuple[str, int], dict[str, Cell]]]) -> list[str]:
             f"{key[0]} c={key[1]}: " + ("goal met" if not missed else "MISSED: " + "; ".join(missed))
         )
     lines += ["", *verdicts]
-    if "gateway-aiohttp-client" in runs[0][next(iter(runs[0]))]:
-        lines += [
-            "",
-            "The gateway's own runtime client against aiohttp's (median over runs):",
-            "",
-            "| load | c | own client req/s | aiohttp client req/s | own CPU/req µs "
-            "| aiohttp CPU/req µs | aiohttp/own CPU |",
-            "|---|---:|---:|---:|---:|---:|---:|",
-        ]
-        for key in runs[0]:
-            own = [run[key]["gateway"] for run in runs]
-            other = [run[key]["gateway-aiohttp-client"] for run in runs]
-            own_rps = statistics.median(c.median("rps") for c in own)
-            other_rps = statistics.median(c.median("rps") for c in other)
-            own_cpu = statistics.median(c.median("cpu_us_per_request") for c in own)
-            other_cpu = statistics.median(c.median("cpu_us_per_request") for c in other)
-            lines.append(
-                f"| {key[0]} | {key[1]} | {own_rps:.0f} | {other_rps:.0f} | {own_cpu:.0f} "
-                f"| {other_cpu:.0f} | {other_cpu / own_cpu:.2f}x |"
-            )
     return lines
 
 
@@ -400,6 +381,7 @@ def machine() -> dict[str, str]:
         "load average": " ".join(Path("/proc/loadavg").read_text().split()[:3]),
         "python": platform.python_version(),
         "aiohttp": aiohttp.__version__,
+        "httptools": importlib.metadata.version("httptools"),
         "nginx": nginx_version.removeprefix("nginx version: "),
         "wrk": wrk_version.split(" [")[0],
     }
@@ -417,11 +399,6 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--chunks", type=int, default=16, help="content events per streamed answer")
     parser.add_argument("--chunk-delay", type=float, default=0.001, help="seconds between streamed events")
-    parser.add_argument(
-        "--with-aiohttp-client",
-        action="store_true",
-        help="also measure the gateway with aiohttp's client in place of its own",
-    )
     parser.add_argument("--json", type=Path, help="also write every sample here")
     return parser.parse_args(argv)
 
@@ -453,8 +430,6 @@ def start_processes(
     ports = {"direct": upstream_port}
     proxy_pids: dict[str, list[int]] = {}
     gateways = {"gateway": "slm_operator.gateway"}
-    if args.with_aiohttp_client:
-        gateways["gateway-aiohttp-client"] = "bench.gateway.aiohttp_client"
     for name, module in gateways.items():
         log = workdir / f"{name}.log"
         with log.open("wb") as err:

@@ -17,13 +17,13 @@ from typing import Any
 
 import kopf
 
-from slm_operator.api.spec import parse_document
+from slm_operator.api.parse import parse_document
 from slm_operator.catalog.loader import load_config
+from slm_operator.contract.kinds import kind_of
+from slm_operator.contract.names import API_KEY_FILE_KEY
 from slm_operator.controller.drift import prepare_child
 from slm_operator.controller.kubeapi import KubeApi
 from slm_operator.desired import desired_state
-from slm_operator.render.kinds import kind_of
-from slm_operator.render.names import API_KEY_FILE_KEY
 
 CONFIG = load_config(None)
 

@@ -11,11 +11,8 @@ from __future__ import annotations
 import argparse
 import fnmatch
 import json
-import os
-import shutil
 import sys
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -25,23 +22,14 @@ from slm_operator import __version__
 from slm_operator.api.config import OperatorConfig, dump_config
 from slm_operator.api.errors import ConfigError, SpecError, SpecProblem
 from slm_operator.api.fields import did_you_mean
+from slm_operator.api.parse import parse_document
 from slm_operator.api.plan import Plan
-from slm_operator.api.spec import KIND, parse_document
+from slm_operator.documents import Document, config_named_in, read_documents
+from slm_operator.tables import format_plans, format_table, table_width
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_INVALID = 2
-CONFIG_COMMENT = "# slmctl-config:"
-_YAML_SUFFIXES = (".yaml", ".yml")
-
-
-@dataclass(frozen=True)
-class Document:
-    """One SmallLanguageModel document read from a file."""
-
-    origin: str  # "path#index" for messages
-    path: Path
-    body: Any
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -106,27 +94,20 @@ def build_parser() -> argparse.ArgumentParser:
     crd = _command(sub, "crd", "print the SmallLanguageModel CustomResourceDefinition")
     crd.set_defaults(handler=_cmd_crd)
 
-    catalog = _command(sub, "catalog", "list the model catalog (built-in merged with --config)")
-    catalog.add_argument(
-        "names",
-        nargs="*",
-        metavar="NAME",
-        help="only these models: catalog ids or shell patterns such as 'qwen3-*' (default: all)",
+    _listing_command(
+        sub,
+        "catalog",
+        "list the model catalog (built-in merged with --config)",
+        "only these models: catalog ids or shell patterns such as 'qwen3-*' (default: all)",
+        _cmd_catalog,
     )
-    _config_flag(catalog)
-    _output_flag(catalog, ("table", "wide", "json"))
-    catalog.set_defaults(handler=_cmd_catalog)
-
-    tiers = _command(sub, "tiers", "list the hardware tiers (built-in merged with --config)")
-    tiers.add_argument(
-        "names",
-        nargs="*",
-        metavar="NAME",
-        help="only these tiers: names or shell patterns such as 'nvidia-*' (default: all)",
+    _listing_command(
+        sub,
+        "tiers",
+        "list the hardware tiers (built-in merged with --config)",
+        "only these tiers: names or shell patterns such as 'nvidia-*' (default: all)",
+        _cmd_tiers,
     )
-    _config_flag(tiers)
-    _output_flag(tiers, ("table", "wide", "json"))
-    tiers.set_defaults(handler=_cmd_tiers)
 
     completion = _command(sub, "completion", "print a shell completion script (bash or zsh)")
     completion.add_argument("shell", choices=("bash", "zsh"), help="the shell: bash or zsh")
@@ -146,6 +127,21 @@ def _command(sub: Any, name: str, summary: str) -> argparse.ArgumentParser:
         name, help=summary, description=summary[0].upper() + summary[1:] + "."
     )
     return command
+
+
+def _listing_command(
+    sub: Any,
+    name: str,
+    summary: str,
+    names_help: str,
+    handler: Callable[[argparse.Namespace, TextIO, TextIO], int],
+) -> None:
+    """A listing subcommand (catalog, tiers): optional NAME patterns, --config and -o."""
+    command = _command(sub, name, summary)
+    command.add_argument("names", nargs="*", metavar="NAME", help=names_help)
+    _config_flag(command)
+    _output_flag(command, ("table", "wide", "json"))
+    command.set_defaults(handler=handler)
 
 
 def _output_flag(parser: argparse.ArgumentParser, choices: tuple[str, ...]) -> None:
@@ -171,58 +167,6 @@ def _config_flag(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="operator configuration (tiers, catalog, images, defaults) merged over the built-ins",
     )
-
-
-# --- reading input ------------------------------------------------------------------------------
-
-
-def _yaml_files(paths: Sequence[str]) -> Iterator[Path]:
-    for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            yield from sorted(p for p in path.iterdir() if p.is_file() and p.suffix in _YAML_SUFFIXES)
-        elif path.is_file() or raw == "-":
-            yield path
-        else:
-            raise ConfigError(f"{raw}: no such file or folder")
-
-
-def read_documents(paths: Sequence[str]) -> tuple[list[Document], list[str]]:
-    """SmallLanguageModel documents in the given files/folders, and read errors (one line each).
-
-    Documents of other kinds (Secrets beside a model, an operator config in the same folder)
-    are skipped; a file named explicitly that holds no model is an error.
-    """
-    documents: list[Document] = []
-    errors: list[str] = []
-    for path in _yaml_files(paths):
-        text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
-        try:
-            bodies = [b for b in yaml.safe_load_all(text) if b is not None]
-        except yaml.YAMLError as exc:
-            errors.append(f"{path}: invalid YAML: {exc}")
-            continue
-        found = 0
-        for index, body in enumerate(bodies):
-            if isinstance(body, dict) and body.get("kind") == KIND:
-                documents.append(Document(origin=f"{path}#{index}", path=path, body=body))
-                found += 1
-        if not found and str(path) in paths:
-            errors.append(f"{path}: no {KIND} document")
-    return documents, errors
-
-
-def config_named_in(model_file: Path) -> Path | None:
-    """The operator config a model file names in a leading ``# slmctl-config: FILE`` comment.
-
-    Only the comment block at the top counts; the path is relative to the model file.
-    """
-    for line in model_file.read_text(encoding="utf-8").splitlines():
-        if line.startswith(CONFIG_COMMENT):
-            return model_file.parent / line.removeprefix(CONFIG_COMMENT).strip()
-        if line.strip() and not line.startswith("#"):
-            return None
-    return None
 
 
 def _config_for(path: Path, explicit: str | None, cache: dict[str | None, OperatorConfig]) -> OperatorConfig:
@@ -338,15 +282,20 @@ def _select(names: Sequence[str], known: Sequence[str], what: str, command: str)
     return sorted(chosen)
 
 
+def _write_json_section(out: TextIO, config: OperatorConfig, section: str, keys: list[str]) -> int:
+    """``-o json`` of a listing: the chosen entries of one section of the merged configuration."""
+    everything = dump_config(config)[section]
+    out.write(json.dumps({key: everything[key] for key in keys}, indent=2) + "\n")
+    return EXIT_OK
+
+
 def _cmd_catalog(ns: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from slm_operator.catalog.loader import load_config
 
     config = load_config(ns.config)
     ids = _select(ns.names, list(config.catalog), "catalog model", "catalog")
     if ns.output == "json":
-        everything = dump_config(config)["catalog"]
-        out.write(json.dumps({i: everything[i] for i in ids}, indent=2) + "\n")
-        return EXIT_OK
+        return _write_json_section(out, config, "catalog", ids)
     wide = ns.output == "wide"
     header = ["ID", "PARAMS", "CONTEXT", "GATED", "RUNTIME", "VARIANT", "QUANT", "SIZE", "MIN-CC"]
     if wide:
@@ -387,9 +336,7 @@ def _cmd_tiers(ns: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     config = load_config(ns.config)
     names = _select(ns.names, list(config.tiers), "tier", "tiers")
     if ns.output == "json":
-        everything = dump_config(config)["tiers"]
-        out.write(json.dumps({n: everything[n] for n in names}, indent=2) + "\n")
-        return EXIT_OK
+        return _write_json_section(out, config, "tiers", names)
     wide = ns.output == "wide"
     header = ["TIER", "RUNTIME", "GPUS", "GPU-MEM", "CC", "MEMORY"]
     if wide:
@@ -427,100 +374,6 @@ def _cmd_completion(ns: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     config = load_config(None)
     out.write(completion_script(ns.shell, build_parser(), sorted(config.catalog), sorted(config.tiers)))
     return EXIT_OK
-
-
-# --- output -------------------------------------------------------------------------------------
-
-
-def table_width(out: TextIO) -> int | None:
-    """The width to fit a table into: $COLUMNS if set, the terminal's when writing to one, else none.
-
-    Output to a pipe or file is never shortened (scripts read it), unless COLUMNS says so.
-    """
-    columns = os.environ.get("COLUMNS", "")
-    if columns.isdigit() and int(columns) > 0:
-        return int(columns)
-    try:
-        if out.isatty():
-            return shutil.get_terminal_size().columns
-    except (AttributeError, ValueError, OSError):
-        pass
-    return None
-
-
-MIN_SHRUNK_WIDTH = 12
-
-
-def format_table(rows: Sequence[Sequence[str]], width: int | None = None, shrink: Sequence[int] = ()) -> str:
-    """Columns padded to their widest cell, two spaces apart.
-
-    When the table is wider than ``width``, the ``shrink`` columns (the long free-text ones)
-    are narrowed, widest first and to no less than 12 characters, and their cut cells end in
-    an ellipsis; ``-o wide`` never shortens anything.
-    """
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    if width is not None:
-        excess = sum(widths) + 2 * (len(widths) - 1) - width
-        for column in sorted(shrink, key=lambda c: -widths[c]):
-            if excess <= 0:
-                break
-            narrower = max(MIN_SHRUNK_WIDTH, widths[column] - excess)
-            excess -= widths[column] - narrower
-            widths[column] = min(widths[column], narrower)
-    lines = [
-        "  ".join(_fit(cell, widths[i]).ljust(widths[i]) for i, cell in enumerate(row)).rstrip()
-        for row in rows
-    ]
-    return "\n".join(lines) + "\n"
-
-
-def _fit(cell: str, width: int) -> str:
-    return cell if len(cell) <= width else cell[: width - 1] + "…"
-
-
-def _num(value: float | None) -> str:
-    return "?" if value is None else f"{value:.2f}"
-
-
-def format_plans(plans: Sequence[Plan], *, wide: bool = False, width: int | None = None) -> str:
-    """A summary table, then each model's memory table and reasons.
-
-    ``wide`` adds the image, context length, concurrency and served name to the table.
-    """
-    if not plans:
-        return ""
-    header = ["MODEL", "RUNTIME", "TIER", "VARIANT", "QUANT", "DTYPE", "GPUS", "NEEDS/HAS GiB", "FITS"]
-    if wide:
-        header += ["CONTEXT", "CONCURRENCY", "SERVED-AS", "IMAGE"]
-    rows = [tuple(header)]
-    for p in plans:
-        fits = {True: "yes", False: "no", None: "unchecked"}[p.fits]
-        row = [
-            f"{p.namespace}/{p.name}",
-            str(p.runtime),
-            p.tier,
-            p.model_ref,
-            p.quantization,
-            p.dtype,
-            str(p.gpus),
-            f"{_num(p.memory.required_gib)}/{_num(p.memory.available_gib)}",
-            fits,
-        ]
-        if wide:
-            row += [str(p.context_length), str(p.max_concurrency), p.served_name, p.image]
-        rows.append(tuple(row))
-    parts = [format_table(rows, width=None if wide else width, shrink=(0, 3))]
-    for p in plans:
-        m = p.memory
-        parts.append(
-            f"\n{p.namespace}/{p.name}  (image {p.image}, served as {p.served_name!r}, "
-            f"context {p.context_length} x {p.max_concurrency})\n"
-            f"  memory GiB: weights {_num(m.weights_gib)} + kv-cache {_num(m.kv_cache_gib)} + overhead "
-            f"{_num(m.overhead_gib)} = {_num(m.required_gib)} of {_num(m.available_gib)} available\n"
-        )
-        parts.extend(f"  - {reason}\n" for reason in p.reasons)
-        parts.extend(f"  ! {warning}\n" for warning in p.warnings)
-    return "".join(parts)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ from typing import Any
 IMAGE_PULL_REASONS = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull")
 CONFIG_REASONS = ("CreateContainerConfigError", "CreateContainerError")
 CRASH_LOOP = "CrashLoopBackOff"
-# The operator's init containers (render/containers.py): the reason each failure is reported as.
+# The operator's init containers (render/ollama.py, render/vllm.py): the reason each failure is reported as.
 INIT_CONTAINERS = {
     "pull-model": ("ModelPullFailed", "the Ollama model download"),
     "fetch-adapters": ("AdapterFetchFailed", "the LoRA adapter download"),
@@ -112,36 +112,45 @@ def _init_failure(pod: Mapping[str, Any], tier: str | None) -> Diagnosis | None:
     return None
 
 
-def _image_pull(pod: Mapping[str, Any], tier: str | None) -> Diagnosis | None:
+def _first_waiting(
+    pod: Mapping[str, Any], reasons: tuple[str, ...]
+) -> tuple[Mapping[str, Any], Mapping[str, Any]] | None:
+    """The first container (init containers first) waiting for one of ``reasons``, and its state."""
     for kind in ("initContainerStatuses", "containerStatuses"):
         for status in _statuses(pod, kind):
             waiting = _state(status, "waiting")
-            reason = waiting.get("reason")
-            if reason in IMAGE_PULL_REASONS:
-                image = status.get("image") or _container_spec(pod, str(status.get("name"))).get("image", "")
-                return Diagnosis(
-                    str(reason),
-                    f"pod {_name(pod)}: container {status.get('name')} cannot pull image {image}: "
-                    f"{_short(waiting.get('message'))}",
-                    "check the image name and tag, that the node can reach the registry, and the "
-                    "pull secrets (spec.imagePullSecrets, or registries.imagePullSecrets of the operator)",
-                )
+            if waiting.get("reason") in reasons:
+                return status, waiting
     return None
+
+
+def _image_pull(pod: Mapping[str, Any], tier: str | None) -> Diagnosis | None:
+    found = _first_waiting(pod, IMAGE_PULL_REASONS)
+    if found is None:
+        return None
+    status, waiting = found
+    image = status.get("image") or _container_spec(pod, str(status.get("name"))).get("image", "")
+    return Diagnosis(
+        str(waiting["reason"]),
+        f"pod {_name(pod)}: container {status.get('name')} cannot pull image {image}: "
+        f"{_short(waiting.get('message'))}",
+        "check the image name and tag, that the node can reach the registry, and the "
+        "pull secrets (spec.imagePullSecrets, or registries.imagePullSecrets of the operator)",
+    )
 
 
 def _config_error(pod: Mapping[str, Any], tier: str | None) -> Diagnosis | None:
-    for kind in ("initContainerStatuses", "containerStatuses"):
-        for status in _statuses(pod, kind):
-            waiting = _state(status, "waiting")
-            if waiting.get("reason") in CONFIG_REASONS:
-                return Diagnosis(
-                    str(waiting["reason"]),
-                    f"pod {_name(pod)}: container {status.get('name')} cannot be created: "
-                    f"{_short(waiting.get('message'))}",
-                    "a Secret or ConfigMap the pod mounts is missing (e.g. spec.modelAccessSecretRef "
-                    "or spec.auth.apiKeySecretRef)",
-                )
-    return None
+    found = _first_waiting(pod, CONFIG_REASONS)
+    if found is None:
+        return None
+    status, waiting = found
+    return Diagnosis(
+        str(waiting["reason"]),
+        f"pod {_name(pod)}: container {status.get('name')} cannot be created: "
+        f"{_short(waiting.get('message'))}",
+        "a Secret or ConfigMap the pod mounts is missing (e.g. spec.modelAccessSecretRef "
+        "or spec.auth.apiKeySecretRef)",
+    )
 
 
 def _crash_loop(pod: Mapping[str, Any], tier: str | None) -> Diagnosis | None:

@@ -12,10 +12,11 @@ from typing import Any
 
 import yaml
 
-from slm_operator.api.spec import KIND, parse_document
+from slm_operator.api.parse import parse_document
+from slm_operator.api.spec import KIND
 from slm_operator.catalog.loader import load_config
-from slm_operator.cli import config_named_in
 from slm_operator.desired import desired_state
+from slm_operator.documents import config_named_in
 from slm_operator.render import render_children
 
 ROOT = Path(__file__).resolve().parents[2]

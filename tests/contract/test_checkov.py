@@ -24,10 +24,10 @@ import pytest
 import yaml
 from chart_support import ROOT, value_sets, write_manifests
 
-from slm_operator.api.spec import parse_document
+from slm_operator.api.parse import parse_document
 from slm_operator.catalog.loader import load_config
-from slm_operator.cli import config_named_in
 from slm_operator.desired import desired_state
+from slm_operator.documents import config_named_in
 from slm_operator.render.yaml_out import dump_objects
 
 CHECKOV = ROOT / ".venv-checkov" / "bin" / "checkov"

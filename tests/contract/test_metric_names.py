@@ -23,7 +23,7 @@ from render_inputs import ROOT, all_objects
 from slm_operator.controller.metrics import OperatorMetrics
 from slm_operator.gateway.metrics import UPSTREAM_ERROR_REASONS, GatewayMetrics
 from slm_operator.gateway.routes import ROUTE_LABELS
-from slm_operator.render.dashboard import dashboard, expressions
+from slm_operator.render.dashboard import dashboard
 from slm_operator.render.hpa import IN_FLIGHT_METRIC
 from slm_operator.render.monitoring import KUBE_STATE_METRICS, VLLM_METRICS
 
@@ -127,6 +127,14 @@ def _expand_adapter_query(template: str) -> str:
     )
     assert "<<" not in expanded, f"unexpanded template field in {template}"
     return expanded
+
+
+def expressions() -> list[str]:
+    """Every PromQL expression of the dashboard: its panels' targets, then its query variables."""
+    board = dashboard()
+    exprs = [t["expr"] for panel in board["panels"] for t in panel.get("targets", [])]
+    exprs.extend(v["query"]["query"] for v in board["templating"]["list"] if v["type"] == "query")
+    return exprs
 
 
 def _shipped_expressions() -> list[tuple[str, str]]:

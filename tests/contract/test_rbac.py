@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from chart_support import NAMESPACE, ROOT, find, rendered_objects, value_sets
 
+from slm_operator.contract.kinds import MANAGED_KINDS
 from slm_operator.controller.permissions import all_permissions
-from slm_operator.render.kinds import MANAGED_KINDS
 
 Grant = tuple[str, str, str]  # (apiGroup, resource, verb)
 SERVICE_ACCOUNT = "slm-slm-operator"

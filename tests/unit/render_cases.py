@@ -10,10 +10,23 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
-from slm_operator.api.config import Engine, OperatorConfig
-from slm_operator.api.plan import MemoryPlan, Plan, Scheduling
-from slm_operator.api.spec import SmallLanguageModel, parse_document
+from slm_operator.api.config import OperatorConfig
+from slm_operator.api.kube import SecretKeyRef
+from slm_operator.api.parse import parse_document
+from slm_operator.api.plan import (
+    AutoscalingPlan,
+    MemoryPlan,
+    Plan,
+    PullPolicy,
+    RolloutStrategy,
+    Scheduling,
+    SourceKind,
+)
+from slm_operator.api.runtime_options import Modelfile
+from slm_operator.api.sections import AccessMode
+from slm_operator.api.spec import SmallLanguageModel
 from slm_operator.catalog.loader import load_config
+from slm_operator.contract.runtime import Engine
 
 NAMESPACE = "ai"
 
@@ -77,7 +90,51 @@ def make_plan(model: SmallLanguageModel, config: OperatorConfig | None = None, *
         "resources": {"requests": {"cpu": tier.cpu, "memory": limits["memory"]}, "limits": limits},
     }
     values.update(overrides)
+    for field_name, value in _pod_decisions(model, config, values).items():
+        values.setdefault(field_name, value)
     return Plan(**values)
+
+
+def _pod_decisions(model: SmallLanguageModel, config: OperatorConfig, plan: dict[str, Any]) -> dict[str, Any]:
+    """The plan's pod decisions for ``model`` as planning/pod.py makes them,
+    written out here so that renderer tests do not depend on planning code."""
+    spec = model.spec
+    runtime, source_kind = Engine(plan["runtime"]), SourceKind(plan["source_kind"])
+    auth = spec.auth
+    api_key = None
+    if auth.enabled:
+        api_key = auth.api_key_secret_ref or SecretKeyRef(name=f"{model.name}-api-key", key="api-key")
+    download = PullPolicy.ALWAYS if spec.network.allow_egress else PullPolicy.IF_MISSING
+    modelfile = None
+    if runtime == Engine.OLLAMA and (spec.ollama.modelfile is not None or source_kind == SourceKind.PVC):
+        modelfile = spec.ollama.modelfile or Modelfile()
+    pull_secrets = [*config.registries.image_pull_secrets, *(r.name for r in spec.image_pull_secrets)]
+    single_attach = spec.storage is not None and spec.storage.access_mode != AccessMode.RWX
+    asked = spec.autoscaling
+    autoscaling = None
+    if asked.enabled:
+        cpu_target = asked.target_cpu_utilization_percentage if plan["accelerator"] == "none" else None
+        autoscaling = AutoscalingPlan(
+            engine=asked.engine,
+            min_replicas=asked.min_replicas,
+            max_replicas=asked.max_replicas,
+            target_in_flight_requests=asked.target_in_flight_requests,
+            target_cpu_utilization_percentage=cpu_target,
+        )
+    return {
+        "api_key": api_key,
+        "generate_api_key": auth.enabled and auth.api_key_secret_ref is None,
+        "hf_token": spec.model_access_secret_ref if runtime == Engine.VLLM else None,
+        "modelfile": modelfile,
+        "pull_policy": PullPolicy.NEVER if source_kind == SourceKind.PVC else download,
+        "hub_offline": not spec.network.allow_egress,
+        "image_pull_secrets": list(dict.fromkeys(pull_secrets)),
+        "autoscaling": autoscaling,
+        "replicas": None if spec.autoscaling.enabled else spec.replicas,
+        "min_replicas": spec.autoscaling.min_replicas if spec.autoscaling.enabled else spec.replicas,
+        "storage": spec.storage,
+        "rollout": RolloutStrategy.RECREATE if single_attach else RolloutStrategy.ROLLING_UPDATE,
+    }
 
 
 @dataclass(frozen=True)

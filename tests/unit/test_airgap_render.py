@@ -18,10 +18,10 @@ import pytest
 import yaml
 
 from slm_operator.api.config import OperatorConfig
-from slm_operator.api.spec import parse_document
+from slm_operator.api.parse import parse_document
 from slm_operator.catalog.loader import builtin_config, load_config
-from slm_operator.cli import config_named_in
 from slm_operator.desired import desired_state
+from slm_operator.documents import config_named_in
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 AIRGAP_MODELS = EXAMPLES / "airgap-models.yaml"

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from bench.operator import audit, workload
 
-from slm_operator.api.spec import parse_document
+from slm_operator.api.parse import parse_document
 from slm_operator.catalog.loader import load_config
 from slm_operator.desired import desired_state
 

@@ -11,17 +11,12 @@ from pathlib import Path
 import pytest
 
 import slm_operator
-from slm_operator.api.config import (
-    Accelerator,
-    CatalogModel,
-    Engine,
-    NodeSelectorRequirement,
-    OperatorConfig,
-    Tier,
-)
-from slm_operator.api.spec import HF_REPO_PATTERN, OLLAMA_TAG_PATTERN
+from slm_operator.api.config import Accelerator, CatalogModel, NodeSelectorRequirement, OperatorConfig, Tier
+from slm_operator.api.patterns import HF_REPO_PATTERN, OLLAMA_TAG_PATTERN
 from slm_operator.catalog.loader import builtin_config
 from slm_operator.catalog.sizes import check_sizes, checkpoint_bytes
+from slm_operator.contract.runtime import Engine
+from slm_operator.planning.memory import kv_bytes_per_token
 
 # The catalog ids every release ships.
 CATALOG_IDS = [
@@ -188,7 +183,7 @@ def test_catalog_has_exactly_the_architecture_ids(config: OperatorConfig) -> Non
 def test_kv_bytes_per_token_match_the_reference_table(
     config: OperatorConfig, model_id: str, expected: int
 ) -> None:
-    assert config.catalog[model_id].kv_bytes_per_token_16bit == expected
+    assert kv_bytes_per_token(config.catalog[model_id], kv_bytes_per_element=2) == expected
 
 
 @pytest.mark.parametrize(("model_id", "expected"), sorted(REFERENCE_PARAMETERS_AND_CONTEXT.items()))

@@ -371,7 +371,7 @@ def test_tables_fit_the_terminal_width_and_wide_never_shortens(
 
 
 def test_format_table_shrinks_only_the_named_columns() -> None:
-    from slm_operator.cli import format_table
+    from slm_operator.tables import format_table
 
     rows = [("A", "LONG", "B"), ("x", "y" * 40, "z")]
     assert format_table(rows) == f"A  LONG{' ' * 38}B\nx  {'y' * 40}  z\n"

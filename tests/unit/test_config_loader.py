@@ -17,6 +17,7 @@ from slm_operator.catalog.loader import (
     load_config_text,
     merge_config,
 )
+from slm_operator.planning.memory import kv_bytes_per_token
 
 ORIGIN = "config.yaml"
 
@@ -139,7 +140,7 @@ def test_add_a_catalog_model() -> None:
         """
     )
     model = config.catalog["granite-3.3-2b"]
-    assert model.kv_bytes_per_token_16bit == 2 * 40 * 8 * 64 * 2
+    assert kv_bytes_per_token(model, kv_bytes_per_element=2) == 2 * 40 * 8 * 64 * 2
     assert [v.runtime for v in model.variants] == ["vllm", "ollama"]
     assert len(config.catalog) == len(builtin_config().catalog) + 1
 

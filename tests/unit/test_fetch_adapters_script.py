@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from slm_operator.render.containers import FETCH_ADAPTERS_SCRIPT
+from slm_operator.render.vllm import FETCH_ADAPTERS_SCRIPT
 
 STAND_IN = """\
 import json, os

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from slm_operator.api.errors import FitError, SpecError
-from slm_operator.api.spec import parse_document
+from slm_operator.api.parse import parse_document
 from slm_operator.catalog.loader import builtin_config
 from slm_operator.planning.lora import lora_elements_per_slot
 from slm_operator.planning.memory import GIB

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from slm_operator.api.errors import FitError, SpecError
-from slm_operator.api.spec import parse_document
+from slm_operator.api.parse import parse_document
 from slm_operator.catalog.loader import builtin_config, load_config_text
 from slm_operator.planning.memory import GIB, quantity_bytes
 from slm_operator.planning.planner import plan_model

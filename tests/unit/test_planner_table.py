@@ -19,8 +19,8 @@ from dataclasses import dataclass
 import pytest
 
 from slm_operator.api.errors import FitError, SpecError
+from slm_operator.api.parse import parse_document
 from slm_operator.api.plan import Plan
-from slm_operator.api.spec import parse_document
 from slm_operator.catalog.loader import builtin_config
 from slm_operator.planning.planner import plan_model
 

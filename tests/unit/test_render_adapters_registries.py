@@ -9,11 +9,12 @@ import pytest
 
 from slm_operator.api.config import OperatorConfig
 from slm_operator.api.errors import ConfigError
-from slm_operator.api.spec import parse_document
+from slm_operator.api.parse import parse_document
 from slm_operator.catalog.loader import builtin_config, load_config_text
 from slm_operator.desired import desired_state
 from slm_operator.gateway.cli import build_arg_parser, config_from_args
-from slm_operator.render.containers import FETCH_ADAPTERS_SCRIPT, ollama_pull_ref
+from slm_operator.render.ollama import ollama_pull_ref
+from slm_operator.render.vllm import FETCH_ADAPTERS_SCRIPT
 
 SQL = {"name": "sql", "source": "hf://acme/qwen3-8b-sql-lora"}
 SUPPORT = {"name": "support", "source": "pvc://adapters/support/v2"}

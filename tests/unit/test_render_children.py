@@ -10,9 +10,9 @@ import pytest
 import yaml
 from render_cases import CASES, Case, builtin_config, containers
 
+from slm_operator.contract.kinds import kind_of
+from slm_operator.contract.names import common_labels
 from slm_operator.render import render_children
-from slm_operator.render.kinds import kind_of
-from slm_operator.render.names import common_labels
 from slm_operator.render.yaml_out import dump_objects
 
 ORDER = [

@@ -12,8 +12,8 @@ from slm_operator.render.deployment import render_deployment
 
 
 def deployment_of(case_id: str) -> dict[str, Any]:
-    model, plan = case(case_id).build()
-    return render_deployment(model, plan, builtin_config())
+    _model, plan = case(case_id).build()
+    return render_deployment(plan, builtin_config())
 
 
 def env_of(container: dict[str, Any]) -> dict[str, Any]:
@@ -128,7 +128,7 @@ def test_gpu_limits_come_from_the_plan() -> None:
         "limits": {"memory": "12Gi", "nvidia.com/gpu": "1"},
     }
     plan = make_plan(model, resources=resources)
-    runtime = containers(render_deployment(model, plan, builtin_config()))["runtime"]
+    runtime = containers(render_deployment(plan, builtin_config()))["runtime"]
     assert runtime["resources"] == resources
 
 

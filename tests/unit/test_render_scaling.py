@@ -16,13 +16,13 @@ from slm_operator.render.pdb import render_pdb
 
 
 def test_no_hpa_without_autoscaling() -> None:
-    model, plan = case("vllm-gpu-small").build()
-    assert render_hpa(model, plan) is None
+    _model, plan = case("vllm-gpu-small").build()
+    assert render_hpa(plan) is None
 
 
 def test_gpu_hpa_scales_on_in_flight_requests_only() -> None:
-    model, plan = case("vllm-autoscaling-rwx").build()
-    hpa = render_hpa(model, plan)
+    _model, plan = case("vllm-autoscaling-rwx").build()
+    hpa = render_hpa(plan)
     assert hpa is not None
     spec = hpa["spec"]
     assert spec["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "m1"}
@@ -44,8 +44,8 @@ def test_gpu_hpa_scales_on_in_flight_requests_only() -> None:
 
 
 def test_cpu_hpa_scales_on_cpu_utilization() -> None:
-    model, plan = case("ollama-autoscaling-cpu").build()
-    hpa = render_hpa(model, plan)
+    _model, plan = case("ollama-autoscaling-cpu").build()
+    hpa = render_hpa(plan)
     assert hpa is not None
     assert hpa["spec"]["metrics"] == [
         {
@@ -57,7 +57,7 @@ def test_cpu_hpa_scales_on_cpu_utilization() -> None:
 
 def test_cpu_tier_with_both_targets_gets_both_metrics() -> None:
     model = make_model(hardware={"tier": "cpu"}, autoscaling={"enabled": True})
-    hpa = render_hpa(model, make_plan(model))
+    hpa = render_hpa(make_plan(model))
     assert hpa is not None
     assert [m["type"] for m in hpa["spec"]["metrics"]] == ["Resource", "Pods"]
 
@@ -67,7 +67,7 @@ def test_gpu_tier_without_in_flight_target_is_refused() -> None:
         hardware={"tier": "gpu-small"}, autoscaling={"enabled": True, "targetInFlightRequests": None}
     )
     with pytest.raises(SpecError) as info:
-        render_hpa(model, make_plan(model))
+        render_hpa(make_plan(model))
     assert info.value.problems[0].field == "spec.autoscaling.targetInFlightRequests"
 
 
@@ -83,7 +83,7 @@ def test_gpu_tier_without_in_flight_target_is_refused() -> None:
 )
 def test_pdb_only_with_more_than_one_replica(spec: dict[str, Any], has_pdb: bool) -> None:
     model = make_model(hardware={"tier": "cpu"}, **spec)
-    pdb = render_pdb(model, make_plan(model))
+    pdb = render_pdb(make_plan(model))
     assert (pdb is not None) == has_pdb
     if pdb is not None:
         assert pdb["spec"] == {"maxUnavailable": 1, "selector": {"matchLabels": {"slm.dev/model": "m1"}}}
@@ -135,12 +135,12 @@ def test_hpa_engine_renders_no_scaled_object() -> None:
     ]
     assert "HorizontalPodAutoscaler" in kinds
     assert "ScaledObject" not in kinds
-    assert render_scaled_object(model, plan, builtin_config(), keda_available=True) is None
+    assert render_scaled_object(plan, builtin_config(), keda_available=True) is None
 
 
 def test_keda_on_a_cpu_tier_adds_the_cpu_trigger() -> None:
-    model, plan = case("ollama-autoscaling-keda-cpu").build()
-    scaled = render_scaled_object(model, plan, builtin_config(), keda_available=True)
+    _model, plan = case("ollama-autoscaling-keda-cpu").build()
+    scaled = render_scaled_object(plan, builtin_config(), keda_available=True)
     assert scaled is not None
     triggers = scaled["spec"]["triggers"]
     assert [t["type"] for t in triggers] == ["prometheus", "cpu"]
@@ -149,11 +149,11 @@ def test_keda_on_a_cpu_tier_adds_the_cpu_trigger() -> None:
 
 
 def test_keda_queries_the_configured_prometheus() -> None:
-    model, plan = case("vllm-autoscaling-keda").build()
+    _model, plan = case("vllm-autoscaling-keda").build()
     config = builtin_config().model_copy(
         update={"defaults": Defaults(prometheus_url="https://thanos.observability.svc:10902")}
     )
-    scaled = render_scaled_object(model, plan, config, keda_available=True)
+    scaled = render_scaled_object(plan, config, keda_available=True)
     assert scaled is not None
     assert (
         scaled["spec"]["triggers"][0]["metadata"]["serverAddress"] == "https://thanos.observability.svc:10902"
@@ -175,12 +175,12 @@ def test_keda_on_a_gpu_tier_without_in_flight_target_is_refused() -> None:
         autoscaling={"enabled": True, "engine": "keda", "targetInFlightRequests": None},
     )
     with pytest.raises(SpecError) as info:
-        render_scaled_object(model, make_plan(model), builtin_config(), keda_available=True)
+        render_scaled_object(make_plan(model), builtin_config(), keda_available=True)
     assert info.value.problems[0].field == "spec.autoscaling.targetInFlightRequests"
 
 
 def test_no_scaled_object_without_autoscaling_even_with_engine_keda() -> None:
     model = make_model(hardware={"tier": "cpu"}, autoscaling={"enabled": False, "engine": "keda"})
     plan = make_plan(model)
-    assert render_scaled_object(model, plan, builtin_config(), keda_available=False) is None
-    assert render_hpa(model, plan) is None
+    assert render_scaled_object(plan, builtin_config(), keda_available=False) is None
+    assert render_hpa(plan) is None

@@ -54,8 +54,8 @@ def test_required_terms_are_a_cross_product(
 
 
 def pod_of(case_id: str) -> dict[str, Any]:
-    model, plan = case(case_id).build()
-    pod: dict[str, Any] = render_deployment(model, plan, builtin_config())["spec"]["template"]["spec"]
+    _model, plan = case(case_id).build()
+    pod: dict[str, Any] = render_deployment(plan, builtin_config())["spec"]["template"]["spec"]
     return pod
 
 
@@ -102,7 +102,7 @@ def test_exists_requirements_carry_no_values() -> None:
             )
         }
     )
-    pod = render_deployment(model, plan, config)["spec"]["template"]["spec"]
+    pod = render_deployment(plan, config)["spec"]["template"]["spec"]
     for requirement in pod["affinity"]["nodeAffinity"][REQUIRED]["nodeSelectorTerms"][0]["matchExpressions"]:
         assert requirement["values"], requirement
 
@@ -125,5 +125,5 @@ def test_tolerations_are_deduplicated_and_node_selector_merged() -> None:
 
 def test_tier_node_selector_is_used() -> None:
     model = make_model(hardware={"tier": "nvidia-l4"}, scheduling={"nodeSelector": {"pool": "a"}})
-    pod = render_deployment(model, make_plan(model), builtin_config())["spec"]["template"]["spec"]
+    pod = render_deployment(make_plan(model), builtin_config())["spec"]["template"]["spec"]
     assert pod["nodeSelector"] == {"nvidia.com/gpu.product": "NVIDIA-L4", "pool": "a"}

@@ -12,8 +12,8 @@ from slm_operator.render.yaml_out import dump_objects
 
 
 def test_pvc_when_storage_is_given() -> None:
-    model, plan = case("vllm-autoscaling-rwx").build()
-    pvc = render_cache_pvc(model, plan)
+    _model, plan = case("vllm-autoscaling-rwx").build()
+    pvc = render_cache_pvc(plan)
     assert pvc is not None
     assert pvc["metadata"]["name"] == "m1-cache"
     assert pvc["spec"] == {
@@ -24,16 +24,16 @@ def test_pvc_when_storage_is_given() -> None:
 
 
 def test_pvc_without_class_uses_the_cluster_default() -> None:
-    model, plan = case("ollama-rwo-storage").build()
-    pvc = render_cache_pvc(model, plan)
+    _model, plan = case("ollama-rwo-storage").build()
+    pvc = render_cache_pvc(plan)
     assert pvc is not None
     assert "storageClassName" not in pvc["spec"]
     assert pvc["spec"]["accessModes"] == ["ReadWriteOnce"]
 
 
 def test_no_pvc_without_storage() -> None:
-    model, plan = case("vllm-gpu-small").build()
-    assert render_cache_pvc(model, plan) is None
+    _model, plan = case("vllm-gpu-small").build()
+    assert render_cache_pvc(plan) is None
 
 
 @pytest.mark.parametrize(
@@ -42,7 +42,7 @@ def test_no_pvc_without_storage() -> None:
 )
 def test_secret_only_when_auth_is_on_and_no_key_is_brought(auth: dict[str, object], generated: bool) -> None:
     model = make_model(hardware={"tier": "cpu"}, auth=auth)
-    secret = render_api_key_secret(model, make_plan(model))
+    secret = render_api_key_secret(make_plan(model))
     assert (secret is not None) == generated
     if secret is not None:
         assert secret["metadata"]["name"] == "m1-api-key"

@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 import yaml
 
-from slm_operator.api.spec import parse_document
+from slm_operator.api.parse import parse_document
 from slm_operator.catalog.loader import builtin_config, load_config
-from slm_operator.cli import config_named_in
+from slm_operator.contract.names import GATEWAY_PORT, METRICS_PORT, OLLAMA_PORT, VLLM_PORT
 from slm_operator.desired import desired_state
+from slm_operator.documents import config_named_in
 from slm_operator.gateway.cli import build_arg_parser, config_from_args
-from slm_operator.render.names import GATEWAY_PORT, METRICS_PORT, OLLAMA_PORT, VLLM_PORT
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

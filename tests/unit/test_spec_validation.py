@@ -16,7 +16,8 @@ import yaml
 
 from slm_operator.api.errors import SpecError
 from slm_operator.api.modelfile_params import OLLAMA_PARAMETERS
-from slm_operator.api.spec import SmallLanguageModelSpec, parse_document, parse_spec
+from slm_operator.api.parse import parse_document, parse_spec
+from slm_operator.api.spec import SmallLanguageModelSpec
 from slm_operator.api.vllm_args import VLLM_ALLOWED_FLAGS, parse_vllm_args, vllm_flag_values
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from slm_operator.api.spec import parse_document
+from slm_operator.api.parse import parse_document
 from slm_operator.catalog.loader import load_config
 from slm_operator.cli import config_named_in
 from slm_operator.desired import desired_state

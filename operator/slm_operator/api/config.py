@@ -12,35 +12,24 @@ from enum import StrEnum
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from pydantic.alias_generators import to_camel
+from pydantic import Field, field_validator, model_validator
 
-from slm_operator.api.spec import (
+from slm_operator.api.base import ApiModel, PinnedImage
+from slm_operator.api.kube import Toleration
+from slm_operator.api.patterns import (
+    DNS1123_SUBDOMAIN,
     HF_REPO_PATTERN,
     OLLAMA_NAME_PATTERN,
     OLLAMA_TAG_PATTERN,
-    PinnedImage,
-    Quantization,
-    Toleration,
     ollama_host_problem,
 )
-
-SECRET_NAME_PATTERN = r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?"  # noqa: S105 - a name pattern
-
-
-class _Config(BaseModel):
-    # camelCase on the wire; fields in GiB carry an explicit alias ("memoryGiB"), because the
-    # generated one would read "memoryGib" (gibibits).
-    model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True, use_enum_values=True
-    )
+from slm_operator.api.spec import Quantization
+from slm_operator.contract.runtime import Engine
 
 
-class Engine(StrEnum):
-    """A concrete runtime (``Runtime`` minus ``auto``)."""
-
-    VLLM = "vllm"
-    OLLAMA = "ollama"
+class _Config(ApiModel):
+    """camelCase on the wire, like the spec; fields in GiB carry an explicit alias ("memoryGiB"),
+    because the generated one would read "memoryGib" (gibibits)."""
 
 
 class Accelerator(StrEnum):
@@ -151,11 +140,6 @@ class CatalogModel(_Config):
     note: str = ""
     sources: list[str] = Field(default_factory=list)
     variants: list[Variant] = Field(min_length=1)
-
-    @property
-    def kv_bytes_per_token_16bit(self) -> int:
-        """K and V for every layer at 2 bytes per element, as if every layer attended globally."""
-        return 2 * self.layers * self.kv_heads * self.head_dim * 2
 
     @property
     def global_layers(self) -> int:
@@ -282,7 +266,7 @@ class Registries(_Config):
     @classmethod
     def _secret_names(cls, value: list[str]) -> list[str]:
         for name in value:
-            if not re.fullmatch(SECRET_NAME_PATTERN, name):
+            if not re.fullmatch(DNS1123_SUBDOMAIN, name):
                 raise ValueError(f"{name!r} is not a Secret name (a lower-case DNS subdomain)")
         return value
 

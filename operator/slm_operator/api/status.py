@@ -2,8 +2,11 @@
 
 The CRD's status schema is generated from these classes, so every key the operator writes
 must exist here: the API server prunes unknown status fields, and a pruned field would make
-a level-based reconcile see a difference on every pass. ``status.plan`` therefore mirrors
-:meth:`slm_operator.api.plan.Plan.public` key for key.
+a level-based reconcile see a difference on every pass. ``status.plan`` is the plan's own public
+view (:class:`slm_operator.api.plan.PlanStatus`), so the two cannot drift apart.
+
+The operator builds its status as a :class:`SmallLanguageModelStatus` and serializes it once,
+with :meth:`SmallLanguageModelStatus.to_json`.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
-from slm_operator.api.config import Engine
+from slm_operator.api.plan import PlanStatus
 
 # Condition reasons are CamelCase, as in the apimachinery Condition type.
 CONDITION_REASON_PATTERN = r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$"
@@ -51,6 +54,39 @@ class ConditionType(StrEnum):
     FITS = "Fits"
 
 
+class Reason(StrEnum):
+    """The reasons of the operator's own conditions (CamelCase, as automation matches on them).
+
+    ``Ready=False`` may also carry a reason from the pod diagnosis
+    (:data:`slm_operator.diagnosis.DIAGNOSED_REASONS`), so :attr:`Condition.reason` stays a string.
+    """
+
+    # SpecValid
+    VALID = "Valid"
+    INVALID_SPEC = "InvalidSpec"
+    # Fits
+    FITS = "Fits"
+    FIT_UNCHECKED = "FitUnchecked"
+    DOES_NOT_FIT = "DoesNotFit"
+    SPEC_INVALID = "SpecInvalid"  # not checked: the spec must be valid first
+    # Ready and Progressing
+    AVAILABLE = "Available"
+    UNAVAILABLE = "Unavailable"
+    NOT_CREATED = "NotCreated"
+    ROLLOUT_COMPLETE = "RolloutComplete"
+    ROLLING_OUT = "RollingOut"
+    # Degraded
+    AS_EXPECTED = "AsExpected"
+    FOREIGN_OBJECT = "ForeignObject"
+    FORBIDDEN = "Forbidden"  # a child refused with HTTP 403
+    NOT_FOUND = "NotFound"  # 404
+    INVALID = "Invalid"  # 422
+    APPLY_FAILED = "ApplyFailed"  # any other refusal, or refusals with different reasons
+
+
+ConditionStatus = Literal["True", "False", "Unknown"]
+
+
 class Condition(_Status):
     """One condition, shaped like metav1.Condition."""
 
@@ -59,7 +95,7 @@ class Condition(_Status):
         max_length=316,
         description="Condition type: Ready, Progressing, Degraded, SpecValid or Fits.",
     )
-    status: Literal["True", "False", "Unknown"] = Field(description="True, False or Unknown.")
+    status: ConditionStatus = Field(description="True, False or Unknown.")
     reason: str = Field(
         pattern=CONDITION_REASON_PATTERN,
         max_length=1024,
@@ -86,58 +122,11 @@ class Condition(_Status):
         return value
 
 
-def _gib(name: str, description: str) -> Any:
-    # The public contract (docs/api.md, `slmctl plan -o json`) spells these "weightsGiB", as
-    # Plan.public() does.
-    return Field(default=None, alias=f"{name}GiB", description=description)
-
-
-class MemoryStatus(_Status):
-    """The planner's memory math in GiB; null where unknown (e.g. a source outside the catalog)."""
-
-    weights_gib: float | None = _gib("weights", "Resident weights.")
-    kv_cache_gib: float | None = _gib("kvCache", "KV cache for contextLength x maxConcurrency.")
-    overhead_gib: float | None = _gib("overhead", "Runtime overhead (CUDA context, buffers).")
-    required_gib: float | None = _gib("required", "weights + kvCache + overhead.")
-    available_gib: float | None = _gib("available", "What the tier offers.")
-    load_peak_gib: float | None = _gib(
-        "loadPeak", "Per-GPU memory while vLLM loads 16-bit weights it quantizes online (else null)."
-    )
-    full_length_requests: int | None = Field(
-        default=None,
-        ge=0,
-        description="How many requests of contextLength tokens the KV room holds (at least maxConcurrency).",
-    )
-    lora_gib: float | None = _gib("lora", "LoRA adapter slots (included in overhead).")
-
-
-class PlanStatus(_Status):
-    """The public part of the plan (``Plan.public()``): what the operator chose and why."""
-
-    name: str | None = Field(default=None, description="The model's metadata.name.")
-    namespace: str | None = Field(default=None, description="The model's namespace.")
-    runtime: Engine | None = Field(default=None, description="The runtime chosen: vllm or ollama.")
-    image: str | None = Field(default=None, description="The runtime image deployed.")
-    model_ref: str | None = Field(
-        default=None, description="The HF repo id, Ollama tag or path actually served."
-    )
-    quantization: str | None = Field(default=None, description="The weight format served.")
-    dtype: str | None = Field(default=None, description="bfloat16/float16 on vLLM; the GGUF type on Ollama.")
-    tier: str | None = Field(default=None, description="The hardware tier.")
-    gpus: int | None = Field(default=None, ge=0, description="GPUs per replica (0 on CPU tiers).")
-    context_length: int | None = Field(default=None, ge=0, description="Tokens per sequence served.")
-    max_concurrency: int | None = Field(default=None, ge=0, description="Concurrent sequences per replica.")
-    memory: MemoryStatus | None = Field(default=None, description="Memory needed and available, in GiB.")
-    fits: bool | None = Field(default=None, description="Whether the model fits the tier; null when unknown.")
-    reasons: list[str] = Field(default_factory=list, description="Why each choice was made.")
-    warnings: list[str] = Field(default_factory=list, description="Choices worth a second look.")
-
-
 class SmallLanguageModelStatus(_Status):
     """The observed state of a SmallLanguageModel, written only by the operator."""
 
-    # kopf may keep its own bookkeeping in status; ignoring unknown keys lets the operator parse
-    # a live status without failing on them (the CRD schema prunes them anyway).
+    # kopf may keep its own bookkeeping in status; ignoring unknown keys lets a live status parse
+    # without failing on them (the CRD schema prunes them anyway).
     model_config = ConfigDict(extra="ignore")
 
     observed_generation: int | None = Field(
@@ -165,7 +154,12 @@ class SmallLanguageModelStatus(_Status):
     api_key_secret: str | None = Field(default=None, description="The Secret holding the API key(s).")
     plan: PlanStatus | None = Field(default=None, description="What the operator chose and why.")
 
+    def to_json(self) -> dict[str, Any]:
+        """The status as the operator writes it: camelCase keys, JSON values.
 
-def parse_status(raw: object) -> SmallLanguageModelStatus:
-    """Validate a raw ``status`` mapping (an empty or missing status is the empty status)."""
-    return SmallLanguageModelStatus.model_validate(raw or {})
+        A field never set is left out, so a merge patch keeps what is stored (a rejected spec
+        keeps the last good endpoint and plan); a field set to ``None`` is written as null,
+        which removes the stored key (``apiKeySecret`` once auth is turned off).
+        """
+        dumped: dict[str, Any] = self.model_dump(by_alias=True, mode="json", exclude_unset=True)
+        return dumped

@@ -24,16 +24,14 @@ import slm_operator
 from slm_operator.api.config import OperatorConfig
 from slm_operator.api.errors import ConfigError
 from slm_operator.api.fields import did_you_mean, known_fields
+from slm_operator.api.patterns import CATALOG_ID_PATTERN, TIER_NAME_PATTERN
 
 TOP_LEVEL_KEYS = ("tiers", "catalog", "images", "defaults", "registries")
 # Sections whose entries are named by the user: a null entry removes a built-in one.
 NAMED_SECTIONS = ("tiers", "catalog")
 # Both names end up in user specs (spec.hardware.tier, spec.model.catalog): the patterns are
-# those the spec accepts, so every configured entry can actually be referenced.
-NAME_PATTERNS = {
-    "tiers": r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?",
-    "catalog": r"[a-z0-9][a-z0-9.-]{0,62}",
-}
+# the spec's own, so every configured entry can actually be referenced.
+NAME_PATTERNS = {"tiers": TIER_NAME_PATTERN, "catalog": CATALOG_ID_PATTERN}
 GATEWAY_IMAGE_REPOSITORY = "ghcr.io/slm-operator/slm-operator"
 _BUILTIN_FILES = {"tiers": "tiers.yaml", "catalog": "models.yaml"}
 _BUILTIN_DEFAULTS_FILE = "defaults.yaml"

@@ -32,8 +32,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from slm_operator.api.config import CatalogModel, Engine, Variant
+from slm_operator.api.config import CatalogModel, Variant
 from slm_operator.api.spec import Quantization
+from slm_operator.contract.runtime import Engine
 
 BLOCK = 128  # group / block size of every integer and FP8 block format above
 Q8_0 = 34 / 32

@@ -19,6 +19,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from slm_operator.contract.kinds import PVC, SECRET, ManagedKind, kind_of
+from slm_operator.contract.names import API_KEY_FILE_KEY, GENERATED_ANNOTATION
 from slm_operator.controller.drift import is_owned_by, needs_apply, prepare_child
 from slm_operator.controller.kubeapi import (
     ApiError,
@@ -28,8 +30,6 @@ from slm_operator.controller.kubeapi import (
     TransientApiError,
 )
 from slm_operator.controller.owner_index import Children
-from slm_operator.render.kinds import PVC, SECRET, ManagedKind, kind_of
-from slm_operator.render.names import API_KEY_FILE_KEY, GENERATED_ANNOTATION
 
 log = logging.getLogger(__name__)
 
@@ -55,12 +55,29 @@ class ChildFailure:
         return f"{self.label}: HTTP {self.status}: {self.message}"
 
 
+@dataclass(frozen=True)
+class Write:
+    """One write to a child: applied (or created), or ``deleted``."""
+
+    kind: str
+    name: str
+    deleted: bool = False
+
+    @property
+    def label(self) -> str:
+        return f"{self.kind}/{self.name}"
+
+    def __str__(self) -> str:
+        # As the operator's log line spells a pass's writes: "Kind/name", "-Kind/name" deleted.
+        return f"-{self.label}" if self.deleted else self.label
+
+
 @dataclass
 class ApplyReport:
     """What one pass over the children did and found."""
 
     namespace: str = ""
-    written: list[str] = field(default_factory=list)  # "Kind/name" of every write, "-Kind/name" deletes
+    written: list[Write] = field(default_factory=list)  # every write, in order
     foreign: list[str] = field(default_factory=list)  # "Kind/name" of same-named objects not ours
     failed: list[ChildFailure] = field(default_factory=list)  # refused for good: wait for a human
     failed_kinds: list[str] = field(default_factory=list)
@@ -100,7 +117,7 @@ def reconcile_children(
             if live is None and not generated:
                 created = _apply_if_absent(api, kind, namespace, prepare_child(rendered, model))
                 if created is not None:
-                    report.written.append(label)
+                    report.written.append(Write(kind.kind, child_name))
                     report.applied.append((kind, created))
                     report.live[(kind.kind, child_name)] = created
                     log.debug("created %s/%s", namespace, label)
@@ -125,7 +142,7 @@ def reconcile_children(
                 child = prepare_child(rendered, model)
                 if needs_apply(child, live):
                     live = api.apply(kind, namespace, child_name, child)
-                    report.written.append(label)
+                    report.written.append(Write(kind.kind, child_name))
                     report.applied.append((kind, live))
                     log.debug("applied %s/%s", namespace, label)
             if live is not None:
@@ -172,7 +189,7 @@ def _prune(
                 report.failed.append(ChildFailure(label, exc.status, exc.message))
                 report.failed_kinds.append(kind.kind)
                 continue
-            report.written.append(f"-{label}")
+            report.written.append(Write(kind.kind, child_name, deleted=True))
             report.deleted.append((kind, child_name, str(item["metadata"]["uid"])))
             log.debug("deleted %s/%s (no longer desired)", namespace, label)
 
@@ -223,7 +240,7 @@ def _create_api_key_secret(
         log.info("Secret/%s already exists; keeping its key", child_name)
         report.reads += 1
         return api.get(kind, namespace, child_name)
-    report.written.append(f"{kind.kind}/{child_name}")
+    report.written.append(Write(kind.kind, child_name))
     report.applied.append((kind, created))
     log.debug("created %s/Secret/%s with a generated API key", namespace, child_name)
     return created

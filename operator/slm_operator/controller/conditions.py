@@ -1,87 +1,92 @@
 """Status conditions and the phase, as pure functions (the clock is a parameter).
 
 Modelled on the habit of replacing a condition by type, keeping ``lastTransitionTime`` unless
-the status flips, and stamping the generation it describes.
+the status flips, and stamping the generation it describes. Conditions are the typed
+:class:`~slm_operator.api.status.Condition` of the status model; types, phases and reasons are
+the enums of :mod:`slm_operator.api.status`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from collections.abc import Sequence
 
-ConditionStatus = Literal["True", "False", "Unknown"]
+from pydantic import ValidationError
 
-SPEC_VALID = "SpecValid"
-FITS = "Fits"
-PROGRESSING = "Progressing"
-READY = "Ready"
-DEGRADED = "Degraded"
-CONDITION_TYPES = (SPEC_VALID, FITS, PROGRESSING, READY, DEGRADED)
+from slm_operator.api.status import Condition, ConditionStatus, ConditionType, Phase
 
-PENDING = "Pending"
-DEPLOYING = "Deploying"
-PHASE_READY = "Ready"
-PHASE_DEGRADED = "Degraded"
-FAILED = "Failed"
+
+def parse_conditions(raw: object) -> list[Condition]:
+    """The conditions of a stored status, in order.
+
+    An entry the status schema would refuse (the API server does not store one, but a status
+    written before a schema change is not revalidated) is left out: if it is one of ours it is
+    computed afresh, and a status patch carrying it would be refused anyway.
+    """
+    conditions: list[Condition] = []
+    for item in raw if isinstance(raw, list) else []:
+        try:
+            conditions.append(Condition.model_validate(item))
+        except ValidationError:
+            continue
+    return conditions
 
 
 def set_condition(
-    conditions: Sequence[Mapping[str, Any]],
-    type_: str,
+    conditions: Sequence[Condition],
+    type_: ConditionType,
     status: ConditionStatus,
     reason: str,
     message: str,
     generation: int,
     now: str,
-) -> list[dict[str, Any]]:
+) -> list[Condition]:
     """A new list with the condition ``type_`` replaced (or appended), others untouched.
 
     ``lastTransitionTime`` moves to ``now`` only when the status differs from the old one, so
     a repeated reconcile with the same outcome changes nothing.
     """
-    result: list[dict[str, Any]] = []
+    result: list[Condition] = []
     found = False
     for old in conditions:
-        if old.get("type") != type_:
-            result.append(dict(old))
+        if old.type != type_:
+            result.append(old)
             continue
         found = True
-        flipped = old.get("status") != status
+        flipped = old.status != status
         result.append(
-            {
-                "type": type_,
-                "status": status,
-                "reason": reason,
-                "message": message,
-                "lastTransitionTime": now if flipped else old.get("lastTransitionTime", now),
-                "observedGeneration": generation,
-            }
+            _condition(
+                type_, status, reason, message, now if flipped else old.last_transition_time, generation
+            )
         )
     if not found:
-        result.append(
-            {
-                "type": type_,
-                "status": status,
-                "reason": reason,
-                "message": message,
-                "lastTransitionTime": now,
-                "observedGeneration": generation,
-            }
-        )
+        result.append(_condition(type_, status, reason, message, now, generation))
     return result
 
 
-def get_condition(conditions: Sequence[Mapping[str, Any]], type_: str) -> Mapping[str, Any] | None:
+def _condition(
+    type_: ConditionType, status: ConditionStatus, reason: str, message: str, since: str, generation: int
+) -> Condition:
+    return Condition(
+        type=type_,
+        status=status,
+        reason=reason,
+        message=message,
+        last_transition_time=since,
+        observed_generation=generation,
+    )
+
+
+def get_condition(conditions: Sequence[Condition], type_: ConditionType) -> Condition | None:
     """The condition of that type, if any."""
     for condition in conditions:
-        if condition.get("type") == type_:
+        if condition.type == type_:
             return condition
     return None
 
 
-def is_true(conditions: Sequence[Mapping[str, Any]], type_: str) -> bool:
+def is_true(conditions: Sequence[Condition], type_: ConditionType) -> bool:
     condition = get_condition(conditions, type_)
-    return condition is not None and condition.get("status") == "True"
+    return condition is not None and condition.status == "True"
 
 
 def derive_phase(
@@ -90,7 +95,7 @@ def derive_phase(
     deployment_exists: bool,
     available: bool,
     degraded: bool,
-) -> str:
+) -> Phase:
     """The one-word summary of the conditions.
 
     A rejected spec with nothing deployed is ``Failed``; a rejected spec on a model that still
@@ -99,10 +104,10 @@ def derive_phase(
     """
     if not spec_ok:
         if not deployment_exists:
-            return FAILED
-        return PHASE_READY if available and not degraded else PHASE_DEGRADED
+            return Phase.FAILED
+        return Phase.READY if available and not degraded else Phase.DEGRADED
     if degraded:
-        return PHASE_DEGRADED
+        return Phase.DEGRADED
     if not deployment_exists:
-        return PENDING
-    return PHASE_READY if available else DEPLOYING
+        return Phase.PENDING
+    return Phase.READY if available else Phase.DEPLOYING

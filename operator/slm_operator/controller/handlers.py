@@ -41,6 +41,8 @@ import kopf
 
 from slm_operator.api.config import OperatorConfig
 from slm_operator.api.spec import API_GROUP, API_VERSION, PLURAL
+from slm_operator.contract.kinds import DEPLOYMENT, MANAGED_KINDS, ManagedKind
+from slm_operator.contract.names import MODEL_LABEL
 from slm_operator.controller.kubeapi import (
     ApiError,
     KubeApi,
@@ -50,6 +52,7 @@ from slm_operator.controller.kubeapi import (
     collection_path,
 )
 from slm_operator.controller.metrics import OperatorMetrics
+from slm_operator.controller.observed import deployment_view
 from slm_operator.controller.owner_index import (
     Children,
     ModelKey,
@@ -58,21 +61,11 @@ from slm_operator.controller.owner_index import (
     resource_version,
     slim,
 )
-from slm_operator.controller.reconcile import (
-    RESULT_ERROR,
-    RESULT_INVALID,
-    RESULT_OK,
-    RESULT_RETRY,
-    Outcome,
-    deployment_view,
-    reconcile_model,
-)
+from slm_operator.controller.reconcile import Outcome, Result, reconcile_model
 from slm_operator.controller.settings import LEGACY_ANNOTATIONS, MANAGED_BY_SELECTOR, PEERING_NAME
 from slm_operator.controller.watching import ApiSession, EventSink, WatchStream
 from slm_operator.controller.workqueue import ExponentialBackoff, WorkQueue
 from slm_operator.diagnosis import diagnose
-from slm_operator.render.kinds import DEPLOYMENT, MANAGED_KINDS, ManagedKind
-from slm_operator.render.names import MODEL_LABEL
 
 log = logging.getLogger(__name__)
 
@@ -335,11 +328,11 @@ class ControllerContext:
                 self._reconcile_in_thread, copy.deepcopy(body), existing, pods
             )
         except Exception:
-            self.metrics.observe_reconcile(RESULT_ERROR, time.monotonic() - started)
+            self.metrics.observe_reconcile(Result.ERROR, time.monotonic() - started)
             raise
         self.metrics.observe_reconcile(outcome.result, time.monotonic() - started)
         if outcome.written:
-            log.info("%s/%s: %s", *key, ", ".join(outcome.written))  # one line per pass that wrote
+            log.info("%s/%s: %s", *key, ", ".join(map(str, outcome.written)))  # one line per pass that wrote
         self._record_writes(outcome)
         if updated is not None and key in self.models and self.model_seen(updated):
             # The spec changed while we worked (our status patch answered a newer generation,
@@ -367,7 +360,7 @@ class ControllerContext:
             try:
                 updated = self.api.patch_status(MODELS, namespace, name, changes)
             except TransientApiError as exc:
-                outcome.result, outcome.message = RESULT_RETRY, f"status patch failed: {exc}"
+                outcome.result, outcome.message = Result.RETRY, f"status patch failed: {exc}"
                 return outcome, None  # no Events for a status that was not written
         for note in outcome.events:
             try:
@@ -399,7 +392,7 @@ class ControllerContext:
                 return
 
     def _schedule(self, key: ModelKey, outcome: Outcome) -> None:
-        if outcome.result in (RESULT_OK, RESULT_INVALID):
+        if outcome.result in (Result.OK, Result.INVALID):
             # Done until something changes; an invalid spec waits for the user's next edit.
             self.queue.forget(key)
         elif outcome.permanent:

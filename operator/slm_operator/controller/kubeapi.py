@@ -28,8 +28,8 @@ from urllib.parse import quote, urlencode
 import kubernetes
 import urllib3
 
-from slm_operator.render.kinds import ManagedKind
-from slm_operator.render.names import FIELD_MANAGER
+from slm_operator.contract.kinds import ManagedKind
+from slm_operator.contract.names import FIELD_MANAGER
 
 log = logging.getLogger(__name__)
 

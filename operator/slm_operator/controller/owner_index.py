@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from slm_operator.api.spec import API_GROUP, KIND
-from slm_operator.render.kinds import SECRET, ManagedKind
-from slm_operator.render.names import MODEL_LABEL
+from slm_operator.contract.kinds import SECRET, ManagedKind
+from slm_operator.contract.names import MODEL_LABEL
 
 ModelKey = tuple[str, str]  # (namespace, model name)
 ObjectKey = tuple[ManagedKind, str, str]  # (kind, namespace, name)

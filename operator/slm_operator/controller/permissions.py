@@ -2,7 +2,7 @@
 
 The Helm chart's RBAC is tested against this list (no more, no less), so keep it exact when the
 controller starts or stops calling something. Children's kinds come from
-:data:`slm_operator.render.kinds.MANAGED_KINDS`; the rest is what kopf itself needs.
+:data:`slm_operator.contract.kinds.MANAGED_KINDS`; the rest is what kopf itself needs.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from slm_operator.api.spec import API_GROUP, PLURAL
-from slm_operator.render.kinds import MANAGED_KINDS
+from slm_operator.contract.kinds import MANAGED_KINDS
 
 
 @dataclass(frozen=True)

@@ -2,9 +2,9 @@
 
 :func:`reconcile_model` is synchronous (the ``kubernetes`` client blocks; handlers run it in a
 thread) and returns an :class:`Outcome`: the status the model should have, the Events worth
-posting and how soon to try again. What exists is passed in (``existing``, from the operator's
-watches); the model itself is never written here: the worker that called it patches the status
-and posts the Events.
+posting and how the pass ended (:class:`Result`, which decides when to try again). What exists
+is passed in (``existing``, from the operator's watches); the model itself is never written
+here: the worker that called it patches the status and posts the Events.
 """
 
 from __future__ import annotations
@@ -12,65 +12,63 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from slm_operator.api.config import OperatorConfig
 from slm_operator.api.errors import FitError, SpecError
-from slm_operator.api.spec import SmallLanguageModel, parse_document
+from slm_operator.api.parse import parse_document
+from slm_operator.api.spec import SmallLanguageModel
+from slm_operator.api.status import (
+    Condition,
+    ConditionType,
+    Phase,
+    Reason,
+    SmallLanguageModelStatus,
+)
+from slm_operator.contract.kinds import DEPLOYMENT, SCALED_OBJECT, SERVICE_MONITOR, served_kinds
+from slm_operator.contract.names import endpoint_url, selector_string
 from slm_operator.controller import conditions as cond
-from slm_operator.controller.children import ApplyReport, ChildFailure, reconcile_children
+from slm_operator.controller.children import ApplyReport, Write, reconcile_children
 from slm_operator.controller.kubeapi import KubeApi, TransientApiError
+from slm_operator.controller.observed import (
+    DeploymentView,
+    EventNote,
+    degradation,
+    deployment_view,
+    serving_conditions,
+    transition_events,
+)
 from slm_operator.controller.owner_index import Children
 from slm_operator.desired import desired_state
-from slm_operator.diagnosis import DIAGNOSED_REASONS, Diagnosis, diagnose
-from slm_operator.render.kinds import DEPLOYMENT, SCALED_OBJECT, SERVICE_MONITOR, served_kinds
-from slm_operator.render.names import api_key_secret_name, endpoint_url, selector_string
+from slm_operator.diagnosis import diagnose
 
 log = logging.getLogger(__name__)
 
-RESULT_OK = "ok"
-RESULT_INVALID = "invalid"
-RESULT_RETRY = "retry"
-RESULT_ERROR = "error"
 
+class Result(StrEnum):
+    """How a pass ended; also the ``result`` label of the reconcile metrics."""
 
-@dataclass(frozen=True)
-class EventNote:
-    """An Event to post on the model (type Normal/Warning, CamelCase reason)."""
-
-    type: str
-    reason: str
-    message: str
+    OK = "ok"  # done until something changes
+    INVALID = "invalid"  # the spec is rejected: done until the user's next edit
+    RETRY = "retry"  # incomplete (the API was unavailable or conflicted): again, with backoff
+    ERROR = "error"  # a child was refused for good: again, slowly (``Outcome.permanent``)
 
 
 @dataclass
 class Outcome:
     """What a reconcile decided: the status to hold, Events to post, and how it ended."""
 
+    # As written: a SmallLanguageModelStatus serialized once (to_json), or the stored status
+    # kept as it is when the pass could not complete.
     status: dict[str, Any]
     events: list[EventNote] = field(default_factory=list)
-    result: str = RESULT_OK
+    result: Result = Result.OK
     message: str = ""
-    retry_delay: float | None = None
     permanent: bool = False  # the API refused for good: retry slowly, a human has to act
-    written: list[str] = field(default_factory=list)
+    written: list[Write] = field(default_factory=list)
     failed_kinds: list[str] = field(default_factory=list)
     report: ApplyReport | None = None
-
-
-@dataclass(frozen=True)
-class DeploymentView:
-    """What the Deployment tells us about serving."""
-
-    exists: bool
-    available: bool
-    replicas: int
-    ready_replicas: int
-    message: str
-
-
-# Degraded reasons for children the API server refuses for good, by HTTP status.
-FAILURE_REASONS = {403: "Forbidden", 404: "NotFound", 422: "Invalid"}
 
 
 def reconcile_model(
@@ -91,7 +89,7 @@ def reconcile_model(
     name, namespace = str(meta.get("name")), str(meta.get("namespace"))
     generation = int(meta.get("generation") or 0)
     old_status: Mapping[str, Any] = body.get("status") or {}
-    old_conditions: list[dict[str, Any]] = [dict(c) for c in old_status.get("conditions") or []]
+    old_conditions = cond.parse_conditions(old_status.get("conditions"))
 
     try:
         model = parse_document(dict(body))
@@ -99,11 +97,11 @@ def reconcile_model(
         keda = api.has_api(SCALED_OBJECT.api_version, SCALED_OBJECT.plural)
         state = desired_state(model, config, monitoring_available=monitoring, keda_available=keda)
     except FitError as exc:
-        return _rejected(body, exc, fits=False, existing=existing, now=now, old=old_status)
+        return _rejected(body, exc, fits=False, existing=existing, now=now, old=old_conditions)
     except SpecError as exc:
-        return _rejected(body, exc, fits=None, existing=existing, now=now, old=old_status)
+        return _rejected(body, exc, fits=None, existing=existing, now=now, old=old_conditions)
     except TransientApiError as exc:
-        return _retry(old_status, f"API discovery failed: {exc}", delay=5)
+        return _retry(old_status, f"API discovery failed: {exc}")
 
     served = served_kinds(monitoring_available=monitoring, keda_available=keda)
     considered = {kind: items for kind, items in existing.items() if kind in served}
@@ -117,34 +115,39 @@ def reconcile_model(
     if report.transient:
         # Incomplete knowledge: keep the status as it is (no flapping conditions on a serving
         # model) and try again shortly.
-        outcome = _retry(old_status, "; ".join(report.transient), delay=5)
+        outcome = _retry(old_status, "; ".join(report.transient))
         outcome.written, outcome.failed_kinds = list(report.written), list(report.failed_kinds)
         outcome.report = report
         if report.written:
-            outcome.events.extend(_transition_events(old_status, dict(old_status), report))
+            outcome.events.extend(
+                transition_events(old_conditions, old_status.get("plan"), old_conditions, None, report)
+            )
         return outcome
     live_deployment = report.live.get((DEPLOYMENT.kind, name))
     deployment = deployment_view(live_deployment)
     why = None if deployment.available else diagnose(pods, live_deployment, tier=model.spec.hardware.tier)
 
-    conditions = old_conditions
-    conditions = cond.set_condition(conditions, cond.SPEC_VALID, "True", "Valid", "", generation, now)
+    conditions = cond.set_condition(
+        old_conditions, ConditionType.SPEC_VALID, "True", Reason.VALID, "", generation, now
+    )
     if state.plan.fits is None:
         fit_message = "the model's size is unknown; set spec.model.parametersBillions to check the fit"
         conditions = cond.set_condition(
-            conditions, cond.FITS, "Unknown", "FitUnchecked", fit_message, generation, now
+            conditions, ConditionType.FITS, "Unknown", Reason.FIT_UNCHECKED, fit_message, generation, now
         )
     else:
         memory = state.plan.memory
         fit_message = f"needs {memory.required_gib} GiB of {memory.available_gib} GiB available"
-        conditions = cond.set_condition(conditions, cond.FITS, "True", "Fits", fit_message, generation, now)
-    conditions = _serving_conditions(conditions, deployment, generation, now, why)
-    degraded_reason, degraded_message = _degraded(report)
+        conditions = cond.set_condition(
+            conditions, ConditionType.FITS, "True", Reason.FITS, fit_message, generation, now
+        )
+    conditions = serving_conditions(conditions, deployment, generation, now, why)
+    degraded_reason, degraded_message = degradation(report)
     conditions = cond.set_condition(
         conditions,
-        cond.DEGRADED,
+        ConditionType.DEGRADED,
         "True" if degraded_reason else "False",
-        degraded_reason or "AsExpected",
+        degraded_reason or Reason.AS_EXPECTED,
         degraded_message,
         generation,
         now,
@@ -153,25 +156,26 @@ def reconcile_model(
         spec_ok=True,
         deployment_exists=deployment.exists,
         available=deployment.available,
-        degraded=degraded_reason == "ForeignObject" or bool(report.failed),
+        degraded=degraded_reason == Reason.FOREIGN_OBJECT or bool(report.failed),
     )
-    status = {
-        "observedGeneration": generation,
-        "phase": phase,
-        "conditions": conditions,
-        "replicas": deployment.replicas,
-        "readyReplicas": deployment.ready_replicas,
-        "selector": selector_string(name),
-        "endpoint": endpoint_url(name, namespace),
-        "apiKeySecret": _api_key_secret(model),
-        "plan": state.plan.public(),
-    }
+    status = _observed_status(name, generation, phase, conditions, deployment).model_copy(
+        update={
+            "endpoint": endpoint_url(name, namespace),
+            "api_key_secret": state.plan.api_key.name if state.plan.api_key is not None else None,
+            "plan": state.plan.public_view(),
+        }
+    )
     outcome = Outcome(
-        status=status, written=list(report.written), failed_kinds=list(report.failed_kinds), report=report
+        status=status.to_json(),
+        written=list(report.written),
+        failed_kinds=list(report.failed_kinds),
+        report=report,
     )
-    outcome.events.extend(_transition_events(old_status, status, report))
+    outcome.events.extend(
+        transition_events(old_conditions, old_status.get("plan"), conditions, outcome.status["plan"], report)
+    )
     if report.failed:
-        outcome.result = RESULT_ERROR
+        outcome.result = Result.ERROR
         outcome.message = "; ".join(str(f) for f in report.failed)
         outcome.permanent = True
     return outcome
@@ -194,28 +198,35 @@ def _rejected(
     fits: bool | None,
     existing: Children,
     now: str,
-    old: Mapping[str, Any],
+    old: Sequence[Condition],
 ) -> Outcome:
     """An invalid or unfit spec: report every problem, touch no child, keep what serves."""
     meta = body.get("metadata") or {}
     name, namespace = str(meta.get("name")), str(meta.get("namespace"))
     generation = int(meta.get("generation") or 0)
     message = "; ".join(f"{p.field}: {p.message}" for p in exc.problems)
-    conditions: list[dict[str, Any]] = [dict(c) for c in old.get("conditions") or []]
     if fits is False:
-        conditions = cond.set_condition(conditions, cond.SPEC_VALID, "True", "Valid", "", generation, now)
         conditions = cond.set_condition(
-            conditions, cond.FITS, "False", "DoesNotFit", message, generation, now
+            old, ConditionType.SPEC_VALID, "True", Reason.VALID, "", generation, now
         )
-        reason = "DoesNotFit"
+        conditions = cond.set_condition(
+            conditions, ConditionType.FITS, "False", Reason.DOES_NOT_FIT, message, generation, now
+        )
+        reason, condition_type = Reason.DOES_NOT_FIT, ConditionType.FITS
     else:
         conditions = cond.set_condition(
-            conditions, cond.SPEC_VALID, "False", "InvalidSpec", message, generation, now
+            old, ConditionType.SPEC_VALID, "False", Reason.INVALID_SPEC, message, generation, now
         )
         conditions = cond.set_condition(
-            conditions, cond.FITS, "Unknown", "SpecInvalid", "the spec must be valid first", generation, now
+            conditions,
+            ConditionType.FITS,
+            "Unknown",
+            Reason.SPEC_INVALID,
+            "the spec must be valid first",
+            generation,
+            now,
         )
-        reason = "InvalidSpec"
+        reason, condition_type = Reason.INVALID_SPEC, ConditionType.SPEC_VALID
     del namespace
     live = existing.get(DEPLOYMENT, {}).get(name)
     uid = str(meta.get("uid"))
@@ -223,148 +234,33 @@ def _rejected(
         r.get("uid") == uid for r in live["metadata"].get("ownerReferences") or []
     )
     deployment = deployment_view(live if owned else None)
-    conditions = _serving_conditions(conditions, deployment, generation, now)
-    degraded = cond.is_true(conditions, cond.DEGRADED)
+    conditions = serving_conditions(conditions, deployment, generation, now)
+    degraded = cond.is_true(conditions, ConditionType.DEGRADED)
     phase = cond.derive_phase(
         spec_ok=False, deployment_exists=deployment.exists, available=deployment.available, degraded=degraded
     )
-    status = {
-        "observedGeneration": generation,
-        "phase": phase,
-        "conditions": conditions,
-        "replicas": deployment.replicas,
-        "readyReplicas": deployment.ready_replicas,
-        "selector": selector_string(name),
-    }
-    outcome = Outcome(status=status, result=RESULT_INVALID, message=message)
-    old_condition = cond.get_condition(
-        old.get("conditions") or [], cond.FITS if fits is False else cond.SPEC_VALID
-    )
-    if (
-        old_condition is None
-        or old_condition.get("reason") != reason
-        or old_condition.get("message") != message
-    ):
+    # No endpoint, API key Secret or plan: left unset, they keep what the last good spec wrote.
+    status = _observed_status(name, generation, phase, conditions, deployment)
+    outcome = Outcome(status=status.to_json(), result=Result.INVALID, message=message)
+    old_condition = cond.get_condition(old, condition_type)
+    if old_condition is None or old_condition.reason != reason or old_condition.message != message:
         outcome.events.append(EventNote("Warning", reason, message))
     return outcome
 
 
-def _retry(old: Mapping[str, Any], message: str, *, delay: float) -> Outcome:
-    return Outcome(status=dict(old), result=RESULT_RETRY, message=message, retry_delay=delay)
-
-
-def deployment_view(live: Mapping[str, Any] | None) -> DeploymentView:
-    """Serving state from a Deployment: available only when its controller saw the latest spec."""
-    if live is None:
-        return DeploymentView(False, False, 0, 0, "the Deployment does not exist yet")
-    spec = live.get("spec") or {}
-    status = live.get("status") or {}
-    meta = live.get("metadata") or {}
-    wanted = int(spec.get("replicas", 1))
-    current = int(status.get("observedGeneration") or 0) >= int(meta.get("generation") or 0)
-    available_replicas = int(status.get("availableReplicas") or 0)
-    updated = int(status.get("updatedReplicas") or 0)
-    available_condition = cond.get_condition(status.get("conditions") or [], "Available")
-    condition_ok = available_condition is None or available_condition.get("status") == "True"
-    available = current and condition_ok and available_replicas >= wanted and updated >= wanted
-    message = f"{available_replicas}/{wanted} replicas available"
-    if not current:
-        message = "the Deployment controller has not observed the latest spec yet"
-    return DeploymentView(
-        exists=True,
-        available=available,
-        replicas=int(status.get("replicas") or 0),
-        ready_replicas=int(status.get("readyReplicas") or 0),
-        message=message,
+def _observed_status(
+    name: str, generation: int, phase: Phase, conditions: list[Condition], deployment: DeploymentView
+) -> SmallLanguageModelStatus:
+    """What every pass that completes writes: generation, phase, conditions and replicas."""
+    return SmallLanguageModelStatus(
+        observed_generation=generation,
+        phase=phase,
+        conditions=conditions,
+        replicas=deployment.replicas,
+        ready_replicas=deployment.ready_replicas,
+        selector=selector_string(name),
     )
 
 
-def _serving_conditions(
-    conditions: Sequence[Mapping[str, Any]],
-    deployment: DeploymentView,
-    generation: int,
-    now: str,
-    why: Diagnosis | None = None,
-) -> list[dict[str, Any]]:
-    if deployment.available:
-        result = cond.set_condition(
-            conditions, cond.READY, "True", "Available", deployment.message, generation, now
-        )
-        return cond.set_condition(
-            result, cond.PROGRESSING, "False", "RolloutComplete", deployment.message, generation, now
-        )
-    reason = "Unavailable" if deployment.exists else "NotCreated"
-    message = deployment.message
-    if why is not None:  # what the scheduler or the kubelet says, and what to do about it
-        reason, message = why.reason, f"{deployment.message}: {why.condition_message}"
-    result = cond.set_condition(conditions, cond.READY, "False", reason, message, generation, now)
-    progressing: cond.ConditionStatus = "True" if deployment.exists else "False"
-    progress_reason = "RollingOut" if deployment.exists else "NotCreated"
-    return cond.set_condition(
-        result, cond.PROGRESSING, progressing, progress_reason, deployment.message, generation, now
-    )
-
-
-def _degraded(report: ApplyReport) -> tuple[str, str]:
-    if report.foreign:
-        names = ", ".join(report.foreign)
-        return "ForeignObject", f"not owned by this model, left untouched: {names}; rename or remove them"
-    if report.failed:
-        return _failure_reason(report.failed), "; ".join(str(f) for f in report.failed)
-    return "", ""
-
-
-def _failure_reason(failures: Sequence[ChildFailure]) -> str:
-    """One CamelCase reason for the refusals: the common one, else ``ApplyFailed``."""
-    reasons = {FAILURE_REASONS.get(f.status, "ApplyFailed") for f in failures}
-    return reasons.pop() if len(reasons) == 1 else "ApplyFailed"
-
-
-def _api_key_secret(model: SmallLanguageModel) -> str | None:
-    auth = model.spec.auth
-    if not auth.enabled:
-        return None
-    if auth.api_key_secret_ref is not None:
-        return auth.api_key_secret_ref.name
-    return api_key_secret_name(model.name)
-
-
-def _transition_events(
-    old: Mapping[str, Any], new: Mapping[str, Any], report: ApplyReport
-) -> list[EventNote]:
-    """Events for what changed since the last status: never one per reconcile."""
-    events: list[EventNote] = []
-    plan = new.get("plan") or {}
-    parts: list[str] = []
-    if plan and plan != old.get("plan"):
-        parts.append(
-            f"{plan.get('runtime')} serving {plan.get('modelRef')} ({plan.get('quantization')}, "
-            f"{plan.get('dtype')}) on tier {plan.get('tier')}"
-        )
-    if report.written:
-        applied = [w for w in report.written if not w.startswith("-")]
-        deleted = [w[1:] for w in report.written if w.startswith("-")]
-        parts += (["applied " + ", ".join(applied)] if applied else []) + (
-            ["deleted " + ", ".join(deleted)] if deleted else []
-        )
-    if parts:
-        # A new plan and the writes that realise it make one Event, not two.
-        reason = "Planned" if plan and plan != old.get("plan") else "Applied"
-        events.append(EventNote("Normal", reason, "; ".join(parts)))
-    old_conditions = old.get("conditions") or []
-    new_conditions = new.get("conditions") or []
-    new_degraded = cond.get_condition(new_conditions, cond.DEGRADED) or {}
-    old_degraded = cond.get_condition(old_conditions, cond.DEGRADED) or {}
-    if new_degraded.get("status") == "True" and (
-        old_degraded.get("status") != "True" or old_degraded.get("message") != new_degraded.get("message")
-    ):
-        events.append(EventNote("Warning", str(new_degraded.get("reason")), str(new_degraded.get("message"))))
-    new_ready = cond.get_condition(new_conditions, cond.READY) or {}
-    old_ready = cond.get_condition(old_conditions, cond.READY) or {}
-    if new_ready.get("reason") in DIAGNOSED_REASONS and new_ready.get("reason") != old_ready.get("reason"):
-        # Why it is not running, once per new reason (not on every pass while it lasts).
-        events.append(EventNote("Warning", str(new_ready.get("reason")), str(new_ready.get("message"))))
-    if cond.is_true(new_conditions, cond.READY) and not cond.is_true(old_conditions, cond.READY):
-        ready = cond.get_condition(new_conditions, cond.READY) or {}
-        events.append(EventNote("Normal", "Ready", str(ready.get("message"))))
-    return events
+def _retry(old: Mapping[str, Any], message: str) -> Outcome:
+    return Outcome(status=dict(old), result=Result.RETRY, message=message)

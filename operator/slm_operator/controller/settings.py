@@ -9,7 +9,7 @@ from typing import Any
 
 import kopf
 
-from slm_operator.render.names import MANAGED_BY
+from slm_operator.contract.names import MANAGED_BY
 
 # kopf's own bookkeeping would live in annotations under our prefix. The operator registers no
 # create/update/resume handler, timer or daemon, so kopf stores nothing on a model; earlier

@@ -15,6 +15,7 @@ import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from slm_operator.contract.names import API_KEY_FILE_KEY, API_KEY_MOUNT_DIR, GATEWAY_PORT, METRICS_PORT
 from slm_operator.gateway.config import (
     DEFAULT_BODY_TIMEOUT,
     DEFAULT_HEADER_TIMEOUT,
@@ -27,7 +28,6 @@ from slm_operator.gateway.config import (
     GatewayConfigError,
     parse_address,
 )
-from slm_operator.render.names import API_KEY_FILE_KEY, API_KEY_MOUNT_DIR, GATEWAY_PORT, METRICS_PORT
 
 ENV_PREFIX = "SLM_GATEWAY_"
 _TRUE = frozenset({"1", "true", "yes", "on"})
@@ -232,6 +232,13 @@ def configure_logging(level: str) -> None:
     handler.setFormatter(logging.Formatter("%(message)s"))
     access.addHandler(handler)
     access.propagate = False
+    # The access log is one line per request: the API port writes it to stdout itself, one
+    # write per line as the handler above would, without building a log record for each
+    # (the handler stays for anything else logged there). The level still decides (info).
+    from slm_operator.gateway import frontend
+
+    sys.stdout.flush()
+    frontend.DIRECT_ACCESS_FD = sys.stdout.fileno()
 
 
 def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:

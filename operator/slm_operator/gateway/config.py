@@ -5,17 +5,18 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 from urllib.parse import urlsplit
 
-Runtime = Literal["vllm", "ollama"]
-RUNTIMES: tuple[Runtime, ...] = ("vllm", "ollama")
+from slm_operator.contract.runtime import Engine
+
+# The --runtime flag's choices, as plain strings (argparse shows them in its messages).
+RUNTIMES: tuple[str, ...] = tuple(engine.value for engine in Engine)
 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 # Long enough for a CPU runtime to produce a long non-streamed answer (Ollama on a few cores can
 # take minutes), short enough that a wedged runtime does not hold client connections forever.
 DEFAULT_UPSTREAM_TIMEOUT = 600.0
-# Client-side limits (see connections.py). A request head is a few hundred bytes: 10 s is ample
+# Client-side limits (see frontend.py). A request head is a few hundred bytes: 10 s is ample
 # even on a bad link. A request body of up to --max-body-bytes gets 30 s. Idle keep-alive
 # connections are closed after 60 s (nginx's keepalive_timeout default is 75 s). The cap keeps
 # the connections, plus one to the runtime for each, inside the pod's file-descriptor limit.
@@ -75,7 +76,7 @@ class GatewayConfig:
     """Everything the gateway needs to run; built by the CLI or directly by tests and benchmarks."""
 
     upstream: str
-    runtime: Runtime
+    runtime: Engine  # a plain "vllm" or "ollama" is accepted and stored as the Engine
     model: str
     listen: Address
     metrics_listen: Address
@@ -100,6 +101,7 @@ class GatewayConfig:
             raise GatewayConfigError(
                 f"--runtime: expected one of {', '.join(RUNTIMES)}, got {self.runtime!r}"
             )
+        object.__setattr__(self, "runtime", Engine(self.runtime))
         if not self.model.strip():
             raise GatewayConfigError("--model: must not be empty")
         if any(not name.strip() for name in self.allowed_models):

@@ -115,6 +115,22 @@ class ApiKeys:
             matched |= hmac.compare_digest(digest, presented)
         return matched
 
+    def verify_raw(self, authorization: bytes | None) -> bool:
+        """:meth:`verify` for the raw header value as received (any bytes; not decoded)."""
+        self._maybe_reload()
+        if not authorization:
+            return False
+        scheme, _, token = authorization.strip().partition(b" ")
+        token = token.strip()
+        if scheme.lower() != b"bearer" or not token:
+            return False
+        # The same digest as _digest(str): keys are UTF-8, and bytes that are not can never match.
+        presented = hashlib.sha256(token).digest()
+        matched = False
+        for digest in self._digests:
+            matched |= hmac.compare_digest(digest, presented)
+        return matched
+
     def _maybe_reload(self) -> None:
         now = self._clock()
         if now < self._next_check:

@@ -10,7 +10,6 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from slm_operator.gateway.connections import DROP_REASONS
 from slm_operator.gateway.routes import OTHER, ROUTE_LABELS
 
 # Whole-request latency of LLM calls spans milliseconds (models list, cached prompts) to minutes
@@ -19,6 +18,8 @@ DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20,
 # Time to first token: tens of milliseconds on a warm GPU, seconds on CPU or under queueing.
 TTFT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 2, 5, 10, 20, 30, 60)
 # Why a request did not get a clean answer from the runtime (a fixed set, for the label).
+# Why the gateway closed a client connection (a fixed set, for the label).
+DROP_REASONS = ("header_timeout", "body_timeout", "pushed_out", "refused")
 UPSTREAM_ERROR_REASONS = ("connect", "timeout", "disconnected", "stream_stalled", "stream_broken")
 
 
@@ -162,7 +163,7 @@ class GatewayMetrics:
             stats.tokens[route] += tokens
 
     def malformed_request(self, code: int) -> None:
-        """Count a request aiohttp's parser rejected (route ``other``; no duration: no request)."""
+        """Count a request the HTTP parser rejected (route ``other``; no duration: no request)."""
         key = (OTHER, code)
         self._stats.requests[key] = self._stats.requests.get(key, 0) + 1
 

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from aiohttp import web
-
+from slm_operator.contract.runtime import Engine
 from slm_operator.gateway import errors
 from slm_operator.gateway.readiness import ollama_tag
 
@@ -23,8 +22,8 @@ _ECHO_LIMIT = 128
 class AllowedModels:
     """The accepted ``model`` values; Ollama's ``name`` and ``name:latest`` are one model."""
 
-    def __init__(self, names: Iterable[str], *, runtime: str) -> None:
-        self._ollama = runtime == "ollama"
+    def __init__(self, names: Iterable[str], *, runtime: Engine) -> None:
+        self._ollama = runtime == Engine.OLLAMA
         self.names = tuple(dict.fromkeys(names))
         self._accepted = frozenset(self._key(name) for name in self.names)
 
@@ -38,10 +37,10 @@ class AllowedModels:
         model = document["model"]
         return isinstance(model, str) and self._key(model) in self._accepted
 
-    def refusal(self, document: dict[str, object]) -> web.Response:
+    def refusal(self, document: dict[str, object]) -> errors.Answer:
         model = document.get("model")
         shown = model[:_ECHO_LIMIT] if isinstance(model, str) else repr(model)[:_ECHO_LIMIT]
-        return errors.error_response(
+        return errors.error(
             404,
             f"The model {shown!r} does not exist here; this endpoint serves: {', '.join(self.names)}.",
             kind="invalid_request_error",

@@ -18,7 +18,7 @@ from typing import Any
 
 import aiohttp
 
-from slm_operator.gateway.config import Runtime
+from slm_operator.contract.runtime import Engine
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ class ReadinessChecker:
         session: aiohttp.ClientSession,
         *,
         base_url: str,
-        runtime: Runtime,
+        runtime: Engine,
         model: str,
         cache_seconds: float,
         on_result: Callable[[bool], None] | None = None,
@@ -96,7 +96,7 @@ class ReadinessChecker:
         return result
 
     async def _check_runtime(self) -> Readiness:
-        if self._runtime == "vllm":
+        if self._runtime == Engine.VLLM:
             async with self._session.get(f"{self._base_url}/health") as health:
                 if health.status != 200:
                     return Readiness(False, f"vllm /health answered {health.status}")

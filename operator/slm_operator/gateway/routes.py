@@ -9,9 +9,9 @@ template doubles as the metric label, so label values form a fixed, small set.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from slm_operator.gateway.config import Runtime
+from slm_operator.contract.runtime import Engine
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +24,13 @@ class Route:
     json_body: bool
     # Routes whose answers report generated tokens (chat, completions, responses, generate).
     generates: bool
+    # The path and method as the HTTP parser hands them over (bytes), for the request path.
+    path_bytes: bytes = field(init=False, repr=False, compare=False)
+    method_bytes: bytes = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path_bytes", self.path.encode())
+        object.__setattr__(self, "method_bytes", self.method.encode())
 
 
 OPENAI_ROUTES: tuple[Route, ...] = (
@@ -49,13 +56,13 @@ OLLAMA_ROUTES: tuple[Route, ...] = (
     Route("/api/version", "GET", json_body=False, generates=False),
 )
 
-RUNTIME_ROUTES: dict[Runtime, tuple[Route, ...]] = {
-    "vllm": OPENAI_ROUTES,
-    "ollama": OPENAI_ROUTES + OLLAMA_ROUTES,
+RUNTIME_ROUTES: dict[Engine, tuple[Route, ...]] = {
+    Engine.VLLM: OPENAI_ROUTES,
+    Engine.OLLAMA: OPENAI_ROUTES + OLLAMA_ROUTES,
 }
 
 
-def routes_for(runtime: Runtime) -> dict[str, Route]:
+def routes_for(runtime: Engine) -> dict[str, Route]:
     """The forwarded routes of ``runtime``, by path."""
     return {route.path: route for route in RUNTIME_ROUTES[runtime]}
 
@@ -68,12 +75,12 @@ KEYED_PREFIXES = ("/v1/", "/api/")
 HEALTHZ = "/healthz"
 READYZ = "/readyz"
 # Label for every path outside the fixed set (never the raw path: unbounded cardinality); also
-# the label of requests that aiohttp's parser rejected before there was a path.
+# the label of requests that the HTTP parser rejected before there was a path.
 OTHER = "other"
 ROUTE_LABELS: tuple[str, ...] = (*API_ROUTES, HEALTHZ, READYZ, OTHER)
 
 # RFC 9110 §7.6.1 connection-specific headers. The headers named by every ``Connection`` header
-# are dropped too (see ``proxy.filter_headers``).
+# are dropped too (see ``frontend``).
 HOP_BY_HOP = frozenset(
     {
         "connection",
@@ -100,5 +107,5 @@ FORWARDING = frozenset(
 NOT_FORWARDED_UPSTREAM = (
     HOP_BY_HOP | CREDENTIALS | FORWARDING | {"host", "content-length", "accept-encoding", "expect"}
 )
-# The gateway's server frames its own responses and says its own name.
-NOT_FORWARDED_DOWNSTREAM = HOP_BY_HOP | {"content-length", "server", "date", "set-cookie"}
+# The gateway frames its own responses; the runtime's name and cookies stay inside the pod.
+NOT_FORWARDED_DOWNSTREAM = HOP_BY_HOP | {"content-length", "server", "set-cookie"}

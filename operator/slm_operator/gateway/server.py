@@ -1,4 +1,9 @@
-"""Starting and stopping the gateway: the API port, the metrics port and the runtime client."""
+"""Starting and stopping the gateway: the API port, the metrics port and the runtime client.
+
+The API port is the gateway's own lean HTTP/1.1 server (``frontend.py``); the metrics port,
+which serves a scrape every few seconds, stays on aiohttp's web server, and so do the side
+requests to the runtime (readiness checks, ``/metrics/runtime``) on aiohttp's client.
+"""
 
 from __future__ import annotations
 
@@ -12,11 +17,11 @@ import aiohttp
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from slm_operator.contract.runtime import Engine
 from slm_operator.gateway.config import Address, GatewayConfig
-from slm_operator.gateway.connections import ConnectionEvents, ConnectionLimits, GuardedServer
+from slm_operator.gateway.frontend import ApiServer
 from slm_operator.gateway.keys import ApiKeys
 from slm_operator.gateway.metrics import GatewayMetrics
-from slm_operator.gateway.proxy import Gateway
 from slm_operator.gateway.readiness import ReadinessChecker
 from slm_operator.gateway.upstream import UpstreamPool
 
@@ -33,7 +38,9 @@ class RunningGateway:
     api: Address
     metrics_address: Address
     metrics: GatewayMetrics
-    _api_runner: web.BaseRunner
+    api_server: ApiServer
+    _api_listener: asyncio.Server
+    _grace: float
     _metrics_runner: web.BaseRunner
     _session: aiohttp.ClientSession
     _upstream: UpstreamPool
@@ -50,7 +57,8 @@ class RunningGateway:
 
     async def stop(self) -> None:
         """Stop listening, let running requests finish (up to the grace period), close the client."""
-        await self._api_runner.cleanup()
+        self._api_listener.close()
+        await self.api_server.shutdown(self._grace)
         await self._metrics_runner.cleanup()
         self._upstream.close()
         await self._session.close()
@@ -67,7 +75,7 @@ def metrics_app(
         )
 
     async def runtime_metrics(_: web.Request) -> web.Response:
-        if config.runtime == "ollama":
+        if config.runtime == Engine.OLLAMA:
             # Ollama has no Prometheus endpoint (ollama/ollama#3144); the gateway's own are at /metrics.
             return web.Response(
                 status=404,
@@ -161,36 +169,36 @@ async def start_gateway(config: GatewayConfig, *, metrics: GatewayMetrics | None
         on_result=record_upstream,
     )
     upstream = UpstreamPool(config.upstream, timeout=config.upstream_timeout)
-    gateway = Gateway(config, upstream=upstream, keys=keys, metrics=metrics, readiness=readiness)
-    # handler_cancellation: a client that hangs up cancels its handler, which closes the
-    # runtime's connection too, so the runtime stops generating for nobody. access_log=None:
-    # the gateway writes its own JSON access log.
-    limits = ConnectionLimits(
-        header_timeout=config.header_timeout,
-        idle_timeout=config.idle_timeout,
+    api = ApiServer(
+        config,
+        upstream=upstream,
+        keys=keys,
+        metrics=metrics,
+        readiness=readiness,
         max_connections=fit_connection_cap(config.max_connections),
     )
-    events = ConnectionEvents(rejected=metrics.malformed_request, dropped=metrics.connection_dropped)
-    server = GuardedServer(
-        gateway.handle, limits=limits, events=events, handler_cancellation=True, access_log=None
-    )
-    api_runner = web.ServerRunner(server, shutdown_timeout=config.shutdown_grace_seconds)
     metrics_runner = web.AppRunner(metrics_app(config, metrics, session), access_log=None)
+    loop = asyncio.get_running_loop()
+    listener: asyncio.Server | None = None
     try:
-        await api_runner.setup()
-        await web.TCPSite(api_runner, config.listen.host, config.listen.port).start()
+        listener = await loop.create_server(
+            api.protocol, config.listen.host, config.listen.port, backlog=1024, reuse_address=True
+        )
         await metrics_runner.setup()
         await web.TCPSite(metrics_runner, config.metrics_listen.host, config.metrics_listen.port).start()
     except BaseException:
-        await api_runner.cleanup()
+        if listener is not None:
+            listener.close()
         await metrics_runner.cleanup()
         await session.close()
         raise
     running = RunningGateway(
-        api=_bound_address(api_runner, config.listen),
+        api=Address(config.listen.host, int(listener.sockets[0].getsockname()[1])),
         metrics_address=_bound_address(metrics_runner, config.metrics_listen),
         metrics=metrics,
-        _api_runner=api_runner,
+        api_server=api,
+        _api_listener=listener,
+        _grace=config.shutdown_grace_seconds,
         _metrics_runner=metrics_runner,
         _session=session,
         _upstream=upstream,

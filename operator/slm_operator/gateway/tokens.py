@@ -14,9 +14,10 @@ content (one content chunk is about one token in vLLM and Ollama) or a final usa
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
+
+import orjson
 
 _USAGE_RE = re.compile(rb'"(?:completion_tokens|output_tokens|eval_count)"\s*:\s*(\d+)')
 # A chat or completions chunk carries content when one of these keys has a non-empty string (or
@@ -149,7 +150,7 @@ class StreamObserver:
                     content = True
                 continue
             try:
-                event = json.loads(payload)
+                event = orjson.loads(payload)
             except ValueError:
                 continue
             if not isinstance(event, dict):

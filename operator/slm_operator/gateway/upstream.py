@@ -1,325 +1,325 @@
-"""A small HTTP/1.1 client for the one hop to the runtime on localhost.
+"""A small HTTP/1.1 client for the one hop to the runtime on localhost, driven by callbacks.
 
-The gateway forwards every request to one fixed origin on the loopback interface. aiohttp's
-general-purpose client spent more CPU per request than the rest of the gateway together
-(cookie jar, URL joining, redirects, tracing hooks, per-request timer objects; measured in
-docs/benchmarks.md), so the hot path uses this client instead: keep-alive connections as
-plain asyncio protocols, one write per request, and just the response framing the runtimes use
-(Content-Length, chunked, or until close). Readiness checks and ``/metrics/runtime`` keep using
-aiohttp.
+The gateway forwards every request to one fixed origin on the loopback interface. The request is
+written in one piece on a kept-alive connection, and the answer is parsed by llhttp (through
+``httptools``) and handed to a :class:`UpstreamSink` as it arrives: the head, each piece of the
+body (chunked framing already removed), the end of each read, the end of the answer or a
+failure. No task and no future per request: when a pooled connection is free the whole exchange
+runs in the connection's ``data_received``. Only opening a new connection takes a task.
 
-Request headers come from aiohttp's server parser, which rejects CR and LF in names and values,
-so they cannot split the request written here.
+Flow control is the sink's: it calls :meth:`UpstreamConnection.pause` when its client cannot
+take more, and :meth:`UpstreamConnection.resume` when it can, so at most one read of the
+runtime's answer is held in the gateway at a time.
+
+Request headers come from the gateway's llhttp parser, which rejects CR and LF in names and
+values, so they cannot split the request written here.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
-from typing import cast
+from typing import Protocol, cast
 from urllib.parse import urlsplit
 
-from multidict import CIMultiDict
+import httptools
+
+log = logging.getLogger(__name__)
 
 # Drop idle connections sooner than the runtimes do (uvicorn, which serves vLLM, closes idle
 # keep-alive connections after 5 s), so a reused connection is almost never already closed.
 IDLE_SECONDS = 2.0
-# The most response-header bytes accepted.
+# The most response-head bytes accepted.
 HEADER_LIMIT = 64 * 1024
-# The largest piece of a body handed out at once (a runtime's chunk may be larger).
-PIECE_BYTES = 64 * 1024
-# Flow control: reading from the runtime pauses while this much is received and not yet handed
-# out (the client reads slower than the runtime writes), and resumes below the low mark.
-HIGH_WATER = 4 * PIECE_BYTES
-LOW_WATER = PIECE_BYTES
 # Methods that may be sent again after a kept-alive connection broke (RFC 9110 §9.2.2). A POST
 # is not: the runtime may have read it before the connection went, and would generate twice.
-IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS"})
+IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS"})
+# Why an exchange failed: ``connect`` (nothing listens), ``timeout`` (silence longer than the
+# limit) or ``disconnected`` (the connection closed or the bytes made no sense).
+CONNECT, TIMEOUT, DISCONNECTED = "connect", "timeout", "disconnected"
 
 
-class UpstreamError(Exception):
-    """The runtime could not be reached, did not answer in time, or broke off.
+class UpstreamSink(Protocol):
+    """Receives one answer from the runtime (the gateway's client connection implements it)."""
 
-    ``kind`` is ``connect`` (nothing listens), ``timeout`` (silence longer than the limit) or
-    ``disconnected`` (the connection closed or the bytes made no sense).
-    """
+    upstream_conn: UpstreamConnection | None
+    upstream_task: asyncio.Task[None] | None
 
-    def __init__(self, kind: str, message: str) -> None:
-        super().__init__(message)
-        self.kind = kind
+    def upstream_head(
+        self, status: int, reason: bytes, headers: list[tuple[bytes, bytes]], length: int | None
+    ) -> None:
+        """The answer's head: ``length`` is its Content-Length, None for chunked or until-close."""
+
+    def upstream_body(self, data: bytes) -> None:
+        """A piece of the body (framing removed)."""
+
+    def upstream_flush(self) -> None:
+        """The end of one read from the runtime: write out what the pieces since the last made."""
+
+    def upstream_end(self) -> None:
+        """The answer is complete."""
+
+    def upstream_failed(self, kind: str) -> None:
+        """The runtime could not be reached, went silent or broke off (``kind``: see above)."""
 
 
-class _Connection(asyncio.Protocol):
-    """One keep-alive connection: a receive buffer, one waiter, and the silence limit.
+class UpstreamConnection(asyncio.Protocol):
+    """One keep-alive connection to the runtime, with llhttp's response parser.
 
     The silence limit is one timer per connection, re-armed lazily: receiving bytes only moves a
     deadline (a float), and the timer, when it fires early, sets itself for the new deadline.
-    That costs far less per read than a timeout context per read.
+    While the sink has paused reading (its client is slow) the runtime's silence does not count.
     """
 
     __slots__ = (
-        "_buffer",
+        "_body_until_close",
         "_deadline",
-        "_eof",
+        "_ended",
+        "_got_bytes",
+        "_head_bytes",
+        "_headers",
+        "_interim",
         "_loop",
+        "_parser",
         "_paused",
-        "_timeout",
+        "_payload",
+        "_pool",
+        "_reason",
+        "_reused",
+        "_sink",
+        "_stray",
         "_timer",
-        "_waiter",
+        "idempotent",
         "idle_since",
         "transport",
     )
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, timeout: float) -> None:
+    def __init__(self, pool: UpstreamPool, loop: asyncio.AbstractEventLoop) -> None:
+        self._pool = pool
         self._loop = loop
-        self._timeout = timeout
-        self._buffer = bytearray()
-        self._eof = False
-        self._waiter: asyncio.Future[None] | None = None
+        self._parser = httptools.HttpResponseParser(self)
+        self._sink: UpstreamSink | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._deadline = 0.0
         self._paused = False
+        self._got_bytes = False
+        self._reused = False
+        self._stray = False
+        self._ended: UpstreamSink | None = None
+        self._interim = False
+        self._body_until_close = False
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._reason = b""
+        self._head_bytes = 0
+        self._payload = b""
+        self.idempotent = False
         self.transport: asyncio.Transport | None = None
         self.idle_since = 0.0
 
-    # --- asyncio.Protocol ----------------------------------------------------------------------
+    # --- sending ---------------------------------------------------------------------------------
+
+    def send(self, payload: bytes, sink: UpstreamSink, *, idempotent: bool, reused: bool) -> None:
+        """Write one request; the answer goes to ``sink``."""
+        self._sink = sink
+        sink.upstream_conn = self
+        self._payload = payload
+        self.idempotent = idempotent
+        self._reused = reused
+        self._got_bytes = False
+        self._body_until_close = False
+        self._deadline = self._loop.time() + self._pool.timeout
+        if self._timer is None:
+            self._timer = self._loop.call_at(self._deadline, self._check_silence)
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            self._fail(DISCONNECTED)
+            return
+        transport.write(payload)
+
+    def pause(self) -> None:
+        """Stop reading the answer (the sink's client cannot take more now)."""
+        if not self._paused and self.transport is not None:
+            self._paused = True
+            self.transport.pause_reading()
+
+    def resume(self) -> None:
+        """Read on."""
+        if self._paused:
+            self._paused = False
+            self._deadline = self._loop.time() + self._pool.timeout
+            if self.transport is not None:
+                self.transport.resume_reading()
+
+    def abort(self) -> None:
+        """Give up on the answer (the client went away): the runtime sees the connection close."""
+        self._sink = None
+        self.close()
+
+    # --- asyncio.Protocol --------------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
-        self._buffer += data
-        self._deadline = self._loop.time() + self._timeout
-        if len(self._buffer) > HIGH_WATER and not self._paused and self.transport is not None:
-            self._paused = True
-            self.transport.pause_reading()
-        self._wake(None)
+        sink = self._sink
+        if sink is None:  # bytes nobody asked for: the connection is out of step
+            self.close()
+            return
+        self._got_bytes = True
+        self._deadline = self._loop.time() + self._pool.timeout
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserCallbackError as exc:
+            log.error("error while relaying the runtime's answer", exc_info=exc.__context__)
+            self._fail(DISCONNECTED)
+            return
+        except httptools.HttpParserError:
+            self._fail(DISCONNECTED)
+            return
+        ended = self._ended
+        if ended is not None:  # the answer is complete; the connection is back in the pool
+            self._ended = None
+            ended.upstream_flush()
+            ended.upstream_end()
+            return
+        if self._stray:
+            self.close()
+        if self._sink is not None:
+            sink.upstream_flush()
 
     def eof_received(self) -> bool:
-        self._eof = True
-        self._wake(None)
-        return False  # close the transport
+        return False  # close the transport; connection_lost settles the answer
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._eof = True
         self.transport = None
-        self._wake(None)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        sink = self._sink
+        if sink is None:
+            return
+        if self._body_until_close:  # a body delimited by the connection's end is complete now
+            self._sink = None
+            sink.upstream_flush()
+            sink.upstream_end()
+            return
+        self._fail(DISCONNECTED)
 
-    # --- reading -------------------------------------------------------------------------------
+    # --- llhttp callbacks ----------------------------------------------------------------------------
 
-    def _wake(self, exc: BaseException | None) -> None:
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            if exc is None:
-                waiter.set_result(None)
-            else:
-                waiter.set_exception(exc)
+    def on_message_begin(self) -> None:
+        if self._sink is None:
+            self._stray = True
+        self._headers = []
+        self._reason = b""
+        self._head_bytes = 0
+
+    def on_status(self, reason: bytes) -> None:
+        self._reason += reason
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._head_bytes += len(name) + len(value)
+        if self._head_bytes > HEADER_LIMIT:
+            raise httptools.HttpParserError("the runtime's answer has an overlong head")
+        self._headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        sink = self._sink
+        status = self._parser.get_status_code()
+        if status < 200:  # 1xx interim answers are skipped (the gateway never sends Expect)
+            self._interim = True
+            return
+        if sink is None:
+            return
+        length: int | None = None
+        chunked = False
+        for name, value in self._headers:
+            lname = name.lower()
+            if lname == b"content-length":
+                length = int(value)
+            elif lname == b"transfer-encoding":
+                chunked = True
+        if chunked:
+            length = None
+        elif length is None and status not in (204, 304):
+            self._body_until_close = True
+        elif length is None:
+            length = 0
+        sink.upstream_head(status, self._reason, self._headers, length)
+
+    def on_body(self, body: bytes) -> None:
+        sink = self._sink
+        if sink is not None and not self._interim:
+            sink.upstream_body(body)
+
+    def on_message_complete(self) -> None:
+        if self._interim:
+            self._interim = False
+            return
+        sink = self._sink
+        if sink is None:
+            return
+        self._sink = None
+        self._payload = b""
+        if self._parser.should_keep_alive() and self.transport is not None and not self._stray:
+            self._pool.release(self)
+        else:
+            self.close()
+        self._ended = sink  # told once feed_data has returned
+
+    # --- timing and failure ------------------------------------------------------------------------
 
     def _check_silence(self) -> None:
         self._timer = None
-        if self._waiter is None or self._waiter.done():
-            return  # nobody waits: the timer lapses until the next wait
+        if self._sink is None:
+            return  # nobody waits: the timer lapses until the next request
         now = self._loop.time()
-        if now >= self._deadline:
-            self._wake(UpstreamError("timeout", f"no answer from the runtime within {self._timeout:g} s"))
-        else:
-            self._timer = self._loop.call_at(self._deadline, self._check_silence)
+        if self._paused:  # the client is slow, not the runtime
+            self._deadline = now + self._pool.timeout
+        elif now >= self._deadline:
+            self._fail(TIMEOUT)
+            return
+        self._timer = self._loop.call_at(self._deadline, self._check_silence)
 
-    async def _more(self) -> None:
-        """Wait for more bytes (or the end), failing after the silence limit."""
-        if self._eof:
-            raise UpstreamError("disconnected", "the runtime closed the connection")
-        self._resume()  # more is wanted than is buffered: always read on
-        self._waiter = self._loop.create_future()
-        if self._timer is None:
-            self._timer = self._loop.call_at(self._deadline, self._check_silence)
-        try:
-            await self._waiter
-        finally:
-            self._waiter = None
-
-    def _take(self, n: int) -> bytes:
-        data = bytes(self._buffer[:n])
-        del self._buffer[:n]
-        if self._paused and len(self._buffer) <= LOW_WATER:
-            self._resume()
-        return data
-
-    def _resume(self) -> None:
-        if self._paused and self.transport is not None:
-            self._paused = False
-            self.transport.resume_reading()
-
-    def buffered(self) -> int:
-        """Bytes received from the runtime and not handed out yet."""
-        return len(self._buffer)
-
-    def start_silence(self) -> None:
-        """Start the silence limit from now (a request was just sent)."""
-        self._deadline = self._loop.time() + self._timeout
-
-    async def readuntil(self, separator: bytes, limit: int) -> bytes:
-        """Bytes up to and including ``separator``."""
-        start = 0
-        while True:
-            index = self._buffer.find(separator, start)
-            if index >= 0:
-                return self._take(index + len(separator))
-            if len(self._buffer) > limit:
-                raise UpstreamError("disconnected", "the runtime's answer has an overlong line")
-            start = max(0, len(self._buffer) - len(separator) + 1)
-            await self._more()
-
-    async def readexactly(self, n: int) -> bytes:
-        """Exactly ``n`` bytes."""
-        while len(self._buffer) < n:
-            await self._more()
-        return self._take(n)
-
-    async def read(self, n: int) -> bytes:
-        """Up to ``n`` bytes as soon as there are any; ``b""`` at the end."""
-        while not self._buffer:
-            if self._eof:
-                return b""
-            await self._more()
-        return self._take(n)
-
-    # --- pool bookkeeping ----------------------------------------------------------------------
+    def _fail(self, kind: str) -> None:
+        sink = self._sink
+        self._sink = None
+        self.close()
+        if sink is None:
+            return
+        sink.upstream_conn = None
+        if kind == DISCONNECTED and self._reused and not self._got_bytes and self.idempotent:
+            # A kept-alive connection that broke before any answer. Whether the runtime had read
+            # the request is unknowable, so only an idempotent request is sent again (a POST
+            # would be generated twice).
+            self._pool.send_fresh(self._payload, sink, idempotent=True)
+            return
+        sink.upstream_failed(kind)
 
     def usable(self, now: float) -> bool:
         transport = self.transport
         return (
             transport is not None
-            and not self._eof
-            and not self._buffer  # bytes nobody asked for: the connection is out of step
+            and self._sink is None
+            and not self._stray
             and not transport.is_closing()
             and now - self.idle_since < IDLE_SECONDS
         )
 
     def close(self) -> None:
-        # abort, not close: nothing more is owed to the runtime on this connection, and the
-        # runtime sees the connection go at once (that is how it learns to stop generating).
+        """Close the connection at once (abort: nothing more is owed to the runtime on it)."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        self._eof = True
-        if self.transport is not None:
-            self.transport.abort()
-
-
-class UpstreamResponse:
-    """A response whose head has been read; read the body with ``read`` or ``next_chunk``."""
-
-    __slots__ = (
-        "_chunk_left",
-        "_chunked",
-        "_conn",
-        "_done",
-        "_pool",
-        "_remaining",
-        "content_type",
-        "headers",
-        "length",
-        "status",
-    )
-
-    def __init__(self, pool: UpstreamPool, conn: _Connection, status: int, headers: CIMultiDict[str]) -> None:
-        self._pool = pool
-        self._conn = conn
-        self.status = status
-        self.headers = headers
-        self.content_type = headers.get("Content-Type", "").partition(";")[0].strip().lower()
-        self._chunked = "chunked" in headers.get("Transfer-Encoding", "").lower()
-        self._chunk_left = 0  # bytes of the current chunk not yet handed out (chunked bodies)
-        length = headers.get("Content-Length")
-        if self._chunked:
-            self._remaining = -1
-        elif length is not None and length.strip().isdigit():
-            self._remaining = int(length)
-        elif status in (204, 304):
-            self._remaining = 0
-        else:
-            self._remaining = -2  # until the runtime closes the connection
-        # The body's size when known in advance (Content-Length, or none at all), else None.
-        self.length: int | None = self._remaining if self._remaining >= 0 else None
-        self._done = False
-        if self._remaining == 0:
-            self._finish()
-
-    async def read(self) -> bytes:
-        """The whole body (for answers that are not streamed)."""
-        if self._remaining > 0:
-            body = await self._conn.readexactly(self._remaining)
-            self._remaining = 0
-            self._finish()
-            return body
-        parts = []
-        while chunk := await self.next_chunk():
-            parts.append(chunk)
-        return b"".join(parts)
-
-    async def next_chunk(self) -> bytes:
-        """The next piece of the body as it arrives; ``b""`` at the end."""
-        if self._done:
-            return b""
-        conn = self._conn
-        if self._chunked:
-            if self._chunk_left == 0:
-                size_line = await conn.readuntil(b"\r\n", HEADER_LIMIT)
-                try:
-                    size = int(size_line.split(b";", 1)[0], 16)
-                except ValueError as exc:
-                    raise UpstreamError("disconnected", "bad chunk size from the runtime") from exc
-                if size == 0:
-                    while (await conn.readuntil(b"\r\n", HEADER_LIMIT)) != b"\r\n":  # trailer fields, ignored
-                        pass
-                    self._finish()
-                    return b""
-                if size <= PIECE_BYTES:  # the usual case: the whole chunk and its CRLF at once
-                    data = await conn.readexactly(size + 2)
-                    return data[:-2]
-                self._chunk_left = size
-            # A chunk larger than PIECE_BYTES is handed out in pieces, so memory stays bounded.
-            take = min(self._chunk_left, PIECE_BYTES)
-            data = await conn.readexactly(take)
-            self._chunk_left -= take
-            if self._chunk_left == 0 and await conn.readexactly(2) != b"\r\n":
-                raise UpstreamError("disconnected", "bad chunk framing from the runtime")
-            return data
-        if self._remaining == -2:
-            data = await conn.read(PIECE_BYTES)
-            if not data:
-                self._done = True
-                self._conn.close()  # a body delimited by close leaves nothing to reuse
-            return data
-        data = await conn.read(min(self._remaining, PIECE_BYTES))
-        if not data:
-            raise UpstreamError("disconnected", "the runtime closed the connection mid-answer")
-        self._remaining -= len(data)
-        if self._remaining == 0:
-            self._finish()
-        return data
-
-    def _finish(self) -> None:
-        self._done = True
-        if self.headers.get("Connection", "").lower() == "close":
-            self._conn.close()
-        else:
-            self._pool.release(self._conn)
-
-    def buffered(self) -> int:
-        """Bytes of the answer received from the runtime and not read yet (flow control bounds it)."""
-        return self._conn.buffered()
-
-    def close(self) -> None:
-        """Give up on the rest of the body: the connection is closed, not reused."""
-        if not self._done:
-            self._done = True
-            self._conn.close()
+        transport = self.transport
+        if transport is not None:
+            self.transport = None
+            transport.abort()
 
 
 class UpstreamPool:
-    """Keep-alive connections to one runtime; ``request`` sends one request and reads its head."""
+    """Keep-alive connections to one runtime; :meth:`send` writes one request for a sink."""
 
     def __init__(self, base_url: str, *, timeout: float) -> None:
         parts = urlsplit(base_url)
@@ -327,78 +327,56 @@ class UpstreamPool:
             raise ValueError(f"the runtime client speaks plain http to a host, got {base_url!r}")
         self._host = parts.hostname
         self._port = parts.port or 80
-        self._prefix = parts.path.rstrip("/")
-        self._host_header = parts.netloc
-        self._timeout = timeout
-        self._idle: list[_Connection] = []
+        self.prefix = parts.path.rstrip("/").encode()
+        self.host_header = parts.netloc.encode()
+        self.timeout = timeout
+        self._idle: list[UpstreamConnection] = []
+        self._connecting: set[asyncio.Task[None]] = set()
 
-    async def request(
-        self,
-        method: str,
-        target: str,
-        headers: list[tuple[str, str]] | CIMultiDict[str],
-        body: bytes | None,
-    ) -> UpstreamResponse:
-        """Send a request for ``target`` (path and query) and return once the response head arrived."""
-        lines = [f"{method} {self._prefix}{target} HTTP/1.1\r\nHost: {self._host_header}\r\n"]
-        pairs = headers.items() if isinstance(headers, CIMultiDict) else headers
-        lines.extend(f"{name}: {value}\r\n" for name, value in pairs)
-        lines.append(f"Content-Length: {len(body)}\r\n\r\n" if body is not None else "\r\n")
-        head = "".join(lines).encode("utf-8", "surrogateescape")
-        payload = head + body if body else head
-        conn, reused = await self._acquire()
-        try:
-            return await self._exchange(conn, payload)
-        except UpstreamError as exc:
-            # A kept-alive connection that broke before any answer. Whether the runtime had read
-            # the request is unknowable, so only an idempotent request is sent again (a POST
-            # would be generated twice); ``_acquire`` already skipped connections known closed.
-            if not (reused and exc.kind == "disconnected" and method in IDEMPOTENT):
-                raise
-        conn = await self._connect()
-        return await self._exchange(conn, payload)
+    def request_line(self, method: bytes, target: bytes) -> bytes:
+        """The request line and Host header for ``target`` (path and query)."""
+        return b"%s %s%s HTTP/1.1\r\nHost: %s\r\n" % (method, self.prefix, target, self.host_header)
 
-    async def _exchange(self, conn: _Connection, payload: bytes) -> UpstreamResponse:
-        try:
-            transport = conn.transport
-            if transport is None:
-                raise UpstreamError("disconnected", "the runtime closed the connection")
-            conn.start_silence()
-            transport.write(payload)
-            while True:
-                head = await conn.readuntil(b"\r\n\r\n", HEADER_LIMIT)
-                status, headers = _parse_head(head)
-                if status >= 200:
-                    return UpstreamResponse(self, conn, status, headers)
-                # 1xx interim answers are skipped (the gateway never sends Expect: 100-continue).
-        except BaseException:
-            conn.close()
-            raise
+    def send(self, payload: bytes, sink: UpstreamSink, *, idempotent: bool) -> None:
+        """Send ``payload`` (a whole request) on a free connection, or on a new one."""
+        idle = self._idle
+        if idle:
+            now = time.monotonic()
+            while idle:
+                conn = idle.pop()
+                if conn.usable(now):
+                    conn.send(payload, sink, idempotent=idempotent, reused=True)
+                    return
+                conn.close()
+        self.send_fresh(payload, sink, idempotent=idempotent)
 
-    async def _acquire(self) -> tuple[_Connection, bool]:
-        now = time.monotonic()
-        while self._idle:
-            conn = self._idle.pop()
-            if conn.usable(now):
-                return conn, True
-            conn.close()
-        return await self._connect(), False
+    def send_fresh(self, payload: bytes, sink: UpstreamSink, *, idempotent: bool) -> None:
+        """Open a new connection (a task: connecting takes a round trip) and send on it."""
+        task = asyncio.get_running_loop().create_task(self._connect_and_send(payload, sink, idempotent))
+        sink.upstream_task = task
+        self._connecting.add(task)
+        task.add_done_callback(self._connecting.discard)
 
-    async def _connect(self) -> _Connection:
+    async def _connect_and_send(self, payload: bytes, sink: UpstreamSink, idempotent: bool) -> None:
         loop = asyncio.get_running_loop()
         try:
-            async with asyncio.timeout(self._timeout):
+            async with asyncio.timeout(self.timeout):
                 _, conn = await loop.create_connection(
-                    lambda: _Connection(loop, self._timeout), self._host, self._port
+                    lambda: UpstreamConnection(self, loop), self._host, self._port
                 )
-        except TimeoutError as exc:
-            raise UpstreamError("timeout", f"no answer from the runtime within {self._timeout:g} s") from exc
-        except OSError as exc:
-            raise UpstreamError("connect", f"cannot connect to the runtime ({exc.strerror or exc})") from exc
-        return conn
+        except TimeoutError:
+            sink.upstream_task = None
+            sink.upstream_failed(TIMEOUT)
+            return
+        except OSError:
+            sink.upstream_task = None
+            sink.upstream_failed(CONNECT)
+            return
+        sink.upstream_task = None
+        conn.send(payload, sink, idempotent=idempotent, reused=False)
 
-    def release(self, conn: _Connection) -> None:
-        """Return a connection whose response was read to the end."""
+    def release(self, conn: UpstreamConnection) -> None:
+        """Return a connection whose answer was read to the end."""
         now = time.monotonic()
         conn.idle_since = now
         self._idle.append(conn)
@@ -408,23 +386,9 @@ class UpstreamPool:
             self._idle.pop(0).close()
 
     def close(self) -> None:
-        """Close every idle connection (responses in progress close theirs)."""
+        """Close every idle connection and stop connecting (answers in progress close theirs)."""
         for conn in self._idle:
             conn.close()
         self._idle.clear()
-
-
-def _parse_head(head: bytes) -> tuple[int, CIMultiDict[str]]:
-    lines = head.decode("latin-1").split("\r\n")
-    status_line = lines[0]
-    if not status_line.startswith("HTTP/1.") or len(status_line) < 12 or not status_line[9:12].isdigit():
-        raise UpstreamError("disconnected", "the runtime's answer is not HTTP/1.x")
-    headers: CIMultiDict[str] = CIMultiDict()
-    for line in lines[1:]:
-        if not line:
-            continue
-        name, sep, value = line.partition(":")
-        if not sep:
-            raise UpstreamError("disconnected", "malformed header from the runtime")
-        headers.add(name.strip(), value.strip())
-    return int(status_line[9:12]), headers
+        for task in list(self._connecting):
+            task.cancel()

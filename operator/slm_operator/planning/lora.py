@@ -26,12 +26,15 @@ docs/planner.md ("LoRA adapters") works one example through.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from slm_operator.api.config import CatalogModel, Engine, OperatorConfig
+from slm_operator.api.config import CatalogModel, OperatorConfig
 from slm_operator.api.errors import FitError, SpecError, SpecProblem
-from slm_operator.api.plan import LoraPlan, Plan
+from slm_operator.api.plan import LoraPlan, Plan, PullPolicy
+from slm_operator.api.runtime_options import Adapter
 from slm_operator.api.spec import SmallLanguageModel, SmallLanguageModelSpec
+from slm_operator.contract.runtime import Engine
 from slm_operator.planning.memory import GIB, MemoryEstimate, round_gib
 
 # LoRA weights are kept in the model's activation dtype (bfloat16 or float16) on vLLM.
@@ -154,8 +157,11 @@ def explain_fit_error(exc: FitError, budget: LoraBudget | None) -> FitError:
     return FitError(problems)
 
 
-def add_lora(plan: Plan, budget: LoraBudget | None) -> Plan:
-    """Record the LoRA reservation in the plan (its memory, reasons and warnings)."""
+def add_lora(
+    plan: Plan, budget: LoraBudget | None, adapters: Sequence[Adapter], pull_policy: PullPolicy
+) -> Plan:
+    """Record the LoRA reservation in the plan (its memory, reasons and warnings), the adapters
+    served, and how the Hub adapters are fetched."""
     if budget is None:
         return plan
     memory = plan.memory.model_copy(
@@ -173,6 +179,11 @@ def add_lora(plan: Plan, budget: LoraBudget | None) -> Plan:
             "memory": memory,
             "reasons": reasons,
             "warnings": warnings,
-            "lora": LoraPlan(max_loras=budget.max_loras, max_rank=budget.max_rank),
+            "lora": LoraPlan(
+                max_loras=budget.max_loras,
+                max_rank=budget.max_rank,
+                adapters=list(adapters),
+                pull_policy=pull_policy,
+            ),
         }
     )

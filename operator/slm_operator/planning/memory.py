@@ -13,7 +13,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from slm_operator.api.config import CatalogModel, Engine, Overheads, Tier
+from slm_operator.api.config import CatalogModel, Overheads, Tier, Variant
+from slm_operator.contract.runtime import Engine
+from slm_operator.planning.formats import ONLINE_QUANTIZATION_FLAG
 
 GIB = 1024**3
 
@@ -346,3 +348,18 @@ def max_fitting_context(est: MemoryEstimate, max_concurrency: int) -> int:
         mid = (low + high) // 2
         low, high = (mid, high) if est.kv.total_bytes(mid, max_concurrency) <= room else (low, mid)
     return low
+
+
+def online_load_bytes(entry: CatalogModel, variant: Variant) -> float | None:
+    """What vLLM holds in GPU memory while loading a variant quantized online: the 16-bit weights.
+
+    vLLM creates the layers of an online-quantized model in the checkpoint's dtype, loads every
+    weight, then quantizes in process_weights_after_loading (Fp8LinearMethod in
+    vllm/model_executor/layers/quantization/fp8.py), so the 16-bit checkpoint must fit first.
+    """
+    if ONLINE_QUANTIZATION_FLAG not in variant.vllm_args:
+        return None
+    originals = [
+        v for v in entry.variants if v.runtime == Engine.VLLM and v.ref == variant.ref and v.bits == 16
+    ]
+    return float(originals[0].weight_bytes if originals else entry.parameters * 2)

@@ -37,18 +37,18 @@ def render_children(
     :class:`~slm_operator.api.errors.SpecError` when a value cannot be rendered safely.
     """
     optional_before = [
-        render_api_key_secret(model, plan),
-        render_modelfile_configmap(model, plan),
-        render_cache_pvc(model, plan),
+        render_api_key_secret(plan),
+        render_modelfile_configmap(plan),
+        render_cache_pvc(plan),
     ]
     objects = [obj for obj in optional_before if obj is not None]
-    objects.append(render_deployment(model, plan, config))
+    objects.append(render_deployment(plan, config))
     objects.append(render_service(plan))
     objects.append(render_network_policy(model, plan, config))
     scalers = (
-        render_pdb(model, plan),
-        render_hpa(model, plan),
-        render_scaled_object(model, plan, config, keda_available=keda_available),
+        render_pdb(plan),
+        render_hpa(plan),
+        render_scaled_object(plan, config, keda_available=keda_available),
     )
     objects.extend(obj for obj in scalers if obj is not None)
     objects.extend(render_monitoring(model, plan, monitoring_available=monitoring_available))

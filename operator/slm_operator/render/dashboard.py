@@ -180,13 +180,6 @@ OPERATOR_PANELS: tuple[Panel, ...] = (
 )
 
 
-def expressions() -> list[str]:
-    """Every PromQL expression of the dashboard, variables included (for tests)."""
-    exprs = [t.expr for p in MODEL_PANELS + OPERATOR_PANELS for t in p.targets]
-    exprs.extend(v["query"]["query"] for v in _variables() if v["type"] == "query")
-    return exprs
-
-
 def _variables() -> list[dict[str, Any]]:
     def query(name: str, label: str, expr: str) -> dict[str, Any]:
         return {

@@ -5,19 +5,29 @@ from __future__ import annotations
 from typing import Any
 
 from slm_operator.api.config import OperatorConfig
-from slm_operator.api.plan import Plan
-from slm_operator.api.spec import AccessMode, SmallLanguageModel
-from slm_operator.render import containers as c
-from slm_operator.render.meta import child_metadata, label_selector
-from slm_operator.render.modelfile import MODELFILE_KEY, needs_modelfile
-from slm_operator.render.names import (
+from slm_operator.api.kube import SecretKeyRef
+from slm_operator.api.plan import Plan, RolloutStrategy
+from slm_operator.contract.kinds import DEPLOYMENT
+from slm_operator.contract.names import (
     API_KEY_FILE_KEY,
-    api_key_secret_name,
     cache_pvc_name,
     common_labels,
     modelfile_configmap_name,
 )
-from slm_operator.render.scheduling import apply_scheduling
+from slm_operator.contract.runtime import Engine
+from slm_operator.render import containers as c
+from slm_operator.render.gateway_sidecar import gateway_container
+from slm_operator.render.meta import child_metadata, label_selector
+from slm_operator.render.modelfile import MODELFILE_KEY
+from slm_operator.render.ollama import ollama_container, pull_init_container
+from slm_operator.render.scheduling import scheduling_fields
+from slm_operator.render.vllm import (
+    adapter_claims,
+    adapter_volume_name,
+    fetch_adapters_container,
+    hub_adapters,
+    vllm_container,
+)
 
 # One fixed non-root identity for the whole pod: the gateway image's own user (Dockerfile:
 # USER 65532). The vLLM and Ollama images run as root by default, but neither needs it: their
@@ -48,39 +58,37 @@ def pod_security_context() -> dict[str, Any]:
     }
 
 
-def _cache_volume(model: SmallLanguageModel, plan: Plan, config: OperatorConfig) -> dict[str, Any]:
-    if model.spec.storage is not None:
+def _cache_volume(plan: Plan, config: OperatorConfig) -> dict[str, Any]:
+    if plan.storage is not None:
         return {"name": c.CACHE_VOLUME, "persistentVolumeClaim": {"claimName": cache_pvc_name(plan.name)}}
     return {"name": c.CACHE_VOLUME, "emptyDir": {"sizeLimit": config.defaults.cache_size_limit}}
 
 
-def _api_key_volume(model: SmallLanguageModel, plan: Plan) -> dict[str, Any]:
-    ref = model.spec.auth.api_key_secret_ref
-    name, key = (ref.name, ref.key) if ref is not None else (api_key_secret_name(plan.name), API_KEY_FILE_KEY)
+def _api_key_volume(api_key: SecretKeyRef) -> dict[str, Any]:
     return {
         "name": c.API_KEY_VOLUME,
         "secret": {
-            "secretName": name,
-            "items": [{"key": key, "path": API_KEY_FILE_KEY}],
+            "secretName": api_key.name,
+            "items": [{"key": api_key.key, "path": API_KEY_FILE_KEY}],
             "defaultMode": SECRET_FILE_MODE,
         },
     }
 
 
-def render_volumes(model: SmallLanguageModel, plan: Plan, config: OperatorConfig) -> list[dict[str, Any]]:
+def render_volumes(plan: Plan, config: OperatorConfig) -> list[dict[str, Any]]:
     """Every volume of the pod; the root filesystem stays read-only."""
     volumes: list[dict[str, Any]] = [
         {"name": c.TMP_VOLUME, "emptyDir": {"sizeLimit": TMP_SIZE_LIMIT}},
         {"name": c.HOME_VOLUME, "emptyDir": {"sizeLimit": HOME_SIZE_LIMIT}},
-        _cache_volume(model, plan, config),
+        _cache_volume(plan, config),
     ]
-    if str(plan.runtime) == "vllm":
+    if plan.runtime is Engine.VLLM:
         shm = f"{SHM_SIZE_PER_GPU * max(plan.gpus, 1)}Gi"
         volumes.append({"name": c.SHM_VOLUME, "emptyDir": {"medium": "Memory", "sizeLimit": shm}})
-    if model.spec.auth.enabled:
-        volumes.append(_api_key_volume(model, plan))
-    token_ref = model.spec.model_access_secret_ref
-    if token_ref is not None and str(plan.runtime) == "vllm":
+    if plan.api_key is not None:
+        volumes.append(_api_key_volume(plan.api_key))
+    token_ref = plan.hf_token
+    if token_ref is not None:
         volumes.append(
             {
                 "name": c.HF_TOKEN_VOLUME,
@@ -91,7 +99,7 @@ def render_volumes(model: SmallLanguageModel, plan: Plan, config: OperatorConfig
                 },
             }
         )
-    if needs_modelfile(model, plan):
+    if plan.modelfile is not None:
         volumes.append(
             {
                 "name": c.MODELFILE_VOLUME,
@@ -111,36 +119,23 @@ def render_volumes(model: SmallLanguageModel, plan: Plan, config: OperatorConfig
     if plan.lora is not None:
         volumes += [
             {
-                "name": c.adapter_volume_name(index),
+                "name": adapter_volume_name(index),
                 "persistentVolumeClaim": {"claimName": claim, "readOnly": True},
             }
-            for index, claim in enumerate(c.adapter_claims(model, plan))
+            for index, claim in enumerate(adapter_claims(plan))
         ]
     volumes.append({"name": c.GATEWAY_TMP_VOLUME, "emptyDir": {"sizeLimit": GATEWAY_TMP_SIZE_LIMIT}})
     return volumes
 
 
-def _strategy(model: SmallLanguageModel) -> dict[str, Any]:
-    storage = model.spec.storage
-    if storage is not None and storage.access_mode != AccessMode.RWX:
-        # A single-attach cache claim cannot be mounted by a surge pod on another node (RWO) or
-        # at all (RWOP), so a rolling update would wait forever: replace the pod instead.
-        return {"type": "Recreate"}
-    # A new model pod must be ready (weights downloaded and loaded) before an old one goes,
-    # otherwise every rollout is an outage of several minutes.
-    return {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
+def _strategy(plan: Plan) -> dict[str, Any]:
+    """The rollout strategy the plan chose (planning/pod.py says why)."""
+    if plan.rollout is RolloutStrategy.RECREATE:
+        return {"type": str(plan.rollout)}
+    return {"type": str(plan.rollout), "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
 
 
-def image_pull_secrets(model: SmallLanguageModel, config: OperatorConfig) -> list[dict[str, str]]:
-    """The operator's default pull secrets, then the model's own, each once."""
-    names: list[str] = []
-    for name in [*config.registries.image_pull_secrets, *(ref.name for ref in model.spec.image_pull_secrets)]:
-        if name not in names:
-            names.append(name)
-    return [{"name": name} for name in names]
-
-
-def render_pod_spec(model: SmallLanguageModel, plan: Plan, config: OperatorConfig) -> dict[str, Any]:
+def render_pod_spec(plan: Plan, config: OperatorConfig) -> dict[str, Any]:
     """The pod template's spec."""
     pod: dict[str, Any] = {
         # The pod never talks to the Kubernetes API, so it gets no token to leak.
@@ -149,42 +144,41 @@ def render_pod_spec(model: SmallLanguageModel, plan: Plan, config: OperatorConfi
         "enableServiceLinks": False,
         "securityContext": pod_security_context(),
     }
-    if str(plan.runtime) == "vllm":
-        runtime = c.vllm_container(model, plan, config)
-        if plan.lora is not None and c.hub_adapters(model):
-            pod["initContainers"] = [c.fetch_adapters_container(model, plan, config)]
+    if plan.runtime is Engine.VLLM:
+        runtime = vllm_container(plan, config)
+        if plan.lora is not None and hub_adapters(plan.lora):
+            pod["initContainers"] = [fetch_adapters_container(plan, plan.lora, config)]
     else:
-        pod["initContainers"] = [c.pull_init_container(model, plan, config)]
-        runtime = c.ollama_container(plan, config)
-    pod["containers"] = [runtime, c.gateway_container(model, plan, config)]
-    pod["volumes"] = render_volumes(model, plan, config)
-    pull_secrets = image_pull_secrets(model, config)
-    if pull_secrets:
-        pod["imagePullSecrets"] = pull_secrets
-    apply_scheduling(pod, plan)
+        pod["initContainers"] = [pull_init_container(plan, config)]
+        runtime = ollama_container(plan, config)
+    pod["containers"] = [runtime, gateway_container(plan, config)]
+    pod["volumes"] = render_volumes(plan, config)
+    if plan.image_pull_secrets:
+        pod["imagePullSecrets"] = [{"name": name} for name in plan.image_pull_secrets]
+    pod.update(scheduling_fields(plan))
     return pod
 
 
-def render_deployment(model: SmallLanguageModel, plan: Plan, config: OperatorConfig) -> dict[str, Any]:
+def render_deployment(plan: Plan, config: OperatorConfig) -> dict[str, Any]:
     """Deployment ``<name>``; ``replicas`` is left out while an HPA owns the count."""
     spec: dict[str, Any] = {}
-    if not model.spec.autoscaling.enabled:
-        spec["replicas"] = model.spec.replicas
+    if plan.replicas is not None:
+        spec["replicas"] = plan.replicas
     spec.update(
         {
             "revisionHistoryLimit": 3,
             "progressDeadlineSeconds": PROGRESS_DEADLINE_SECONDS,
             "selector": label_selector(plan),
-            "strategy": _strategy(model),
+            "strategy": _strategy(plan),
             "template": {
                 "metadata": {"labels": common_labels(plan.name, str(plan.runtime))},
-                "spec": render_pod_spec(model, plan, config),
+                "spec": render_pod_spec(plan, config),
             },
         }
     )
     return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
+        "apiVersion": DEPLOYMENT.api_version,
+        "kind": DEPLOYMENT.kind,
         "metadata": child_metadata(plan, plan.name),
         "spec": spec,
     }

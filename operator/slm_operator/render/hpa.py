@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from slm_operator.api.errors import SpecError, SpecProblem
-from slm_operator.api.plan import Plan
-from slm_operator.api.spec import AutoscalingEngine, SmallLanguageModel
+from slm_operator.api.plan import AutoscalingPlan, Plan
+from slm_operator.api.sections import AutoscalingEngine
+from slm_operator.contract.kinds import DEPLOYMENT, HPA
 from slm_operator.render.meta import child_metadata
 
 IN_FLIGHT_METRIC = "slm_gateway_in_flight_requests"
@@ -33,11 +34,10 @@ BEHAVIOR: dict[str, Any] = {
 }
 
 
-def _metrics(model: SmallLanguageModel, plan: Plan) -> list[dict[str, Any]]:
-    autoscaling = model.spec.autoscaling
+def _metrics(autoscaling: AutoscalingPlan) -> list[dict[str, Any]]:
     metrics: list[dict[str, Any]] = []
-    # CPU utilisation says nothing about a GPU-bound engine, so it only drives CPU tiers.
-    if plan.accelerator == "none" and autoscaling.target_cpu_utilization_percentage is not None:
+    # The plan keeps a CPU target on CPU tiers only (planning/pod.py).
+    if autoscaling.target_cpu_utilization_percentage is not None:
         metrics.append(
             {
                 "type": "Resource",
@@ -70,6 +70,11 @@ def _metrics(model: SmallLanguageModel, plan: Plan) -> list[dict[str, Any]]:
     return metrics
 
 
+def scale_target(plan: Plan) -> dict[str, str]:
+    """The model's Deployment, as an HPA's or a ScaledObject's ``scaleTargetRef``."""
+    return {"apiVersion": DEPLOYMENT.api_version, "kind": DEPLOYMENT.kind, "name": plan.name}
+
+
 def no_metric_error(plan: Plan) -> SpecError:
     """A GPU tier without ``targetInFlightRequests``: nothing could drive scaling."""
     return SpecError(
@@ -85,24 +90,24 @@ def no_metric_error(plan: Plan) -> SpecError:
     )
 
 
-def render_hpa(model: SmallLanguageModel, plan: Plan) -> dict[str, Any] | None:
+def render_hpa(plan: Plan) -> dict[str, Any] | None:
     """HPA ``<name>`` scaling the Deployment, or ``None`` when autoscaling is off or KEDA scales.
 
     Raises :class:`SpecError` when no metric applies (a GPU tier without
     ``targetInFlightRequests``): an HPA without metrics would silently fall back to CPU.
     """
-    autoscaling = model.spec.autoscaling
-    if not autoscaling.enabled or autoscaling.engine != AutoscalingEngine.HPA:
+    autoscaling = plan.autoscaling
+    if autoscaling is None or autoscaling.engine != AutoscalingEngine.HPA:
         return None
-    metrics = _metrics(model, plan)
+    metrics = _metrics(autoscaling)
     if not metrics:
         raise no_metric_error(plan)
     return {
-        "apiVersion": "autoscaling/v2",
-        "kind": "HorizontalPodAutoscaler",
+        "apiVersion": HPA.api_version,
+        "kind": HPA.kind,
         "metadata": child_metadata(plan, plan.name, annotations=KEDA_HPA_OWNERSHIP_ANNOTATION),
         "spec": {
-            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": plan.name},
+            "scaleTargetRef": scale_target(plan),
             "minReplicas": autoscaling.min_replicas,
             "maxReplicas": autoscaling.max_replicas,
             "metrics": metrics,

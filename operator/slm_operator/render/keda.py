@@ -13,13 +13,13 @@ from typing import Any
 
 from slm_operator.api.config import OperatorConfig
 from slm_operator.api.errors import SpecError, SpecProblem
-from slm_operator.api.plan import Plan
-from slm_operator.api.spec import AutoscalingEngine, SmallLanguageModel
-from slm_operator.render.hpa import BEHAVIOR, IN_FLIGHT_METRIC, no_metric_error
-from slm_operator.render.kinds import SCALED_OBJECT
+from slm_operator.api.plan import AutoscalingPlan, Plan
+from slm_operator.api.sections import AutoscalingEngine
+from slm_operator.contract.kinds import SCALED_OBJECT
+from slm_operator.contract.names import MANAGED_BY_LABEL, MODEL_LABEL
+from slm_operator.render.hpa import BEHAVIOR, IN_FLIGHT_METRIC, no_metric_error, scale_target
 from slm_operator.render.meta import child_metadata
 from slm_operator.render.monitoring import promql_string
-from slm_operator.render.names import MANAGED_BY_LABEL, MODEL_LABEL
 
 # KEDA copies a ScaledObject's labels onto the HPA it creates (kedacore/keda
 # controllers/keda/hpa.go) unless listed here: that HPA is KEDA's, so it must not claim to be
@@ -35,8 +35,7 @@ def in_flight_query(plan: Plan) -> str:
     return f"sum({IN_FLIGHT_METRIC}{{{selector}}})"
 
 
-def _triggers(model: SmallLanguageModel, plan: Plan, config: OperatorConfig) -> list[dict[str, Any]]:
-    autoscaling = model.spec.autoscaling
+def _triggers(autoscaling: AutoscalingPlan, plan: Plan, config: OperatorConfig) -> list[dict[str, Any]]:
     triggers: list[dict[str, Any]] = []
     if autoscaling.target_in_flight_requests is not None:
         triggers.append(
@@ -50,8 +49,8 @@ def _triggers(model: SmallLanguageModel, plan: Plan, config: OperatorConfig) -> 
                 },
             }
         )
-    # As for the HPA: CPU utilisation only drives CPU tiers.
-    if plan.accelerator == "none" and autoscaling.target_cpu_utilization_percentage is not None:
+    # As for the HPA: the plan keeps a CPU target on CPU tiers only.
+    if autoscaling.target_cpu_utilization_percentage is not None:
         triggers.append(
             {
                 "type": "cpu",
@@ -63,15 +62,15 @@ def _triggers(model: SmallLanguageModel, plan: Plan, config: OperatorConfig) -> 
 
 
 def render_scaled_object(
-    model: SmallLanguageModel, plan: Plan, config: OperatorConfig, *, keda_available: bool
+    plan: Plan, config: OperatorConfig, *, keda_available: bool
 ) -> dict[str, Any] | None:
     """ScaledObject ``<name>`` scaling the Deployment, or ``None`` unless autoscaling with KEDA.
 
     Raises :class:`SpecError` when KEDA's API is not served (nothing would scale the model) or
     when no trigger applies (a GPU tier without ``targetInFlightRequests``).
     """
-    autoscaling = model.spec.autoscaling
-    if not autoscaling.enabled or autoscaling.engine != AutoscalingEngine.KEDA:
+    autoscaling = plan.autoscaling
+    if autoscaling is None or autoscaling.engine != AutoscalingEngine.KEDA:
         return None
     if not keda_available:
         raise SpecError(
@@ -85,7 +84,7 @@ def render_scaled_object(
                 )
             ]
         )
-    triggers = _triggers(model, plan, config)
+    triggers = _triggers(autoscaling, plan, config)
     if not triggers:
         raise no_metric_error(plan)
     return {
@@ -95,7 +94,7 @@ def render_scaled_object(
             plan, plan.name, annotations={HPA_EXCLUDED_LABELS_ANNOTATION: ",".join(HPA_EXCLUDED_LABELS)}
         ),
         "spec": {
-            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": plan.name},
+            "scaleTargetRef": scale_target(plan),
             "minReplicaCount": autoscaling.min_replicas,
             "maxReplicaCount": autoscaling.max_replicas,
             # KEDA creates and owns an HPA (keda-hpa-<name>); it gets the same behaviour as ours.

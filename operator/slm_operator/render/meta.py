@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from slm_operator.api.plan import Plan
-from slm_operator.render.names import common_labels, selector_labels
+from slm_operator.contract.names import common_labels, selector_labels
 
 
 def child_metadata(plan: Plan, name: str, *, annotations: dict[str, str] | None = None) -> dict[str, Any]:

@@ -14,9 +14,10 @@ import jinja2
 
 from slm_operator.api.errors import SpecError, SpecProblem
 from slm_operator.api.plan import Plan
-from slm_operator.api.spec import Modelfile, SmallLanguageModel
+from slm_operator.api.runtime_options import Modelfile
+from slm_operator.contract.kinds import CONFIG_MAP
+from slm_operator.contract.names import modelfile_configmap_name
 from slm_operator.render.meta import child_metadata
-from slm_operator.render.names import modelfile_configmap_name
 
 MODELFILE_KEY = "Modelfile"
 MODELFILE_MOUNT_DIR = "/etc/slm/modelfile"
@@ -88,22 +89,14 @@ def render_modelfile_text(model_ref: str, modelfile: Modelfile | None, context_l
     )
 
 
-def needs_modelfile(model: SmallLanguageModel, plan: Plan) -> bool:
-    """Ollama builds the served model from a Modelfile when one is given, or when the weights
-    are a GGUF file on a claim (there is no registry tag to copy)."""
-    if str(plan.runtime) != "ollama":
-        return False
-    return model.spec.ollama.modelfile is not None or plan.source_kind == "pvc"
-
-
-def render_modelfile_configmap(model: SmallLanguageModel, plan: Plan) -> dict[str, Any] | None:
-    """ConfigMap ``<name>-modelfile`` holding the Modelfile, or ``None`` when none is needed."""
-    if not needs_modelfile(model, plan):
+def render_modelfile_configmap(plan: Plan) -> dict[str, Any] | None:
+    """ConfigMap ``<name>-modelfile`` holding the plan's Modelfile, or ``None`` when it has none."""
+    if plan.modelfile is None:
         return None
-    text = render_modelfile_text(plan.model_ref, model.spec.ollama.modelfile, plan.context_length)
+    text = render_modelfile_text(plan.model_ref, plan.modelfile, plan.context_length)
     return {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
+        "apiVersion": CONFIG_MAP.api_version,
+        "kind": CONFIG_MAP.kind,
         "metadata": child_metadata(plan, modelfile_configmap_name(plan.name)),
         "data": {MODELFILE_KEY: text},
     }

@@ -9,10 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from slm_operator.api.config import Accelerator
 from slm_operator.api.plan import Plan
-from slm_operator.api.spec import MonitoringMode, SmallLanguageModel
+from slm_operator.api.sections import MonitoringMode
+from slm_operator.api.spec import SmallLanguageModel
+from slm_operator.contract.kinds import PROMETHEUS_RULE, SERVICE_MONITOR
+from slm_operator.contract.names import METRICS_PORT_NAME
+from slm_operator.contract.runtime import Engine
 from slm_operator.render.meta import child_metadata, label_selector
-from slm_operator.render.names import METRICS_PORT_NAME
 
 # The vLLM metrics this project relies on (alert rules here, the chart's Grafana dashboard), by
 # Prometheus type; the gateway re-exposes them under /metrics/runtime with vLLM's model_name
@@ -39,7 +43,7 @@ KV_CACHE_THRESHOLD = 0.9
 RESTART_THRESHOLD = 2
 # p95 time to first token that warrants a look: a GPU answers in well under a second when
 # healthy; a CPU model's prefill is an order of magnitude slower.
-TTFT_SECONDS = {"nvidia": 2.0, "none": 10.0}
+TTFT_SECONDS: dict[str, float] = {Accelerator.NVIDIA: 2.0, Accelerator.NONE: 10.0}
 
 
 def wanted(mode: MonitoringMode | str, *, monitoring_available: bool) -> bool:
@@ -55,13 +59,13 @@ def promql_string(value: str) -> str:
 def render_service_monitor(plan: Plan) -> dict[str, Any]:
     """ServiceMonitor ``<name>``: the gateway's ``/metrics`` (and vLLM's via ``/metrics/runtime``)."""
     endpoints = [{"port": METRICS_PORT_NAME, "path": METRICS_PATH, "interval": SCRAPE_INTERVAL}]
-    if str(plan.runtime) == "vllm":
+    if plan.runtime is Engine.VLLM:
         endpoints.append(
             {"port": METRICS_PORT_NAME, "path": RUNTIME_METRICS_PATH, "interval": SCRAPE_INTERVAL}
         )
     return {
-        "apiVersion": "monitoring.coreos.com/v1",
-        "kind": "ServiceMonitor",
+        "apiVersion": SERVICE_MONITOR.api_version,
+        "kind": SERVICE_MONITOR.kind,
         "metadata": child_metadata(plan, plan.name),
         "spec": {
             "selector": label_selector(plan),
@@ -90,7 +94,7 @@ def alert_rules(plan: Plan) -> list[dict[str, Any]]:
     gateway = f"namespace={ns}, model={served}"
     vllm = f"namespace={ns}, model_name={served}"
     who = f"{plan.namespace}/{plan.name}"
-    ttft = TTFT_SECONDS.get(plan.accelerator, TTFT_SECONDS["none"])
+    ttft = TTFT_SECONDS.get(plan.accelerator, TTFT_SECONDS[Accelerator.NONE])
     requests = f"slm_gateway_requests_total{{{gateway}}}"
     errors = f'slm_gateway_requests_total{{{gateway}, code=~"5.."}}'
     rules = [
@@ -120,7 +124,7 @@ def alert_rules(plan: Plan) -> list[dict[str, Any]]:
             description="p95 time to first token is {{ $value | humanizeDuration }}.",
         ),
     ]
-    if str(plan.runtime) == "vllm":
+    if plan.runtime is Engine.VLLM:
         rules.append(
             _alert(
                 "SLMRequestsWaiting",
@@ -177,8 +181,8 @@ def alert_rules(plan: Plan) -> list[dict[str, Any]]:
 def render_prometheus_rule(plan: Plan) -> dict[str, Any]:
     """PrometheusRule ``<name>`` with one group of alerts for this model."""
     return {
-        "apiVersion": "monitoring.coreos.com/v1",
-        "kind": "PrometheusRule",
+        "apiVersion": PROMETHEUS_RULE.api_version,
+        "kind": PROMETHEUS_RULE.kind,
         "metadata": child_metadata(plan, plan.name),
         "spec": {"groups": [{"name": f"slm-{plan.namespace}-{plan.name}", "rules": alert_rules(plan)}]},
     }

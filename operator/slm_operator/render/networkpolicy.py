@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from slm_operator.api.config import OperatorConfig
+from slm_operator.api.kube import NetworkPeer
 from slm_operator.api.plan import Plan
-from slm_operator.api.spec import NetworkPeer, SmallLanguageModel
+from slm_operator.api.spec import SmallLanguageModel
+from slm_operator.contract.kinds import NETWORK_POLICY
+from slm_operator.contract.names import GATEWAY_PORT_NAME, METRICS_PORT_NAME
 from slm_operator.render.meta import child_metadata, label_selector
-from slm_operator.render.names import GATEWAY_PORT_NAME, METRICS_PORT_NAME
 
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"  # set on every namespace since Kubernetes 1.22
 
@@ -49,8 +51,8 @@ def render_network_policy(model: SmallLanguageModel, plan: Plan, config: Operato
     if network.allow_egress:
         egress.append({"ports": [{"protocol": "TCP", "port": 443}]})
     return {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "NetworkPolicy",
+        "apiVersion": NETWORK_POLICY.api_version,
+        "kind": NETWORK_POLICY.kind,
         "metadata": child_metadata(plan, plan.name),
         "spec": {
             "podSelector": label_selector(plan),

@@ -5,27 +5,21 @@ from __future__ import annotations
 from typing import Any
 
 from slm_operator.api.plan import Plan
-from slm_operator.api.spec import SmallLanguageModel
+from slm_operator.contract.kinds import PDB
 from slm_operator.render.meta import child_metadata, label_selector
 
 
-def minimum_replicas(model: SmallLanguageModel) -> int:
-    """The fewest replicas the model runs with: ``minReplicas`` under an HPA, else ``replicas``."""
-    spec = model.spec
-    return spec.autoscaling.min_replicas if spec.autoscaling.enabled else spec.replicas
-
-
-def render_pdb(model: SmallLanguageModel, plan: Plan) -> dict[str, Any] | None:
+def render_pdb(plan: Plan) -> dict[str, Any] | None:
     """PDB ``<name>`` with ``maxUnavailable: 1`` when more than one replica runs; else ``None``.
 
     With a single replica a PDB would either block node drains forever (maxUnavailable 0) or
     protect nothing, so none is created.
     """
-    if minimum_replicas(model) <= 1:
+    if plan.min_replicas <= 1:
         return None
     return {
-        "apiVersion": "policy/v1",
-        "kind": "PodDisruptionBudget",
+        "apiVersion": PDB.api_version,
+        "kind": PDB.kind,
         "metadata": child_metadata(plan, plan.name),
         "spec": {"maxUnavailable": 1, "selector": label_selector(plan)},
     }

@@ -1,18 +1,19 @@
-"""The model-cache PersistentVolumeClaim ``<name>-cache`` (only when ``spec.storage`` is set)."""
+"""The model-cache PersistentVolumeClaim ``<name>-cache`` (only when the plan has a cache claim:
+``spec.storage`` is set)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from slm_operator.api.plan import Plan
-from slm_operator.api.spec import SmallLanguageModel
+from slm_operator.contract.kinds import PVC
+from slm_operator.contract.names import cache_pvc_name
 from slm_operator.render.meta import child_metadata
-from slm_operator.render.names import cache_pvc_name
 
 
-def render_cache_pvc(model: SmallLanguageModel, plan: Plan) -> dict[str, Any] | None:
+def render_cache_pvc(plan: Plan) -> dict[str, Any] | None:
     """The cache claim, or ``None`` when the cache is an emptyDir."""
-    storage = model.spec.storage
+    storage = plan.storage
     if storage is None:
         return None
     spec: dict[str, Any] = {
@@ -22,8 +23,8 @@ def render_cache_pvc(model: SmallLanguageModel, plan: Plan) -> dict[str, Any] | 
     if storage.storage_class_name:
         spec["storageClassName"] = storage.storage_class_name
     return {
-        "apiVersion": "v1",
-        "kind": "PersistentVolumeClaim",
+        "apiVersion": PVC.api_version,
+        "kind": PVC.kind,
         "metadata": child_metadata(plan, cache_pvc_name(plan.name)),
         "spec": spec,
     }

@@ -72,15 +72,17 @@ def render_tolerations(plan: Plan) -> list[dict[str, Any]]:
     return tolerations
 
 
-def apply_scheduling(pod_spec: dict[str, Any], plan: Plan) -> None:
-    """Add nodeSelector, affinity, tolerations and priorityClassName to ``pod_spec`` (only those set)."""
+def scheduling_fields(plan: Plan) -> dict[str, Any]:
+    """The pod spec's nodeSelector, affinity, tolerations and priorityClassName (only those set)."""
+    fields: dict[str, Any] = {}
     if plan.scheduling.node_selector:
-        pod_spec["nodeSelector"] = dict(sorted(plan.scheduling.node_selector.items()))
+        fields["nodeSelector"] = dict(sorted(plan.scheduling.node_selector.items()))
     affinity = render_affinity(plan)
     if affinity:
-        pod_spec["affinity"] = affinity
+        fields["affinity"] = affinity
     tolerations = render_tolerations(plan)
     if tolerations:
-        pod_spec["tolerations"] = tolerations
+        fields["tolerations"] = tolerations
     if plan.scheduling.priority_class_name:
-        pod_spec["priorityClassName"] = plan.scheduling.priority_class_name
+        fields["priorityClassName"] = plan.scheduling.priority_class_name
+    return fields

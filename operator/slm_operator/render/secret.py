@@ -9,25 +9,20 @@ from __future__ import annotations
 from typing import Any
 
 from slm_operator.api.plan import Plan
-from slm_operator.api.spec import SmallLanguageModel
+from slm_operator.contract.kinds import SECRET
+from slm_operator.contract.names import GENERATED_ANNOTATION, api_key_secret_name
 from slm_operator.render.meta import child_metadata
-from slm_operator.render.names import GENERATED_ANNOTATION, api_key_secret_name
 
 GENERATED_API_KEY = "api-key"  # value of the GENERATED_ANNOTATION on the generated Secret
 
 
-def needs_generated_api_key(model: SmallLanguageModel) -> bool:
-    """True when auth is on and the user did not bring their own Secret."""
-    return model.spec.auth.enabled and model.spec.auth.api_key_secret_ref is None
-
-
-def render_api_key_secret(model: SmallLanguageModel, plan: Plan) -> dict[str, Any] | None:
+def render_api_key_secret(plan: Plan) -> dict[str, Any] | None:
     """The empty, annotated Secret the operator fills once; ``None`` when none is needed."""
-    if not needs_generated_api_key(model):
+    if not plan.generate_api_key:
         return None
     return {
-        "apiVersion": "v1",
-        "kind": "Secret",
+        "apiVersion": SECRET.api_version,
+        "kind": SECRET.kind,
         "metadata": child_metadata(
             plan, api_key_secret_name(plan.name), annotations={GENERATED_ANNOTATION: GENERATED_API_KEY}
         ),

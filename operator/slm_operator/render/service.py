@@ -5,21 +5,22 @@ from __future__ import annotations
 from typing import Any
 
 from slm_operator.api.plan import Plan
-from slm_operator.render.meta import child_metadata
-from slm_operator.render.names import (
+from slm_operator.contract.kinds import SERVICE
+from slm_operator.contract.names import (
     GATEWAY_PORT,
     GATEWAY_PORT_NAME,
     METRICS_PORT,
     METRICS_PORT_NAME,
     selector_labels,
 )
+from slm_operator.render.meta import child_metadata
 
 
 def render_service(plan: Plan) -> dict[str, Any]:
     """Service ``<name>``: ``http`` 8000 and ``metrics`` 9090, both to the gateway sidecar."""
     return {
-        "apiVersion": "v1",
-        "kind": "Service",
+        "apiVersion": SERVICE.api_version,
+        "kind": SERVICE.kind,
         "metadata": child_metadata(plan, plan.name),
         "spec": {
             "type": "ClusterIP",

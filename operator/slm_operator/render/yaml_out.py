@@ -23,6 +23,8 @@ from typing import Any, ClassVar, Final
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from slm_operator.contract.kinds import SECRET
+
 STR_TAG: Final = "tag:yaml.org,2002:str"
 INT_TAG: Final = "tag:yaml.org,2002:int"
 BOOL_TAG: Final = "tag:yaml.org,2002:bool"
@@ -156,7 +158,7 @@ def to_node(value: Any, dumper: Any) -> Node:
 def _without_secret_values(obj: dict[str, Any]) -> dict[str, Any]:
     # Rendered Secrets carry no values; this is the second lock on the door, so that no key
     # can ever reach a terminal or a golden file even if one were added upstream.
-    if obj.get("kind") == "Secret" and obj.get("apiVersion") == "v1":
+    if obj.get("kind") == SECRET.kind and obj.get("apiVersion") == SECRET.api_version:
         return {k: v for k, v in obj.items() if k not in ("data", "stringData")}
     return obj
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from slm_operator.controller.reconcile import deployment_view
+from slm_operator.controller.observed import deployment_view
 
 
 def deployment(

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from slm_operator.contract.kinds import DEPLOYMENT, SECRET, SERVICE
 from slm_operator.controller.owner_index import OwnerIndex, model_key, pack, slim
-from slm_operator.render.kinds import DEPLOYMENT, SECRET, SERVICE
 
 
 def child(

@@ -7,6 +7,7 @@ import logging
 import kopf
 import pytest
 
+from slm_operator.contract.kinds import DEPLOYMENT, HPA, MANAGED_KINDS, SECRET, SERVICE_MONITOR
 from slm_operator.controller.handlers import (
     BUILT_IN_KINDS,
     OPTIONAL_KINDS,
@@ -19,7 +20,6 @@ from slm_operator.controller.kubeapi import collection_path, object_path
 from slm_operator.controller.metrics import OperatorMetrics
 from slm_operator.controller.run import configure_logging, parse_options
 from slm_operator.controller.settings import NoDiffBaseStorage, Timeouts, configure
-from slm_operator.render.kinds import DEPLOYMENT, HPA, MANAGED_KINDS, SECRET, SERVICE_MONITOR
 
 
 def test_defaults_serve_all_namespaces_standalone_with_metrics_on_9090(

@@ -14,15 +14,16 @@ import aiohttp
 import pytest
 from gateway_fakes import KEY, MODEL, FakeRuntime, bearer
 
+from slm_operator.contract.names import API_KEY_MOUNT_DIR, GATEWAY_PORT, METRICS_PORT
+from slm_operator.contract.runtime import Engine
 from slm_operator.gateway.cli import build_arg_parser, config_from_args, env_name, main
 from slm_operator.gateway.config import Address, GatewayConfig, GatewayConfigError
-from slm_operator.render.names import API_KEY_MOUNT_DIR, GATEWAY_PORT, METRICS_PORT
 
 pytestmark = pytest.mark.timeout(30)
 
 LISTENING = re.compile(rb"on 127\.0\.0\.1:(\d+) \(metrics on 127\.0\.0\.1:(\d+)\)")
 
-# The command line the renderer writes into the Deployment (render/containers.py); the rendered one
+# The command line the renderer writes into the Deployment (render/gateway_sidecar.py); the rendered one
 # itself is checked in tests/unit/test_rendered_gateway_command.py.
 RENDERED_VLLM = (
     "--upstream http://127.0.0.1:8001 --runtime vllm --model phi-4-mini "
@@ -62,6 +63,22 @@ def test_the_rendered_ollama_command_line_without_auth() -> None:
     assert config.runtime == "ollama"
     assert config.upstream == "http://127.0.0.1:11434"
     assert not config.auth_enabled
+
+
+def test_the_runtime_is_stored_as_the_engine_the_renderer_names() -> None:
+    assert parse(RENDERED_VLLM).runtime is Engine.VLLM
+    assert parse(RENDERED_OLLAMA).runtime is Engine.OLLAMA
+
+
+def test_an_unknown_runtime_is_refused_with_the_choices(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        parse(BARE.replace("vllm", "tgi") + " --no-auth")
+    assert "--runtime: invalid choice: 'tgi' (choose from 'vllm', 'ollama')" in capsys.readouterr().err
+    # The environment is not checked by argparse; the configuration refuses it the same way.
+    with pytest.raises(
+        GatewayConfigError, match=re.escape("--runtime: expected one of vllm, ollama, got 'tgi'")
+    ):
+        parse("--upstream http://127.0.0.1:1 --model m --no-auth", {"SLM_GATEWAY_RUNTIME": "tgi"})
 
 
 def test_defaults() -> None:

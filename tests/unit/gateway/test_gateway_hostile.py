@@ -10,10 +10,8 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from aiohttp import web
 from gateway_fakes import KEY, MODEL, FakeRuntime, StartGateway, bearer, sample, wait_for, write_key_file
 
-from slm_operator.gateway.connections import ConnectionEvents, ConnectionLimits, GuardedServer
 from slm_operator.gateway.server import RunningGateway
 
 pytestmark = pytest.mark.timeout(30)
@@ -166,26 +164,19 @@ class RecordingTransport(asyncio.Transport):
         pass
 
 
-async def test_bytes_arriving_with_the_connection_start_the_header_timer() -> None:
-    # With uvloop the first bytes can be delivered in the same loop iteration as the connection,
-    # before aiohttp's request loop has run once; they must start the header timer all the same.
-    dropped: list[str] = []
-
-    async def never(_: web.BaseRequest) -> web.StreamResponse:
-        raise AssertionError("no request head is ever complete")
-
-    server = GuardedServer(
-        never,
-        limits=ConnectionLimits(header_timeout=0.3, idle_timeout=30.0, max_connections=10),
-        events=ConnectionEvents(rejected=lambda _: None, dropped=dropped.append),
-    )
+async def test_bytes_arriving_with_the_connection_start_the_header_timer(
+    vllm: FakeRuntime, start: StartGateway
+) -> None:
+    # With uvloop the first bytes can be delivered in the same loop iteration as the connection;
+    # they must start the header timer all the same. The API port's protocol is driven by hand.
+    gateway = await start(vllm, header_timeout=0.3, idle_timeout=30.0)
     transport = RecordingTransport()
-    connection = server()
+    connection = gateway.api_server.protocol()
     connection.connection_made(transport)
     connection.data_received(b"GET /v1/models HTTP/1.1\r\nX-Slow: ")  # before any await
     async with asyncio.timeout(3):
         await transport.closed.wait()
-    assert dropped == ["header_timeout"]
+    assert sample(gateway, "slm_gateway_connections_dropped_total", model=MODEL, reason="header_timeout") == 1
     connection.connection_lost(None)
     await asyncio.sleep(0)
 

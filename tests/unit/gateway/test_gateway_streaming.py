@@ -8,7 +8,7 @@ import socket
 
 import aiohttp
 import pytest
-from gateway_fakes import MODEL, FakeRuntime, StartGateway, bearer, sample, wait_for
+from gateway_fakes import KEY, MODEL, FakeRuntime, StartGateway, bearer, sample, wait_for
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -341,3 +341,35 @@ async def test_a_large_answer_is_relayed_as_it_arrives_with_bounded_memory(
         vllm.big_gate.set()
         received += len(await response.read())
     assert received == vllm.big_answer
+
+
+async def test_a_client_that_does_not_read_holds_the_runtime_back(
+    vllm: FakeRuntime, start: StartGateway
+) -> None:
+    # Flow control: while the client reads nothing, the gateway stops reading from the runtime
+    # once its write buffer to the client is full, instead of buffering the whole answer.
+    size = 32 * 1024 * 1024
+    vllm.big_answer = size
+    vllm.big_gate.set()
+    gateway = await start(vllm)
+    body = json.dumps({"model": MODEL, "input": "x"}).encode()
+    reader, writer = await asyncio.open_connection(gateway.api.host, gateway.api.port)
+    try:
+        writer.write(
+            (
+                f"POST /v1/embeddings HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer {KEY}\r\n"
+                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+            ).encode()
+            + body
+        )
+        await writer.drain()
+        await asyncio.wait_for(vllm.first_chunk_sent.wait(), 5)
+        await asyncio.sleep(1.0)  # the runtime has had ample time to send everything
+        [connection] = gateway.api_server.connections
+        assert connection.transport is not None
+        assert connection.transport.get_write_buffer_size() <= 1024 * 1024
+        async with asyncio.timeout(15):
+            received = len(await reader.read())
+    finally:
+        writer.close()
+    assert received > size  # the head and the whole body arrived in the end

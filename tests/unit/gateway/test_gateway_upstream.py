@@ -1,4 +1,6 @@
-"""The runtime client on its own, against a raw TCP server that sends exactly the bytes a test wants."""
+"""The runtime client on its own, against a raw TCP server that sends exactly the bytes a test wants.
+
+The client hands the answer to a sink by callbacks; the tests use one that records them."""
 
 from __future__ import annotations
 
@@ -8,9 +10,8 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 from gateway_fakes import StartGateway, bearer
-from multidict import CIMultiDict
 
-from slm_operator.gateway.upstream import UpstreamError, UpstreamPool
+from slm_operator.gateway.upstream import IDEMPOTENT, UpstreamConnection, UpstreamPool
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -70,18 +71,83 @@ def pool_for(server: RawServer, timeout: float = 2.0) -> UpstreamPool:
     return UpstreamPool(f"http://127.0.0.1:{server.port}", timeout=timeout)
 
 
+class Sink:
+    """Records what the client hands over; ``hold`` pauses reading while that much is unread."""
+
+    def __init__(self, hold: int = 0) -> None:
+        self.upstream_conn: UpstreamConnection | None = None
+        self.upstream_task: asyncio.Task[None] | None = None
+        self.status = 0
+        self.headers: dict[bytes, bytes] = {}
+        self.length: int | None = None
+        self.pieces: list[bytes] = []
+        self.unread = 0
+        self.most_unread = 0
+        self.hold = hold
+        self.failed: str | None = None
+        self.done = asyncio.Event()
+
+    def upstream_head(
+        self, status: int, reason: bytes, headers: list[tuple[bytes, bytes]], length: int | None
+    ) -> None:
+        self.status = status
+        self.headers = {name.lower(): value for name, value in headers}
+        self.length = length
+
+    def upstream_body(self, data: bytes) -> None:
+        self.pieces.append(data)
+        self.unread += len(data)
+        self.most_unread = max(self.most_unread, self.unread)
+        if self.hold and self.unread >= self.hold and self.upstream_conn is not None:
+            self.upstream_conn.pause()
+
+    def upstream_flush(self) -> None:
+        pass
+
+    def upstream_end(self) -> None:
+        self.done.set()
+
+    def upstream_failed(self, kind: str) -> None:
+        self.failed = kind
+        self.done.set()
+
+    @property
+    def body(self) -> bytes:
+        return b"".join(self.pieces)
+
+
+async def exchange(
+    pool: UpstreamPool, method: bytes, target: bytes, body: bytes | None = None, headers: bytes = b""
+) -> Sink:
+    """Send one request and wait for its whole answer (or its failure)."""
+    sink = Sink()
+    send(pool, sink, method, target, body, headers)
+    async with asyncio.timeout(5):
+        await sink.done.wait()
+    return sink
+
+
+def send(
+    pool: UpstreamPool, sink: Sink, method: bytes, target: bytes, body: bytes | None, headers: bytes = b""
+) -> None:
+    head = pool.request_line(method, target) + headers
+    payload = head + (b"Content-Length: %d\r\n\r\n" % len(body) + body if body is not None else b"\r\n")
+    pool.send(payload, sink, idempotent=method in IDEMPOTENT)
+
+
 JSON_REPLY = b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 12\r\n\r\n{"ok": true}'
 
 
 async def test_request_bytes_and_keep_alive_reuse(server: RawServer) -> None:
     server.replies = [JSON_REPLY, JSON_REPLY]
     pool = pool_for(server)
-    headers = CIMultiDict({"Content-Type": "application/json", "X-Request-Id": "r1"})
+    headers = b"Content-Type: application/json\r\nX-Request-Id: r1\r\n"
     for _ in range(2):
-        response = await pool.request("POST", "/v1/completions?x=1", headers, b'{"a":1}')
-        assert response.status == 200
-        assert response.content_type == "application/json"
-        assert await response.read() == b'{"ok": true}'
+        answer = await exchange(pool, b"POST", b"/v1/completions?x=1", b'{"a":1}', headers)
+        assert answer.status == 200
+        assert answer.headers[b"content-type"] == b"application/json"
+        assert answer.length == 12
+        assert answer.body == b'{"ok": true}'
     assert server.connections == 1  # the second request reused the first connection
     assert server.requests[0] == (
         b"POST /v1/completions?x=1 HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
@@ -94,8 +160,7 @@ async def test_request_bytes_and_keep_alive_reuse(server: RawServer) -> None:
 async def test_get_has_no_body_and_no_length(server: RawServer) -> None:
     server.replies = [JSON_REPLY]
     pool = pool_for(server)
-    response = await pool.request("GET", "/v1/models", CIMultiDict(), None)
-    await response.read()
+    await exchange(pool, b"GET", b"/v1/models")
     assert b"Content-Length" not in server.requests[0]
     pool.close()
 
@@ -107,10 +172,10 @@ async def test_chunked_body_arrives_chunk_by_chunk(server: RawServer) -> None:
         b"6\r\ndata: \r\n3;ext=1\r\nabc\r\n0\r\nX-Trailer: t\r\n\r\n"
     ]
     pool = pool_for(server)
-    response = await pool.request("POST", "/v1/chat/completions", CIMultiDict(), b"{}")
-    assert response.content_type == "text/event-stream"
-    assert [await response.next_chunk() for _ in range(3)] == [b"data: ", b"abc", b""]
-    assert "Transfer-Encoding" in response.headers
+    answer = await exchange(pool, b"POST", b"/v1/chat/completions", b"{}")
+    assert answer.length is None  # chunked: no length known in advance
+    assert answer.pieces == [b"data: ", b"abc"]  # framing, extensions and trailers removed
+    assert b"transfer-encoding" in answer.headers
     pool.close()
 
 
@@ -118,16 +183,18 @@ async def test_a_body_delimited_by_close(server: RawServer) -> None:
     server.replies = [b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nall of it"]
     server.close_after_reply = True
     pool = pool_for(server)
-    response = await pool.request("GET", "/v1/models", CIMultiDict(), None)
-    assert await response.read() == b"all of it"
+    answer = await exchange(pool, b"GET", b"/v1/models")
+    assert answer.failed is None
+    assert answer.body == b"all of it"
     pool.close()
 
 
 async def test_interim_1xx_answers_are_skipped(server: RawServer) -> None:
     server.replies = [b"HTTP/1.1 100 Continue\r\n\r\n" + JSON_REPLY]
     pool = pool_for(server)
-    response = await pool.request("POST", "/v1/completions", CIMultiDict(), b"{}")
-    assert response.status == 200
+    answer = await exchange(pool, b"POST", b"/v1/completions", b"{}")
+    assert answer.status == 200
+    assert answer.body == b'{"ok": true}'
     pool.close()
 
 
@@ -136,9 +203,8 @@ async def test_a_closed_keep_alive_connection_is_retried_once(server: RawServer)
     # (the race of an idle timeout); the request goes again on a fresh connection.
     server.replies = [JSON_REPLY, None, JSON_REPLY]
     pool = pool_for(server)
-    first = await pool.request("GET", "/v1/models", CIMultiDict(), None)
-    await first.read()
-    second = await pool.request("GET", "/v1/models", CIMultiDict(), None)
+    await exchange(pool, b"GET", b"/v1/models")
+    second = await exchange(pool, b"GET", b"/v1/models")
     assert second.status == 200
     assert server.connections == 2
     assert len(server.requests) == 3
@@ -150,11 +216,9 @@ async def test_a_post_is_never_sent_twice(server: RawServer) -> None:
     # answer: it may have started generating, so the POST must not go again.
     server.replies = [JSON_REPLY, None, JSON_REPLY]
     pool = pool_for(server)
-    first = await pool.request("POST", "/v1/chat/completions", CIMultiDict(), b"{}")
-    await first.read()
-    with pytest.raises(UpstreamError) as caught:
-        await pool.request("POST", "/v1/chat/completions", CIMultiDict(), b'{"n": 2}')
-    assert caught.value.kind == "disconnected"
+    await exchange(pool, b"POST", b"/v1/chat/completions", b"{}")
+    second = await exchange(pool, b"POST", b"/v1/chat/completions", b'{"n": 2}')
+    assert second.failed == "disconnected"
     assert len(server.requests) == 2
     assert server.connections == 1
     pool.close()
@@ -176,10 +240,10 @@ async def test_through_the_gateway_a_post_reaches_the_runtime_once(
     assert bodies == [b'{"n": 0}', b'{"n": 1}']
 
 
-async def test_a_chunk_larger_than_a_piece_is_handed_out_in_pieces(server: RawServer) -> None:
-    # A runtime's chunk can be any size; the client hands it out 64 KiB at a time at most.
-    piece_bytes = 64 * 1024
-    size = 3 * piece_bytes + 5
+async def test_a_large_chunk_is_handed_on_as_it_arrives(server: RawServer) -> None:
+    # A runtime's chunk can be any size; the client hands on each read's part of it at once
+    # rather than collecting the whole chunk.
+    size = 4 * 1024 * 1024
     server.replies = [
         b"HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\nTransfer-Encoding: chunked\r\n\r\n"
         + f"{size:x}\r\n".encode()
@@ -187,13 +251,11 @@ async def test_a_chunk_larger_than_a_piece_is_handed_out_in_pieces(server: RawSe
         + b"\r\n2\r\nyz\r\n0\r\n\r\n"
     ]
     pool = pool_for(server)
-    response = await pool.request("POST", "/api/chat", CIMultiDict(), b"{}")
-    assert response.length is None
-    pieces = []
-    while piece := await response.next_chunk():
-        pieces.append(piece)
-    assert [len(p) for p in pieces] == [piece_bytes, piece_bytes, piece_bytes, 5, 2]
-    assert b"".join(pieces) == b"x" * size + b"yz"
+    answer = await exchange(pool, b"POST", b"/api/chat", b"{}")
+    assert answer.length is None
+    assert len(answer.pieces) > 2
+    assert max(len(piece) for piece in answer.pieces) <= 256 * 1024  # one read at most
+    assert answer.body == b"x" * size + b"yz"
     pool.close()
 
 
@@ -204,25 +266,25 @@ async def test_a_large_answer_read_slowly_stays_bounded_in_memory(server: RawSer
         + b" " * size
     ]
     pool = pool_for(server)
-    response = await pool.request("POST", "/v1/embeddings", CIMultiDict(), b"{}")
-    received = len(await response.next_chunk())
-    most = 0
-    while piece := await response.next_chunk():
-        received += len(piece)
-        most = max(most, response.buffered())
-        await asyncio.sleep(0)  # a client slower than the runtime: the runtime must wait
-    assert received == size
-    # Reading from the runtime paused: never more than a few pieces held, not the 16 MiB.
-    assert most <= 1024 * 1024, most
+    sink = Sink(hold=256 * 1024)  # a client slower than the runtime: the sink pauses reading
+    send(pool, sink, b"POST", b"/v1/embeddings", b"{}")
+    async with asyncio.timeout(10):
+        while not sink.done.is_set():
+            await asyncio.sleep(0.001)
+            sink.unread = 0  # the client took what was handed on
+            if sink.upstream_conn is not None:
+                sink.upstream_conn.resume()
+    assert len(sink.body) == size
+    # Reading from the runtime paused: never more than the hold and one read, not the 16 MiB.
+    assert sink.most_unread <= 256 * 1024 + 256 * 1024, sink.most_unread
     pool.close()
 
 
 async def test_a_fresh_connection_that_closes_is_an_error(server: RawServer) -> None:
     server.replies = [None]
     pool = pool_for(server)
-    with pytest.raises(UpstreamError) as caught:
-        await pool.request("GET", "/v1/models", CIMultiDict(), None)
-    assert caught.value.kind == "disconnected"
+    answer = await exchange(pool, b"GET", b"/v1/models")
+    assert answer.failed == "disconnected"
     assert server.connections == 1  # not retried: nothing was reused
 
 
@@ -234,17 +296,15 @@ async def test_a_fresh_connection_that_closes_is_an_error(server: RawServer) -> 
 async def test_garbage_is_an_error(reply: bytes, server: RawServer) -> None:
     server.replies = [reply]
     pool = pool_for(server)
-    with pytest.raises(UpstreamError) as caught:
-        await pool.request("GET", "/v1/models", CIMultiDict(), None)
-    assert caught.value.kind == "disconnected"
+    answer = await exchange(pool, b"GET", b"/v1/models")
+    assert answer.failed == "disconnected"
 
 
 async def test_silence_is_a_timeout(server: RawServer) -> None:
     server.replies = [b"HTTP/1.1 200 OK\r\n"]  # half a head, then nothing
     pool = pool_for(server, timeout=0.2)
-    with pytest.raises(UpstreamError) as caught:
-        await pool.request("GET", "/v1/models", CIMultiDict(), None)
-    assert caught.value.kind == "timeout"
+    answer = await exchange(pool, b"GET", b"/v1/models")
+    assert answer.failed == "timeout"
 
 
 async def test_nothing_listening_is_a_connect_error() -> None:
@@ -252,18 +312,17 @@ async def test_nothing_listening_is_a_connect_error() -> None:
     await raw.start()
     await raw.stop()  # the port is now closed
     pool = pool_for(raw)
-    with pytest.raises(UpstreamError) as caught:
-        await pool.request("GET", "/v1/models", CIMultiDict(), None)
-    assert caught.value.kind == "connect"
+    answer = await exchange(pool, b"GET", b"/v1/models")
+    assert answer.failed == "connect"
 
 
 async def test_a_body_cut_short_is_an_error(server: RawServer) -> None:
     server.replies = [b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort"]
     server.close_after_reply = True
     pool = pool_for(server)
-    response = await pool.request("GET", "/v1/models", CIMultiDict(), None)
-    with pytest.raises(UpstreamError):
-        await response.read()
+    answer = await exchange(pool, b"GET", b"/v1/models")
+    assert answer.pieces == [b"short"]
+    assert answer.failed == "disconnected"
 
 
 def test_only_plain_http() -> None:
@@ -279,15 +338,9 @@ async def test_expired_idle_connections_are_retired(
     clock = [1000.0]
     monkeypatch.setattr("slm_operator.gateway.upstream.time.monotonic", lambda: clock[0])
     # Two requests at once open two connections; both go back to the pool.
-    first, second = await asyncio.gather(
-        pool.request("GET", "/v1/models", CIMultiDict(), None),
-        pool.request("GET", "/v1/models", CIMultiDict(), None),
-    )
-    await first.read()
-    await second.read()
+    await asyncio.gather(exchange(pool, b"GET", b"/v1/models"), exchange(pool, b"GET", b"/v1/models"))
     assert server.connections == 2
     clock[0] += 10  # both are now older than the idle limit
-    third = await pool.request("GET", "/v1/models", CIMultiDict(), None)
-    await third.read()
+    await exchange(pool, b"GET", b"/v1/models")
     assert server.connections == 3  # the expired ones were not reused
     pool.close()
