@@ -5,8 +5,9 @@ pass with nothing to do makes no request at all. Every child is written with ser
 (one field manager, force) and only when it differs from the live object in a field we manage;
 the generated API-key Secret is created once and never rewritten; objects the model does not
 own are reported, never touched. A desired child the watches have not seen may still exist
-without our labels (a same-named object of someone else's): it is read with one GET before
-anything is applied, since applying would take it over.
+without our labels (a same-named object of someone else's), and applying over it would take it
+over: such a child is created by an apply that only creates (:func:`_apply_if_absent`), and read
+with a GET only when something of its name turns out to exist.
 """
 
 from __future__ import annotations
@@ -37,6 +38,9 @@ log = logging.getLogger(__name__)
 # weights; the generated API key may already be in clients' hands. Everything else (HPA, PDB,
 # the Modelfile ConfigMap, monitoring objects) is configuration and is pruned.
 RETAINED_KINDS: frozenset[ManagedKind] = frozenset({PVC, SECRET})
+
+# A resourceVersion no object has: the largest etcd revision (an int64), never reached.
+NO_VERSION = str(2**63 - 1)
 
 
 @dataclass(frozen=True)
@@ -111,9 +115,18 @@ def reconcile_children(
             live = existing.get(kind, {}).get(child_name)
             generated = _is_generated_secret(rendered)
             if live is None and not generated:
-                # The watches see only labelled objects: an unlabelled same-named one may exist.
+                created = _apply_if_absent(api, kind, namespace, prepare_child(rendered, model))
+                if created is not None:
+                    report.written.append(Write(kind.kind, child_name))
+                    report.applied.append((kind, created))
+                    report.live[(kind.kind, child_name)] = created
+                    log.debug("created %s/%s", namespace, label)
+                    continue
+                # Something of that name exists that the watches never showed: read it.
                 report.reads += 1
                 live = api.get(kind, namespace, child_name)
+                if live is None:  # gone again meanwhile: the next pass creates it
+                    raise TransientApiError(409, "it was deleted while being created")
             if live is not None and not is_owned_by(live, uid):
                 report.foreign.append(label)
                 continue
@@ -179,6 +192,28 @@ def _prune(
             report.written.append(Write(kind.kind, child_name, deleted=True))
             report.deleted.append((kind, child_name, str(item["metadata"]["uid"])))
             log.debug("deleted %s/%s (no longer desired)", namespace, label)
+
+
+def _apply_if_absent(
+    api: KubeApi, kind: ManagedKind, namespace: str, child: Mapping[str, Any]
+) -> dict[str, Any] | None:
+    """Create a child the watches have never seen by server-side apply, unless one exists.
+
+    The watches see only labelled objects, so an unlabelled same-named one (someone else's)
+    may exist, and applying over it would take it over. The apply therefore carries a
+    ``metadata.resourceVersion`` no object can have (:data:`NO_VERSION`): the API server
+    creates an absent object regardless (and the version is not a managed field), while for an
+    existing object it is a precondition that fails with 409 Conflict, changing nothing. Only
+    then is the object read (by the caller). So the usual new child costs one request, not a
+    GET and an apply; later applies (without the version) own exactly what this one owned.
+    ``None`` when something of that name exists.
+    """
+    body = dict(child)
+    body["metadata"] = {**child["metadata"], "resourceVersion": NO_VERSION}
+    try:
+        return api.apply(kind, namespace, str(child["metadata"]["name"]), body)
+    except ConflictError:
+        return None
 
 
 def _is_generated_secret(rendered: Mapping[str, Any]) -> bool:

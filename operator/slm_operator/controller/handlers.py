@@ -8,13 +8,18 @@ deleted while the operator is down would hang in Terminating). Instead:
 
 * every managed kind is watched with our label selector and indexed by owner
   (:mod:`slm_operator.controller.owner_index`), so a reconcile reads nothing it already knows;
+  the children and the models' pods by lean streams of our own
+  (:mod:`slm_operator.controller.watching`: kopf's per-event machinery is made for objects it
+  handles, and cost most of the operator's CPU on thousands of children); a kind of an optional
+  CRD is streamed while its CRD exists;
 * an event on a model (new, or a new ``generation``) or on one of its children enqueues the
   model in one :class:`~slm_operator.controller.workqueue.WorkQueue` (deduplicated, per-model
   exponential backoff); an event that only echoes our own write enqueues nothing;
 * one resync loop enqueues every model now and then (the safety net; it costs no request when
   nothing drifted);
 * a fixed number of workers run :func:`reconcile_model` in a thread, then patch the model's
-  ``status`` subresource and post transition Events themselves.
+  ``status`` subresource and post transition Events themselves; they start once every stream
+  has listed its objects, so no reconcile works from a half-filled index.
 
 A deleted model is forgotten at once. A finalizer or kopf annotation an older version of the
 operator left on a model is removed the first time the model is seen.
@@ -25,9 +30,10 @@ from __future__ import annotations
 import asyncio
 import copy
 import datetime
+import functools
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,31 +41,42 @@ import kopf
 
 from slm_operator.api.config import OperatorConfig
 from slm_operator.api.spec import API_GROUP, API_VERSION, PLURAL
-from slm_operator.contract.kinds import MANAGED_KINDS, ManagedKind
+from slm_operator.contract.kinds import DEPLOYMENT, MANAGED_KINDS, ManagedKind
 from slm_operator.contract.names import MODEL_LABEL
-from slm_operator.controller.kubeapi import ApiError, KubeApi, ModelResource, TransientApiError
+from slm_operator.controller.kubeapi import (
+    ApiError,
+    KubeApi,
+    ModelResource,
+    TransientApiError,
+    cluster_path,
+    collection_path,
+)
 from slm_operator.controller.metrics import OperatorMetrics
+from slm_operator.controller.observed import deployment_view
 from slm_operator.controller.owner_index import (
     Children,
     ModelKey,
     OwnerIndex,
-    Packed,
-    index_child,
     model_key,
     resource_version,
+    slim,
 )
 from slm_operator.controller.reconcile import Outcome, Result, reconcile_model
-from slm_operator.controller.settings import LEGACY_ANNOTATIONS, PEERING_NAME
+from slm_operator.controller.settings import LEGACY_ANNOTATIONS, MANAGED_BY_SELECTOR, PEERING_NAME
+from slm_operator.controller.watching import ApiSession, EventSink, WatchStream
 from slm_operator.controller.workqueue import ExponentialBackoff, WorkQueue
+from slm_operator.diagnosis import diagnose
 
 log = logging.getLogger(__name__)
 
 MODELS = ModelResource(f"{API_GROUP}/{API_VERSION}", PLURAL)
+PODS = ManagedKind("v1", "Pod", "pods")  # not a child: only its path is needed here
+CRDS = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
 
-
-def index_id(kind: ManagedKind) -> str:
-    """The kopf index of a kind (also the keyword kopf passes it to handlers under)."""
-    return f"slm_children_{kind.plural}"
+# Kinds every API server serves, streamed from the start; and kinds of optional CRDs, streamed
+# while their CRD exists.
+BUILT_IN_KINDS: tuple[ManagedKind, ...] = tuple(kind for kind in MANAGED_KINDS if not kind.optional_crd)
+OPTIONAL_KINDS: tuple[ManagedKind, ...] = tuple(kind for kind in MANAGED_KINDS if kind.optional_crd)
 
 
 @dataclass
@@ -71,6 +88,7 @@ class ControllerContext:
     metrics: OperatorMetrics
     resync_seconds: float = 300.0
     workers: int = 4
+    watch_timeout: int = 300  # seconds before the server ends a watch (it is re-opened at once)
     loop: asyncio.AbstractEventLoop | None = None  # the operator's loop, set when it starts
     index: OwnerIndex = field(default_factory=OwnerIndex)
     # Transient failures back off from 5 s to 2 min; refusals only a human can fix from 5 min
@@ -86,6 +104,11 @@ class ControllerContext:
     # reconcile's own writes are known (an echo of one of them needs no second pass).
     _deferred: dict[ModelKey, list[tuple[ManagedKind, dict[str, Any]]]] = field(default_factory=dict)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _session: ApiSession | None = None
+    _namespaces: tuple[str, ...] = ()
+    _unlisted: int = 0  # streams that have not finished their first listing
+    _optional: dict[ManagedKind, list[tuple[WatchStream, asyncio.Task[None]]]] = field(default_factory=dict)
+    _listed: asyncio.Event = field(default_factory=asyncio.Event)
 
     # -- models ----------------------------------------------------------------------------
 
@@ -131,7 +154,9 @@ class ControllerContext:
     # -- children --------------------------------------------------------------------------
 
     def child_changed(self, kind: ManagedKind, event_type: str | None, body: Mapping[str, Any]) -> None:
-        """A watch event on a child: enqueue its model unless it only echoes our own write."""
+        """A watch event on a child: enqueue its model unless it only echoes our own write, or
+        only changes a status the model's own status does not depend on."""
+        previous = self.index.indexed(kind, body) if event_type == "MODIFIED" else None
         self.index.observe(kind, event_type, body)
         if event_type is None:
             return  # the initial listing: every model is enqueued by its own listing event
@@ -140,44 +165,135 @@ class ControllerContext:
             return  # not (or no longer) a model we know: a deleted model's children going
         if self.index.is_echo(kind, body):
             return
+        if previous is not None and status_only_change(kind, previous.unpack(), body):
+            return
         if key in self.queue.processing:
             self._deferred.setdefault(key, []).append((kind, dict(body.get("metadata") or {})))
             return
         self.queue.add(key)
 
     def pod_changed(self, event_type: str | None, body: Mapping[str, Any]) -> None:
-        """A watch event on a model's pod: keep it, and look at the model again when it is
-        known (a pod that cannot be scheduled, pull its image or start changes what Ready says)."""
+        """A watch event on a model's pod: keep it, and look at the model again when it changes
+        what the pods say about the model (a pod that cannot be scheduled, pull its image or
+        start changes what Ready says). A pod that is created, scheduled, started and becomes
+        ready changes nothing there: the Deployment's own status, watched too, tells that."""
         meta = body.get("metadata") or {}
         model = (meta.get("labels") or {}).get(MODEL_LABEL)
         if not model or not meta.get("namespace"):
             return
         key: ModelKey = (str(meta["namespace"]), str(model))
         pods = self.pods.setdefault(key, {})
+        before = diagnose(list(pods.values()), None)
         if event_type == "DELETED":
             pods.pop(str(meta.get("name")), None)
             if not pods:
                 self.pods.pop(key, None)
         else:
             pods[str(meta.get("name"))] = _slim_pod(body)
-        if event_type is not None and key in self.models and key not in self.queue.processing:
+        if event_type is None or key not in self.models or key in self.queue.processing:
+            return
+        if diagnose(list(pods.values()), None) != before:
             self.queue.add(key)
 
     # -- workers ---------------------------------------------------------------------------
 
-    def start(self) -> None:
-        """Start the workers and the resync loop on the running loop."""
+    def start(self, *, watch_namespaces: Sequence[str] | None = None) -> None:
+        """Start the workers and the resync loop on the running loop, and the streams of the
+        children and pods: cluster-wide for ``()``, else in each of ``watch_namespaces``
+        (``None``: no streams; the caller feeds :meth:`child_changed` itself, as tests do)."""
         self.loop = asyncio.get_running_loop()
         self.metrics.queue_depth.set_function(lambda: len(self.queue))
+        streams = [] if watch_namespaces is None else self._streams(tuple(watch_namespaces))
+        self._unlisted = len(streams)
+        if not streams:
+            self._listed.set()
         self._tasks = [asyncio.create_task(self._work(), name=f"worker-{n}") for n in range(self.workers)]
         self._tasks.append(asyncio.create_task(self._resync(), name="resync"))
+        self._tasks += [asyncio.create_task(stream.run(), name=f"watch {stream.path}") for stream in streams]
+
+    def _streams(self, namespaces: tuple[str, ...]) -> list[WatchStream]:
+        self._session = ApiSession(self.api.configuration)
+        self._namespaces = namespaces
+        sinks: list[tuple[ManagedKind, EventSink]] = [
+            (kind, functools.partial(self.child_changed, kind)) for kind in BUILT_IN_KINDS
+        ]
+        sinks.append((PODS, self.pod_changed))
+        streams = [
+            stream for kind, sink in sinks for stream in self._kind_streams(kind, sink, self._one_listed)
+        ]
+        for kind in OPTIONAL_KINDS:
+            streams.append(
+                WatchStream(
+                    self._session,
+                    path=CRDS,
+                    label_selector="",
+                    field_selector=f"metadata.name={kind.plural}.{kind.group}",
+                    sink=functools.partial(self._crd_changed, kind),
+                    on_listed=self._one_listed,
+                    server_timeout=self.watch_timeout,
+                    client_timeout=self.watch_timeout + 30.0,
+                )
+            )
+        return streams
+
+    def _kind_streams(
+        self, kind: ManagedKind, sink: EventSink, on_listed: Callable[[], None]
+    ) -> list[WatchStream]:
+        assert self._session is not None
+        return [
+            WatchStream(
+                self._session,
+                path=collection_path(kind, namespace) if namespace else cluster_path(kind),
+                label_selector=MANAGED_BY_SELECTOR,
+                sink=sink,
+                on_listed=on_listed,
+                server_timeout=self.watch_timeout,
+                client_timeout=self.watch_timeout + 30.0,
+            )
+            for namespace in (self._namespaces or ("",))
+        ]
+
+    def _crd_changed(self, kind: ManagedKind, event_type: str | None, body: Mapping[str, Any]) -> None:
+        """The CRD of an optional kind appeared or went: start or stop streaming that kind.
+
+        A CRD present at start-up is seen in its stream's first listing, before that stream
+        counts as listed: the kind's own streams join the start-up gate, so the workers wait
+        for them too."""
+        del body
+        if event_type == "DELETED":
+            for stream, task in self._optional.pop(kind, []):
+                task.cancel()
+                stream.forget_all()  # its objects went with the CRD
+            log.info("stopped watching %s: its CRD is gone", kind.kind)
+            return
+        if kind in self._optional:
+            return
+        gated = not self._listed.is_set()
+        streams = self._kind_streams(
+            kind, functools.partial(self.child_changed, kind), self._one_listed if gated else _nothing
+        )
+        if gated:
+            self._unlisted += len(streams)
+        self._optional[kind] = [
+            (stream, asyncio.create_task(stream.run(), name=f"watch {stream.path}")) for stream in streams
+        ]
+        log.info("watching %s: its CRD is installed", kind.kind)
+
+    def _one_listed(self) -> None:
+        self._unlisted -= 1
+        if self._unlisted == 0:
+            log.info("every watched child and pod is listed; reconciling")
+            self._listed.set()
 
     async def stop(self) -> None:
-        for task in self._tasks:
+        tasks = self._tasks + [task for streams in self._optional.values() for _, task in streams]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._tasks = []
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._tasks, self._optional = [], {}
         self.queue.close()
+        if self._session is not None:
+            await self._session.close()
 
     async def _resync(self) -> None:
         while True:
@@ -186,6 +302,7 @@ class ControllerContext:
                 self.queue.add(key)
 
     async def _work(self) -> None:
+        await self._listed.wait()
         while True:
             key = await self.queue.get()
             try:
@@ -202,8 +319,9 @@ class ControllerContext:
         body = self.models.get(key)
         if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
             return
-        existing = self.index.children(key, self.index.sources.keys())
-        pods = [copy.deepcopy(pod) for pod in self.pods.get(key, {}).values()]
+        existing = self.index.children(key, MANAGED_KINDS)
+        # Read-only in the thread: the loop replaces a pod's entry, never changes one in place.
+        pods = list(self.pods.get(key, {}).values())
         started = time.monotonic()
         try:
             outcome, updated = await asyncio.to_thread(
@@ -285,6 +403,30 @@ class ControllerContext:
             log.info("%s/%s: %s; next try in %.1f s", *key, outcome.message, delay)
 
 
+def status_only_change(kind: ManagedKind, before: Mapping[str, Any], after: Mapping[str, Any]) -> bool:
+    """Whether a child changed only in a way no reconcile can act on: its ``status`` (written by
+    its own controller: the HPA's metrics, the PDB's healthy count, the Deployment's rollout)
+    and nothing else -- unless it is the Deployment and what the model reports of it changes.
+
+    ``before`` is the indexed (slimmed) version; anything else that differs -- spec, labels,
+    annotations, owners -- is a possible drift and gets a pass.
+    """
+    old, new = _without_status(before), _without_status(slim(after, kind=kind))
+    if old != new:
+        return False
+    if kind != DEPLOYMENT:
+        return True
+    return deployment_view(before) == deployment_view(after) and diagnose([], before) == diagnose([], after)
+
+
+def _without_status(obj: Mapping[str, Any]) -> dict[str, Any]:
+    plain = {key: value for key, value in obj.items() if key != "status"}
+    meta = plain.get("metadata")
+    if isinstance(meta, Mapping):
+        plain["metadata"] = {k: v for k, v in meta.items() if k not in ("resourceVersion", "managedFields")}
+    return plain
+
+
 def utc_now() -> str:
     """RFC 3339 with second precision and ``Z``, as Kubernetes writes times."""
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -352,13 +494,8 @@ def _slim_pod(body: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def register(registry: kopf.OperatorRegistry, ctx: ControllerContext) -> None:
-    """Register the watches on ``registry`` (closures over ``ctx``; no module-level state)."""
-
-    @kopf.on.startup(registry=registry)
-    async def attach_indices(**kwargs: Any) -> None:
-        # kopf hands its indices to every handler by id; keep the children's ones for workers.
-        for kind in MANAGED_KINDS:
-            ctx.index.attach(kind, kwargs[index_id(kind)])
+    """Register kopf's one watch, on the models, on ``registry`` (a closure over ``ctx``; no
+    module-level state); the children and pods are streamed by ``ctx`` itself."""
 
     @kopf.on.event(API_GROUP, API_VERSION, PLURAL, id="model", registry=registry)
     async def model_event(body: kopf.Body, patch: kopf.Patch, type: str | None = None, **_: Any) -> None:
@@ -374,23 +511,6 @@ def register(registry: kopf.OperatorRegistry, ctx: ControllerContext) -> None:
         if ctx.model_seen(body):
             ctx.queue.add((namespace, name))
 
-    for kind in MANAGED_KINDS:
-        _register_kind(registry, ctx, kind)
 
-    @kopf.on.event("v1", "pods", id="pods", registry=registry)
-    async def pod_event(body: kopf.Body, type: str | None = None, **_: Any) -> None:
-        ctx.pod_changed(type, body)
-
-
-def _register_kind(registry: kopf.OperatorRegistry, ctx: ControllerContext, kind: ManagedKind) -> None:
-    args = (kind.group, kind.version, kind.plural) if kind.group else (kind.version, kind.plural)
-
-    # Async, though it awaits nothing: kopf runs a sync handler in a thread pool, one hop per
-    # watch event of every child.
-    @kopf.index(*args, id=index_id(kind), registry=registry)
-    async def index(body: kopf.Body, **_: Any) -> dict[ModelKey, Packed]:
-        return index_child(body, kind=kind)
-
-    @kopf.on.event(*args, id=f"child-{kind.plural}", registry=registry)
-    async def child_event(body: kopf.Body, type: str | None = None, **_: Any) -> None:
-        ctx.child_changed(kind, type, body)
+def _nothing() -> None:
+    pass

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import kubernetes
 import urllib3
@@ -35,8 +35,6 @@ log = logging.getLogger(__name__)
 
 APPLY_PATCH = "application/apply-patch+yaml"
 MERGE_PATCH = "application/merge-patch+json"
-
-WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 class ApiError(Exception):
@@ -78,8 +76,14 @@ class KubeApi:
     # rare; a long cache keeps an idle operator from asking (a pod restart re-reads it at once).
     discovery_ttl: float = 900.0
     clock: Callable[[], float] = time.monotonic
+    # The server and credentials are read from the client's configuration at most this often.
+    # Reading them runs the configuration's refresh hook, which for a kubeconfig token re-sets
+    # the host and with it re-reads the proxy environment: most of a request's CPU when done
+    # for every request. A token that can expire is refreshed by that hook well before it does.
+    credentials_ttl: float = 30.0
     _discovery: dict[str, tuple[float, bool]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _target: tuple[float, str, dict[str, str]] | None = None  # (read at, server, auth headers)
 
     @classmethod
     def from_environment(cls, *, request_timeout: float = 30.0) -> KubeApi:
@@ -111,14 +115,9 @@ class KubeApi:
         content_type: str = "application/json",
     ) -> dict[str, Any] | None:
         """One request; the decoded JSON answer, ``None`` for 404; raises :class:`ApiError`."""
-        headers = {"Accept": "application/json", "Content-Type": content_type}
-        _, url, headers, _, _ = self.client.param_serialize(
-            method=method,
-            resource_path=path,
-            query_params=list((query or {}).items()),
-            header_params=headers,
-            auth_settings=["BearerToken"],
-        )
+        server, auth = self._server_and_auth()
+        headers = {"Accept": "application/json", "Content-Type": content_type, **auth}
+        url = f"{server}{path}?{urlencode(query)}" if query else f"{server}{path}"
         try:
             # The REST layer JSON-encodes dict bodies for JSON and YAML content types alike
             # (JSON is valid YAML, so an apply patch goes out as JSON).
@@ -147,6 +146,20 @@ class KubeApi:
             raise TransientApiError(status, message)
         log.error("%s %s: HTTP %d: %s", method, path, status, message)
         raise ApiError(status, message)
+
+    def _server_and_auth(self) -> tuple[str, dict[str, str]]:
+        """The server URL and the auth headers of the client's configuration, re-read every
+        :attr:`credentials_ttl` seconds (a client certificate is the connection pool's)."""
+        target = self._target
+        now = self.clock()
+        if target is None or now - target[0] >= self.credentials_ttl:
+            configuration = self.client.configuration
+            token = configuration.get_api_key_with_prefix("BearerToken")
+            auth = {"Authorization": token} if token else {}
+            auth["User-Agent"] = str(self.client.user_agent)
+            target = (now, str(configuration.host).rstrip("/"), auth)
+            self._target = target
+        return target[1], target[2]
 
     # -- objects ---------------------------------------------------------------------------
 
@@ -270,6 +283,12 @@ def collection_path(kind: ManagedKind, namespace: str) -> str:
     """``/api/v1/namespaces/ns/services`` or ``/apis/apps/v1/namespaces/ns/deployments``."""
     prefix = f"/apis/{kind.api_version}" if kind.group else f"/api/{kind.api_version}"
     return f"{prefix}/namespaces/{quote(namespace, safe='')}/{kind.plural}"
+
+
+def cluster_path(kind: ManagedKind) -> str:
+    """The kind in every namespace: ``/api/v1/services``, ``/apis/apps/v1/deployments``."""
+    prefix = f"/apis/{kind.api_version}" if kind.group else f"/api/{kind.api_version}"
+    return f"{prefix}/{kind.plural}"
 
 
 def object_path(kind: ManagedKind, namespace: str, name: str) -> str:

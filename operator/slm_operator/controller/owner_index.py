@@ -1,8 +1,8 @@
 """What the operator's watches have seen of every model's children, by model.
 
 The operator watches each managed kind with its ``managed-by`` label selector anyway (to notice
-drift); kopf keeps one index per kind, filled by :func:`index_child` from those same watches, so
-a reconcile answers "what exists, and what differs" from memory instead of listing 8 kinds per
+drift); every event of those watches is filed here by model (:meth:`OwnerIndex.observe`), so a
+reconcile answers "what exists, and what differs" from memory instead of listing 8 kinds per
 model. Entries are slimmed (:func:`slim`: no ``managedFields``, no Secret data) and kept as
 compact JSON (:class:`Packed`: a few KiB for a Deployment instead of tens of KiB of nested
 dicts), so 9 children of 1000 models fit in a small heap; a reconcile unpacks its model's.
@@ -13,7 +13,7 @@ watch has caught up, so a reconcile right after a write sees what it wrote, and 
 that only echoes our own write is recognised (:meth:`OwnerIndex.is_echo`) and does not
 schedule another reconcile.
 
-Every method runs on the operator's event loop (kopf's indices are updated there); a reconcile
+Every method runs on the operator's event loop (the watches deliver their events there); a reconcile
 running in a worker thread gets a plain snapshot taken on the loop (:meth:`OwnerIndex.children`).
 """
 
@@ -45,9 +45,6 @@ class Packed:
         value: dict[str, Any] = json.loads(self.data)
         return value
 
-
-# What a kopf index looks like from a handler: key -> a collection of indexed values.
-IndexSource = Mapping[ModelKey, Iterable[Packed]]
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 
@@ -93,12 +90,6 @@ def slim(body: Mapping[str, Any], *, kind: ManagedKind) -> dict[str, Any]:
     return plain
 
 
-def index_child(body: Mapping[str, Any], *, kind: ManagedKind) -> dict[ModelKey, Packed]:
-    """The kopf index function's answer for one child: ``{model key: packed slim object}``."""
-    key = model_key(body)
-    return {} if key is None else {key: pack(slim(body, kind=kind))}
-
-
 def pack(obj: Mapping[str, Any]) -> Packed:
     meta = obj.get("metadata") or {}
     return Packed(
@@ -119,22 +110,17 @@ def resource_version(obj: Mapping[str, Any]) -> int | None:
 
 @dataclass
 class OwnerIndex:
-    """The children of every model: kopf's per-kind indices plus our writes not yet watched."""
+    """The children of every model, from the watches, plus our writes not yet watched."""
 
-    sources: dict[ManagedKind, IndexSource] = field(default_factory=dict)
+    # kind -> model -> child name -> packed object; and which model each object is filed under
+    # (so an object whose owner or label changes moves, and a deleted one is found).
+    _store: dict[ManagedKind, dict[ModelKey, dict[str, Packed]]] = field(default_factory=dict)
+    _owners: dict[ObjectKey, ModelKey] = field(default_factory=dict)
     # Our writes the watch has not shown yet, the version each of our last writes returned (to
     # recognise its echo), and the uids we deleted and the watch has not reported gone yet.
     _written: dict[ObjectKey, dict[str, Any]] = field(default_factory=dict)
     _versions: dict[ObjectKey, tuple[ModelKey, int | None]] = field(default_factory=dict)
     _deleted: dict[ObjectKey, str] = field(default_factory=dict)
-
-    def attach(self, kind: ManagedKind, source: IndexSource) -> None:
-        """Read ``kind`` from ``source`` (kopf's index for that kind, handed to handlers)."""
-        self.sources[kind] = source
-
-    @property
-    def attached(self) -> bool:
-        return bool(self.sources)
 
     def record_write(self, kind: ManagedKind, obj: Mapping[str, Any]) -> None:
         """Remember the server's answer to our create/apply (until the watch shows it)."""
@@ -158,16 +144,36 @@ class OwnerIndex:
         self._deleted[key] = uid
 
     def observe(self, kind: ManagedKind, event_type: str | None, body: Mapping[str, Any]) -> None:
-        """A watch event: drop what it supersedes from our own records."""
+        """A watch event (``None``: from the initial listing): file the object under its model,
+        or drop it when deleted, and drop what it supersedes from our own records.
+
+        An object being deleted (``deletionTimestamp``) is dropped at once: it is going.
+        """
         meta = body.get("metadata") or {}
         key = (kind, str(meta.get("namespace")), str(meta.get("name")))
+        self._unfile(key)
+        owner = model_key(body)
+        if event_type != "DELETED" and not meta.get("deletionTimestamp") and owner is not None:
+            self._store.setdefault(kind, {}).setdefault(owner, {})[key[2]] = pack(slim(body, kind=kind))
+            self._owners[key] = owner
         written = self._written.get(key)
         if written is not None and not _older(body, written):
             del self._written[key]
         if event_type == "DELETED":
             self._versions.pop(key, None)
-            if self._deleted.get(key) == meta.get("uid"):
+            if key in self._deleted and self._deleted[key] == meta.get("uid"):
                 del self._deleted[key]
+
+    def _unfile(self, key: ObjectKey) -> None:
+        owner = self._owners.pop(key, None)
+        if owner is None:
+            return
+        by_model = self._store.get(key[0], {})
+        filed = by_model.get(owner)
+        if filed is not None:
+            filed.pop(key[2], None)
+            if not filed:
+                del by_model[owner]
 
     def is_echo(self, kind: ManagedKind, body: Mapping[str, Any]) -> bool:
         """Whether a watch event shows exactly the version our own last write returned."""
@@ -184,10 +190,9 @@ class OwnerIndex:
         namespace, _ = key
         result: Children = {}
         for kind in kinds:
-            found: dict[str, dict[str, Any]] = {}
-            source = self.sources.get(kind)
-            for packed in source.get(key, ()) if source is not None else ():
-                found[packed.name] = packed.unpack()
+            found: dict[str, dict[str, Any]] = {
+                name: packed.unpack() for name, packed in self._store.get(kind, {}).get(key, {}).items()
+            }
             for (written_kind, written_ns, name), obj in self._written.items():
                 if written_kind != kind or written_ns != namespace or model_key(obj) != key:
                     continue
@@ -210,18 +215,21 @@ class OwnerIndex:
         """Our writes the watches have not shown yet (for tests and the benchmark)."""
         return len(self._written)
 
+    def indexed(self, kind: ManagedKind, body: Mapping[str, Any]) -> Packed | None:
+        """The version of this object the watches showed last (``None`` if none)."""
+        meta = body.get("metadata") or {}
+        key = (kind, str(meta.get("namespace")), str(meta.get("name")))
+        owner = self._owners.get(key)
+        return None if owner is None else self._indexed(kind, owner, key[2])
+
     def _indexed(self, kind: ManagedKind, owner: ModelKey, name: str) -> Packed | None:
-        source = self.sources.get(kind)
-        for packed in source.get(owner, ()) if source is not None else ():
-            if packed.name == name:
-                return packed
-        return None
+        return self._store.get(kind, {}).get(owner, {}).get(name)
 
     def sizes(self) -> dict[str, int]:
         """Entries per kind (for tests and the benchmark)."""
         return {
-            kind.kind: sum(len(list(values)) for values in source.values())
-            for kind, source in self.sources.items()
+            kind.kind: sum(len(children) for children in by_model.values())
+            for kind, by_model in self._store.items()
         }
 
 

@@ -177,6 +177,7 @@ def build_operator(
         metrics=OperatorMetrics(),
         resync_seconds=options.resync_seconds,
         workers=options.workers,
+        watch_timeout=options.watch_timeout,
     )
     registry = kopf.OperatorRegistry()
 
@@ -219,7 +220,7 @@ async def run_operator(
 ) -> None:
     """Run the operator until stopped (a signal, or ``stop_flag``)."""
     registry, settings, ctx = build_operator(options)
-    ctx.start()
+    ctx.start(watch_namespaces=options.namespaces)
     if context is not None:
         context.append(ctx)
     if options.metrics_port:

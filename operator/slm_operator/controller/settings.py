@@ -9,7 +9,6 @@ from typing import Any
 
 import kopf
 
-from slm_operator.contract.kinds import MANAGED_KINDS
 from slm_operator.contract.names import MANAGED_BY
 
 # kopf's own bookkeeping would live in annotations under our prefix. The operator registers no
@@ -81,15 +80,8 @@ def configure(settings: kopf.OperatorSettings, *, standalone: bool, timeouts: Ti
     settings.networking.request_timeout = timeouts.request
     settings.networking.connect_timeout = timeouts.connect
 
-    # Children are watched only to notice drift: let the API server filter them by our label,
-    # so the operator never streams every Secret or Service of the cluster.
-    for kind in MANAGED_KINDS:
-        settings.watching.label_selectors[watch_selector(kind.group, kind.version, kind.plural)] = (
-            MANAGED_BY_SELECTOR
-        )
-    # The models' pods (they carry the Deployment template's labels), read to say why a model
-    # is not running.
-    settings.watching.label_selectors[watch_selector("", "v1", "pods")] = MANAGED_BY_SELECTOR
+    # kopf watches only the models; the children and pods are streamed by the controller itself
+    # with MANAGED_BY_SELECTOR (slm_operator.controller.watching).
 
     # Events: the workers post their own, only for transitions (Planned, Applied, Ready,
     # InvalidSpec ...); kopf's per-handler log lines are not turned into Events.
@@ -106,8 +98,3 @@ def configure(settings: kopf.OperatorSettings, *, standalone: bool, timeouts: Ti
 
     # Permanent errors are final; TemporaryError carries its own delay; other exceptions back off.
     settings.execution.default_backoff = 10
-
-
-def watch_selector(group: str, version: str, plural: str) -> tuple[str, str] | tuple[str, str, str]:
-    """The resource selector kopf expects: ``(group, version, plural)``, ``('v1', plural)`` for core."""
-    return (group, version, plural) if group else (version, plural)

@@ -1,7 +1,9 @@
 """An in-memory stand-in for :class:`KubeApi`, enough for one reconcile pass without a cluster.
 
 It answers the calls :func:`reconcile_model` makes (discovery, GET of an unseen child, apply,
-create, delete) from what the test puts in it, and records every write.
+create, delete) from what the test puts in it, and records every write. Like the API server, an
+apply carrying a ``resourceVersion`` (the create-only apply of a child never seen) fails with a
+conflict when an object of that name exists.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from slm_operator.contract.kinds import DEPLOYMENT, ManagedKind
-from slm_operator.controller.kubeapi import ApiError, KubeApi, TransientApiError
+from slm_operator.controller.kubeapi import ApiError, ConflictError, KubeApi, TransientApiError
 
 MODEL_UID = "uid-m1"
 
@@ -43,6 +45,8 @@ class FakeApi(KubeApi):
         return copy.deepcopy(self.foreign.get((kind.kind, name)))
 
     def apply(self, kind: ManagedKind, namespace: str, name: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        if (kind.kind, name) in self.foreign and body["metadata"].get("resourceVersion"):
+            raise ConflictError(409, "the object has been modified")
         return self._write(kind, name, body)
 
     def create(self, kind: ManagedKind, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import pytest
 
@@ -25,13 +25,29 @@ class OneAnswerClient:
     """Stands in for ``kubernetes.client.ApiClient``: every request gets the same answer."""
 
     answer: Answer
+    user_agent: str = "test"
+    calls: list[tuple[Any, ...]] = field(default_factory=list)
 
-    def param_serialize(self, **kwargs: Any) -> tuple[str, str, dict[str, str], None, None]:
-        url = "https://127.0.0.1" + kwargs["resource_path"]
-        return kwargs["method"], url, kwargs["header_params"], None, None
+    @property
+    def configuration(self) -> Configuration:
+        return Configuration()
 
     def call_api(self, *args: Any, **kwargs: Any) -> Answer:
+        self.calls.append((*args, kwargs))
         return self.answer
+
+
+@dataclass
+class Configuration:
+    """The parts of ``kubernetes.client.Configuration`` the client reads; counts the reads of
+    the token (each runs the configuration's refresh hook)."""
+
+    host: str = "https://127.0.0.1:6443/"
+    reads: ClassVar[list[str]] = []
+
+    def get_api_key_with_prefix(self, key: str) -> str:
+        self.reads.append(key)
+        return "Bearer abc"
 
 
 # The 403 a real kube-apiserver (v1.36) sends for a create in a terminating namespace, verbatim:
@@ -73,3 +89,23 @@ def test_any_other_403_is_a_refusal() -> None:
     assert not isinstance(raised.value, NamespaceTerminatingError)
     assert raised.value.status == 403
     assert "RBAC says no" in str(raised.value)
+
+
+def test_requests_carry_the_token_and_read_it_at_most_every_ttl() -> None:
+    now = [0.0]
+    client = OneAnswerClient(Answer(200, b'{"kind": "Service"}'))
+    api = KubeApi(client=client, clock=lambda: now[0], credentials_ttl=30.0)
+    Configuration.reads.clear()
+    assert api.call("GET", "/api/v1/namespaces/ns/services/s") == {"kind": "Service"}
+    api.call("PATCH", "/api/v1/namespaces/ns/services/s", query={"fieldManager": "m", "force": "true"})
+    now[0] = 29.0
+    api.call("GET", "/api/v1/namespaces/ns/services/s")
+    assert Configuration.reads == ["BearerToken"]
+    now[0] = 31.0
+    api.call("GET", "/api/v1/namespaces/ns/services/s")
+    assert Configuration.reads == ["BearerToken", "BearerToken"]
+    method, url, kwargs = client.calls[1][0], client.calls[1][1], client.calls[1][-1]
+    assert method == "PATCH"
+    assert url == "https://127.0.0.1:6443/api/v1/namespaces/ns/services/s?fieldManager=m&force=true"
+    assert kwargs["header_params"]["Authorization"] == "Bearer abc"
+    assert kwargs["header_params"]["User-Agent"] == "test"

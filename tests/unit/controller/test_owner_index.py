@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from slm_operator.contract.kinds import DEPLOYMENT, SECRET, SERVICE
-from slm_operator.controller.owner_index import OwnerIndex, Packed, index_child, model_key, slim
+from slm_operator.controller.owner_index import OwnerIndex, model_key, pack, slim
 
 
 def child(
@@ -28,20 +28,6 @@ def child(
     return {"apiVersion": "v1", "kind": kind, "metadata": meta, **extra}
 
 
-class FakeIndex(dict[tuple[str, str], list[Packed]]):
-    """What kopf hands a handler: key -> the values indexed under it."""
-
-    def put(self, obj: dict[str, Any], *, kind: Any = SERVICE) -> None:
-        for key, value in index_child(obj, kind=kind).items():
-            store = [v for v in self.get(key, []) if v.name != obj["metadata"]["name"]]
-            self[key] = [*store, value]
-
-    def drop(self, obj: dict[str, Any]) -> None:
-        key = model_key(obj)
-        assert key is not None
-        self[key] = [v for v in self.get(key, []) if v.name != obj["metadata"]["name"]]
-
-
 def test_model_key_is_the_owner_else_the_model_label() -> None:
     assert model_key(child("x")) == ("ns", "m")
     assert model_key(child("x", owner=None, label="other")) == ("ns", "other")
@@ -54,8 +40,7 @@ def test_model_key_is_the_owner_else_the_model_label() -> None:
 
 
 def test_the_index_keeps_compact_json_with_name_and_version() -> None:
-    ((key, packed),) = index_child(child("m", rv=42, spec={"ports": [{"port": 80}]}), kind=SERVICE).items()
-    assert key == ("ns", "m")
+    packed = pack(slim(child("m", rv=42, spec={"ports": [{"port": 80}]}), kind=SERVICE))
     assert (packed.name, packed.version) == ("m", 42)
     assert packed.data.startswith(b'{"apiVersion":"v1"')
     assert packed.unpack()["spec"] == {"ports": [{"port": 80}]}
@@ -79,13 +64,10 @@ def test_slim_drops_managed_fields_and_secret_data_only() -> None:
 
 
 def test_children_come_from_the_index_by_model_and_kind() -> None:
-    services, deployments = FakeIndex(), FakeIndex()
-    services.put(child("m"))
-    services.put(child("other", owner="n"))
-    deployments.put(child("m", kind="Deployment"), kind=DEPLOYMENT)
     index = OwnerIndex()
-    index.attach(SERVICE, services)
-    index.attach(DEPLOYMENT, deployments)
+    index.observe(SERVICE, None, child("m"))
+    index.observe(SERVICE, "ADDED", child("other", owner="n"))
+    index.observe(DEPLOYMENT, None, child("m", kind="Deployment"))
     found = index.children(("ns", "m"), [SERVICE, DEPLOYMENT, SECRET])
     assert set(found[SERVICE]) == {"m"}
     assert found[SERVICE]["m"] == child("m")  # unpacked: the watched object, slimmed
@@ -93,13 +75,36 @@ def test_children_come_from_the_index_by_model_and_kind() -> None:
     assert found[SECRET] == {}
     del found[SERVICE]["m"]  # a snapshot (safe to hand to a thread), not the index itself
     assert index.children(("ns", "m"), [SERVICE])[SERVICE].keys() == {"m"}
+    assert index.sizes() == {"Service": 2, "Deployment": 1}
+
+
+def test_a_deleted_or_terminating_child_leaves_the_index() -> None:
+    index = OwnerIndex()
+    index.observe(SERVICE, None, child("a"))
+    index.observe(SERVICE, None, child("b"))
+    index.observe(SERVICE, "DELETED", child("a"))
+    going = child("b", rv=2)
+    going["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    index.observe(SERVICE, "MODIFIED", going)
+    assert index.children(("ns", "m"), [SERVICE])[SERVICE] == {}
+    assert index.sizes() == {"Service": 0}
+
+
+def test_a_child_whose_owner_changes_moves_to_its_new_model() -> None:
+    index = OwnerIndex()
+    index.observe(SERVICE, None, child("x"))
+    moved = child("x", owner=None, label="n", rv=2)
+    index.observe(SERVICE, "MODIFIED", moved)
+    assert index.children(("ns", "m"), [SERVICE])[SERVICE] == {}
+    assert index.children(("ns", "n"), [SERVICE])[SERVICE]["x"] == moved
+    unlabelled = child("x", owner=None, rv=3)  # no longer any model's: not kept
+    index.observe(SERVICE, "MODIFIED", unlabelled)
+    assert index.children(("ns", "n"), [SERVICE])[SERVICE] == {}
 
 
 def test_our_write_is_seen_before_the_watch_shows_it_and_then_dropped() -> None:
-    services = FakeIndex()
-    services.put(child("m", rv=5, spec={"v": 1}))
     index = OwnerIndex()
-    index.attach(SERVICE, services)
+    index.observe(SERVICE, None, child("m", rv=5, spec={"v": 1}))
     index.record_write(SERVICE, child("m", rv=9, spec={"v": 2}))
     assert index.children(("ns", "m"), [SERVICE])[SERVICE]["m"]["spec"] == {"v": 2}
     assert index.pending_writes() == 1
@@ -109,7 +114,6 @@ def test_our_write_is_seen_before_the_watch_shows_it_and_then_dropped() -> None:
     # ... the echo of our write is recognised and retires our record.
     echo = child("m", rv=9, spec={"v": 2})
     assert index.is_echo(SERVICE, echo)
-    services.put(echo)
     index.observe(SERVICE, "MODIFIED", echo)
     assert index.pending_writes() == 0
     assert index.children(("ns", "m"), [SERVICE])[SERVICE]["m"]["spec"] == {"v": 2}
@@ -118,33 +122,27 @@ def test_our_write_is_seen_before_the_watch_shows_it_and_then_dropped() -> None:
 
 
 def test_a_write_the_watch_already_showed_is_not_kept_twice() -> None:
-    services = FakeIndex()
-    services.put(child("m", rv=9))
     index = OwnerIndex()
-    index.attach(SERVICE, services)
+    index.observe(SERVICE, None, child("m", rv=9))
     index.record_write(SERVICE, child("m", rv=9))
     assert index.pending_writes() == 0
     assert index.is_echo(SERVICE, child("m", rv=9))
 
 
 def test_a_child_we_deleted_is_gone_before_the_watch_says_so() -> None:
-    services = FakeIndex()
     hpa = child("m", uid="c-7")
-    services.put(hpa)
     index = OwnerIndex()
-    index.attach(SERVICE, services)
+    index.observe(SERVICE, None, hpa)
     index.record_delete(SERVICE, "ns", "m", "c-7")
     assert index.children(("ns", "m"), [SERVICE])[SERVICE] == {}
-    services.drop(hpa)
     index.observe(SERVICE, "DELETED", hpa)
     # A new object of the same name (a new uid) is visible again.
-    services.put(child("m", uid="c-8", rv=12))
+    index.observe(SERVICE, "ADDED", child("m", uid="c-8", rv=12))
     assert set(index.children(("ns", "m"), [SERVICE])[SERVICE]) == {"m"}
 
 
 def test_forgetting_a_model_drops_our_records_of_its_children() -> None:
     index = OwnerIndex()
-    index.attach(SERVICE, FakeIndex())
     index.record_write(SERVICE, child("m", rv=3))
     index.record_write(SERVICE, child("n", owner="n", rv=4))
     index.forget(("ns", "m"))

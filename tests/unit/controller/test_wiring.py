@@ -7,12 +7,19 @@ import logging
 import kopf
 import pytest
 
-from slm_operator.contract.kinds import DEPLOYMENT, MANAGED_KINDS, SECRET, SERVICE_MONITOR
-from slm_operator.controller.handlers import ControllerContext, register, status_patch
+from slm_operator.contract.kinds import DEPLOYMENT, HPA, MANAGED_KINDS, SECRET, SERVICE_MONITOR
+from slm_operator.controller.handlers import (
+    BUILT_IN_KINDS,
+    OPTIONAL_KINDS,
+    ControllerContext,
+    register,
+    status_only_change,
+    status_patch,
+)
 from slm_operator.controller.kubeapi import collection_path, object_path
 from slm_operator.controller.metrics import OperatorMetrics
 from slm_operator.controller.run import configure_logging, parse_options
-from slm_operator.controller.settings import NoDiffBaseStorage, Timeouts, configure, watch_selector
+from slm_operator.controller.settings import NoDiffBaseStorage, Timeouts, configure
 
 
 def test_defaults_serve_all_namespaces_standalone_with_metrics_on_9090(
@@ -84,15 +91,8 @@ def test_settings_are_pinned() -> None:
     assert settings.posting.level == logging.WARNING
     assert settings.posting.loggers is False
     assert settings.peering.standalone is True
-    selectors = dict(settings.watching.label_selectors.items())
-    assert set(selectors.values()) == {"app.kubernetes.io/managed-by=slm-operator"}
-    assert len(selectors) == len(MANAGED_KINDS) + 1  # every child kind, and the models' pods
-    assert any(selector.any_name == "pods" for selector in selectors)
-
-
-def test_watch_selector_shapes() -> None:
-    assert watch_selector("", "v1", "secrets") == ("v1", "secrets")
-    assert watch_selector("apps", "v1", "deployments") == ("apps", "v1", "deployments")
+    # kopf watches only the models (every one of them): no selector.
+    assert dict(settings.watching.label_selectors.items()) == {}
 
 
 def test_status_patch_holds_only_changes() -> None:
@@ -157,8 +157,12 @@ def test_no_handler_makes_kopf_add_a_finalizer_or_store_state() -> None:
     assert registry._changing.get_all_handlers() == []
     watching = [h.id for h in registry._watching.get_all_handlers()]
     assert "model" in watching
-    assert len(registry._indexing.get_all_handlers()) == len(MANAGED_KINDS)
-    assert "pods" in watching  # read to say why a model is not running
+    assert registry._indexing.get_all_handlers() == []
+    # kopf watches the models only; every child kind is streamed by the context itself.
+    assert watching == ["model"]
+    assert sorted(kind.plural for kind in BUILT_IN_KINDS + OPTIONAL_KINDS) == sorted(
+        kind.plural for kind in MANAGED_KINDS
+    )
 
 
 async def test_queue_depth_is_exported_while_the_workers_run() -> None:
@@ -184,3 +188,57 @@ def test_watch_timeout_reaches_kopf_as_whole_seconds() -> None:
     assert type(settings.watching.server_timeout) is int
     assert type(parse_options([]).watch_timeout) is int
     assert type(parse_options(["--watch-timeout", "20"]).watch_timeout) is int
+
+
+def _pod(
+    phase: str, *, conditions: list[dict[str, str]] | None = None, name: str = "m-1"
+) -> dict[str, object]:
+    return {
+        "metadata": {"name": name, "namespace": "ns", "labels": {"slm.dev/model": "m"}},
+        "spec": {"containers": [{"name": "server", "image": "img"}]},
+        "status": {"phase": phase, "conditions": conditions or []},
+    }
+
+
+def test_only_pod_events_that_change_the_diagnosis_queue_the_model() -> None:
+    ctx = ControllerContext(api=None, config=None, metrics=OperatorMetrics())  # type: ignore[arg-type]
+    ctx.models[("ns", "m")] = {"metadata": {"namespace": "ns", "name": "m"}}
+    ctx.pod_changed(None, _pod("Pending"))  # the initial listing queues nothing
+    # Created, scheduled, running, ready: the Deployment's status tells that; no pass each.
+    ctx.pod_changed("ADDED", _pod("Pending", name="m-2"))
+    ctx.pod_changed("MODIFIED", _pod("Running", name="m-2", conditions=[{"type": "Ready", "status": "True"}]))
+    assert len(ctx.queue) == 0
+    assert set(ctx.pods[("ns", "m")]) == {"m-1", "m-2"}
+    unschedulable = {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": "0/3"}
+    ctx.pod_changed("MODIFIED", _pod("Pending", conditions=[unschedulable]))
+    assert len(ctx.queue) == 1  # Ready now says why it cannot run
+    ctx.queue = type(ctx.queue)()
+    ctx.pod_changed("DELETED", _pod("Pending", conditions=[unschedulable]))
+    assert len(ctx.queue) == 1  # and no longer, once that pod is gone
+    assert set(ctx.pods[("ns", "m")]) == {"m-2"}
+
+
+def _deployment(**status: object) -> dict[str, object]:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "m", "namespace": "ns", "generation": 1, "resourceVersion": "5"},
+        "spec": {"replicas": 1},
+        "status": {"observedGeneration": 1, **status},
+    }
+
+
+def test_a_child_status_change_queues_a_pass_only_when_the_model_reports_it() -> None:
+    before = _deployment(replicas=1, availableReplicas=0, conditions=[{"type": "Progressing"}])
+    after = _deployment(replicas=1, availableReplicas=0, conditions=[{"type": "Progressing", "x": "y"}])
+    after["metadata"] = {**after["metadata"], "resourceVersion": "6"}  # type: ignore[dict-item]
+    assert status_only_change(DEPLOYMENT, before, after)  # nothing the model shows changed
+    ready = _deployment(replicas=1, readyReplicas=1, availableReplicas=1, updatedReplicas=1)
+    assert not status_only_change(DEPLOYMENT, before, ready)  # readyReplicas is in the model's status
+    # Any other kind's status is never read.
+    hpa = {"kind": "HorizontalPodAutoscaler", "metadata": {"name": "m"}, "spec": {"minReplicas": 2}}
+    assert status_only_change(HPA, {**hpa, "status": {"currentReplicas": 1}}, {**hpa, "status": {}})
+    # But a changed spec or label is a possible drift.
+    assert not status_only_change(HPA, hpa, {**hpa, "spec": {"minReplicas": 3}})
+    relabelled = {**hpa, "metadata": {"name": "m", "labels": {"a": "b"}}}
+    assert not status_only_change(HPA, hpa, relabelled)
