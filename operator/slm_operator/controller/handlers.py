@@ -23,13 +23,16 @@ deleted while the operator is down would hang in Terminating). Instead:
 
 A deleted model is forgotten at once. A finalizer or kopf annotation an older version of the
 operator left on a model is removed the first time the model is seen.
+
+The module is a little over the project's usual 400 lines: :class:`ControllerContext` keeps the
+wiring of streams, queue and workers in one class, so the path from an event to a status patch
+reads in one place; the pure helpers it uses are in :mod:`slm_operator.controller.bodies`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import copy
-import datetime
 import functools
 import logging
 import time
@@ -41,8 +44,19 @@ import kopf
 
 from slm_operator.api.config import OperatorConfig
 from slm_operator.api.spec import API_GROUP, API_VERSION, PLURAL
-from slm_operator.contract.kinds import DEPLOYMENT, MANAGED_KINDS, ManagedKind
+from slm_operator.contract.kinds import MANAGED_KINDS, ManagedKind
 from slm_operator.contract.names import MODEL_LABEL
+from slm_operator.controller.bodies import (
+    generation_of,
+    key_of,
+    older,
+    slim_model,
+    slim_pod,
+    status_only_change,
+    status_patch,
+    uid_of,
+    utc_now,
+)
 from slm_operator.controller.kubeapi import (
     ApiError,
     KubeApi,
@@ -52,14 +66,11 @@ from slm_operator.controller.kubeapi import (
     collection_path,
 )
 from slm_operator.controller.metrics import OperatorMetrics
-from slm_operator.controller.observed import deployment_view
 from slm_operator.controller.owner_index import (
     Children,
     ModelKey,
     OwnerIndex,
     model_key,
-    resource_version,
-    slim,
 )
 from slm_operator.controller.reconcile import Outcome, Result, reconcile_model
 from slm_operator.controller.settings import LEGACY_ANNOTATIONS, MANAGED_BY_SELECTOR, PEERING_NAME
@@ -114,17 +125,17 @@ class ControllerContext:
 
     def model_seen(self, body: Mapping[str, Any]) -> bool:
         """Remember the newest body of a model; True when it needs a reconcile (new spec)."""
-        key = _key(body)
+        key = key_of(body)
         previous = self.models.get(key)
-        if previous is not None and _older(body, previous):
+        if previous is not None and older(body, previous):
             return False  # a late event: we already hold a newer version (our status patch)
-        self.models[key] = _slim_model(body)
+        self.models[key] = slim_model(body)
         if (body.get("metadata") or {}).get("deletionTimestamp"):
             return False  # being deleted: garbage collection removes the children
         return (
             previous is None
-            or _generation(previous) != _generation(body)
-            or _uid(previous) != _uid(body)  # deleted and created again under the same name
+            or generation_of(previous) != generation_of(body)
+            or uid_of(previous) != uid_of(body)  # deleted and created again under the same name
         )
 
     def tracks(self, namespace: str, name: str) -> bool:
@@ -189,7 +200,7 @@ class ControllerContext:
             if not pods:
                 self.pods.pop(key, None)
         else:
-            pods[str(meta.get("name"))] = _slim_pod(body)
+            pods[str(meta.get("name"))] = slim_pod(body)
         if event_type is None or key not in self.models or key in self.queue.processing:
             return
         if diagnose(list(pods.values()), None) != before:
@@ -401,96 +412,6 @@ class ControllerContext:
         else:
             delay = self.queue.retry(key)
             log.info("%s/%s: %s; next try in %.1f s", *key, outcome.message, delay)
-
-
-def status_only_change(kind: ManagedKind, before: Mapping[str, Any], after: Mapping[str, Any]) -> bool:
-    """Whether a child changed only in a way no reconcile can act on: its ``status`` (written by
-    its own controller: the HPA's metrics, the PDB's healthy count, the Deployment's rollout)
-    and nothing else -- unless it is the Deployment and what the model reports of it changes.
-
-    ``before`` is the indexed (slimmed) version; anything else that differs -- spec, labels,
-    annotations, owners -- is a possible drift and gets a pass.
-    """
-    old, new = _without_status(before), _without_status(slim(after, kind=kind))
-    if old != new:
-        return False
-    if kind != DEPLOYMENT:
-        return True
-    return deployment_view(before) == deployment_view(after) and diagnose([], before) == diagnose([], after)
-
-
-def _without_status(obj: Mapping[str, Any]) -> dict[str, Any]:
-    plain = {key: value for key, value in obj.items() if key != "status"}
-    meta = plain.get("metadata")
-    if isinstance(meta, Mapping):
-        plain["metadata"] = {k: v for k, v in meta.items() if k not in ("resourceVersion", "managedFields")}
-    return plain
-
-
-def utc_now() -> str:
-    """RFC 3339 with second precision and ``Z``, as Kubernetes writes times."""
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def status_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
-    """Only the status keys that change (``None`` removes a key): unchanged means no request."""
-    return {
-        key: value
-        for key, value in new.items()
-        if old.get(key) != value and not (value is None and key not in old)
-    }
-
-
-def _key(body: Mapping[str, Any]) -> ModelKey:
-    meta = body.get("metadata") or {}
-    return (str(meta.get("namespace")), str(meta.get("name")))
-
-
-def _uid(body: Mapping[str, Any]) -> str:
-    return str((body.get("metadata") or {}).get("uid"))
-
-
-def _generation(body: Mapping[str, Any]) -> int:
-    return int((body.get("metadata") or {}).get("generation") or 0)
-
-
-def _older(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
-    left, right = resource_version(a), resource_version(b)
-    return left is not None and right is not None and left < right
-
-
-def _slim_model(body: Mapping[str, Any]) -> dict[str, Any]:
-    """The model without ``managedFields`` (never read, often large).
-
-    A shallow copy: the parsed watch event it comes from is not changed afterwards.
-    """
-    plain = dict(body)
-    meta = plain.get("metadata")
-    if isinstance(meta, Mapping):
-        plain["metadata"] = {k: v for k, v in meta.items() if k != "managedFields"}
-    return plain
-
-
-def _slim_pod(body: Mapping[str, Any]) -> dict[str, Any]:
-    """What the diagnosis reads of a pod: its identity, containers (names, images, limits),
-    scheduling constraints and status; not ``managedFields``, volumes or env."""
-    meta = body.get("metadata") or {}
-    spec = body.get("spec") or {}
-
-    def containers(key: str) -> list[dict[str, Any]]:
-        return [{k: c[k] for k in ("name", "image", "resources") if k in c} for c in spec.get(key) or []]
-
-    return {
-        "metadata": {
-            k: meta[k] for k in ("name", "namespace", "creationTimestamp", "deletionTimestamp") if k in meta
-        },
-        "spec": {
-            "containers": containers("containers"),
-            "initContainers": containers("initContainers"),
-            **{k: spec[k] for k in ("nodeSelector", "affinity", "nodeName") if k in spec},
-        },
-        "status": dict(body.get("status") or {}),
-    }
 
 
 def register(registry: kopf.OperatorRegistry, ctx: ControllerContext) -> None:

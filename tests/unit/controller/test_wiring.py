@@ -8,13 +8,12 @@ import kopf
 import pytest
 
 from slm_operator.contract.kinds import DEPLOYMENT, HPA, MANAGED_KINDS, SECRET, SERVICE_MONITOR
+from slm_operator.controller.bodies import status_only_change, status_patch
 from slm_operator.controller.handlers import (
     BUILT_IN_KINDS,
     OPTIONAL_KINDS,
     ControllerContext,
     register,
-    status_only_change,
-    status_patch,
 )
 from slm_operator.controller.kubeapi import collection_path, object_path
 from slm_operator.controller.metrics import OperatorMetrics

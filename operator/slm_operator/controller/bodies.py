@@ -1,0 +1,104 @@
+"""Pure helpers over watched objects: what the operator keeps of them, and which changes
+need a reconcile pass (:mod:`slm_operator.controller.handlers` wires them to the watches).
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Mapping
+from typing import Any
+
+from slm_operator.contract.kinds import DEPLOYMENT, ManagedKind
+from slm_operator.controller.observed import deployment_view
+from slm_operator.controller.owner_index import ModelKey, resource_version, slim
+from slm_operator.diagnosis import diagnose
+
+
+def status_only_change(kind: ManagedKind, before: Mapping[str, Any], after: Mapping[str, Any]) -> bool:
+    """Whether a child changed only in a way no reconcile can act on: its ``status`` (written by
+    its own controller: the HPA's metrics, the PDB's healthy count, the Deployment's rollout)
+    and nothing else -- unless it is the Deployment and what the model reports of it changes.
+
+    ``before`` is the indexed (slimmed) version; anything else that differs -- spec, labels,
+    annotations, owners -- is a possible drift and gets a pass.
+    """
+    old, new = without_status(before), without_status(slim(after, kind=kind))
+    if old != new:
+        return False
+    if kind != DEPLOYMENT:
+        return True
+    return deployment_view(before) == deployment_view(after) and diagnose([], before) == diagnose([], after)
+
+
+def without_status(obj: Mapping[str, Any]) -> dict[str, Any]:
+    plain = {key: value for key, value in obj.items() if key != "status"}
+    meta = plain.get("metadata")
+    if isinstance(meta, Mapping):
+        plain["metadata"] = {k: v for k, v in meta.items() if k not in ("resourceVersion", "managedFields")}
+    return plain
+
+
+def utc_now() -> str:
+    """RFC 3339 with second precision and ``Z``, as Kubernetes writes times."""
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def status_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+    """Only the status keys that change (``None`` removes a key): unchanged means no request."""
+    return {
+        key: value
+        for key, value in new.items()
+        if old.get(key) != value and not (value is None and key not in old)
+    }
+
+
+def key_of(body: Mapping[str, Any]) -> ModelKey:
+    meta = body.get("metadata") or {}
+    return (str(meta.get("namespace")), str(meta.get("name")))
+
+
+def uid_of(body: Mapping[str, Any]) -> str:
+    return str((body.get("metadata") or {}).get("uid"))
+
+
+def generation_of(body: Mapping[str, Any]) -> int:
+    return int((body.get("metadata") or {}).get("generation") or 0)
+
+
+def older(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    left, right = resource_version(a), resource_version(b)
+    return left is not None and right is not None and left < right
+
+
+def slim_model(body: Mapping[str, Any]) -> dict[str, Any]:
+    """The model without ``managedFields`` (never read, often large).
+
+    A shallow copy: the parsed watch event it comes from is not changed afterwards.
+    """
+    plain = dict(body)
+    meta = plain.get("metadata")
+    if isinstance(meta, Mapping):
+        plain["metadata"] = {k: v for k, v in meta.items() if k != "managedFields"}
+    return plain
+
+
+def slim_pod(body: Mapping[str, Any]) -> dict[str, Any]:
+    """What the diagnosis reads of a pod: its identity, containers (names, images, limits),
+    scheduling constraints and status; not ``managedFields``, volumes or env."""
+    meta = body.get("metadata") or {}
+    spec = body.get("spec") or {}
+
+    def containers(key: str) -> list[dict[str, Any]]:
+        return [{k: c[k] for k in ("name", "image", "resources") if k in c} for c in spec.get(key) or []]
+
+    return {
+        "metadata": {
+            k: meta[k] for k in ("name", "namespace", "creationTimestamp", "deletionTimestamp") if k in meta
+        },
+        "spec": {
+            "containers": containers("containers"),
+            "initContainers": containers("initContainers"),
+            **{k: spec[k] for k in ("nodeSelector", "affinity", "nodeName") if k in spec},
+        },
+        "status": dict(body.get("status") or {}),
+    }
