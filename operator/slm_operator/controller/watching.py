@@ -21,6 +21,7 @@ CRD appears, and stops it (reporting its objects as deleted) when the CRD goes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import ssl
@@ -181,13 +182,18 @@ class WatchStream:
         for key in [key for key in self._known if key not in seen]:
             self._forget(key, self._known[key])
 
-    async def _get(self, query: Mapping[str, str]) -> dict[str, Any]:
-        session = self.api.session()
-        async with session.get(
+    @contextlib.asynccontextmanager
+    async def _response(self, query: Mapping[str, str]) -> AsyncIterator[aiohttp.ClientResponse]:
+        """The server's answer to a GET of this stream's path with ``query``."""
+        async with self.api.session().get(
             self.api.url(self.path, query),
             headers=self.api.headers(),
             timeout=aiohttp.ClientTimeout(total=self.client_timeout),
         ) as response:
+            yield response
+
+    async def _get(self, query: Mapping[str, str]) -> dict[str, Any]:
+        async with self._response(query) as response:
             raw = await response.read()
             if response.status != 200:
                 raise WatchError(f"HTTP {response.status} listing {self.path}: {_message(raw)}")
@@ -206,12 +212,7 @@ class WatchStream:
             "resourceVersion": version,
             "timeoutSeconds": str(self.server_timeout),
         }
-        session = self.api.session()
-        async with session.get(
-            self.api.url(self.path, query),
-            headers=self.api.headers(),
-            timeout=aiohttp.ClientTimeout(total=self.client_timeout),
-        ) as response:
+        async with self._response(query) as response:
             if response.status == 410:
                 return None
             if response.status != 200:
