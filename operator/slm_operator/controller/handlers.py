@@ -100,7 +100,6 @@ class ControllerContext:
     resync_seconds: float = 300.0
     workers: int = 4
     watch_timeout: int = 300  # seconds before the server ends a watch (it is re-opened at once)
-    loop: asyncio.AbstractEventLoop | None = None  # the operator's loop, set when it starts
     index: OwnerIndex = field(default_factory=OwnerIndex)
     # Transient failures back off from 5 s to 2 min; refusals only a human can fix from 5 min
     # to an hour (WorkQueue's slow backoff); a token bucket spreads a storm of retries.
@@ -138,10 +137,6 @@ class ControllerContext:
             or uid_of(previous) != uid_of(body)  # deleted and created again under the same name
         )
 
-    def tracks(self, namespace: str, name: str) -> bool:
-        """Whether this operator knows the model and has not forgotten it."""
-        return (namespace, name) in self.models
-
     def forget(self, namespace: str, name: str) -> None:
         key = (namespace, name)
         self.models.pop(key, None)
@@ -155,12 +150,6 @@ class ControllerContext:
         """Ask for a reconcile of a known model soon (on the operator's loop)."""
         if (namespace, name) in self.models:
             self.queue.add((namespace, name))
-
-    def nudge(self, namespace: str, name: str) -> None:
-        """:meth:`enqueue` from any thread."""
-        if self.loop is None:
-            raise RuntimeError("the operator is not running")
-        self.loop.call_soon_threadsafe(self.enqueue, namespace, name)
 
     # -- children --------------------------------------------------------------------------
 
@@ -212,7 +201,6 @@ class ControllerContext:
         """Start the workers and the resync loop on the running loop, and the streams of the
         children and pods: cluster-wide for ``()``, else in each of ``watch_namespaces``
         (``None``: no streams; the caller feeds :meth:`child_changed` itself, as tests do)."""
-        self.loop = asyncio.get_running_loop()
         self.metrics.queue_depth.set_function(lambda: len(self.queue))
         streams = [] if watch_namespaces is None else self._streams(tuple(watch_namespaces))
         self._unlisted = len(streams)
