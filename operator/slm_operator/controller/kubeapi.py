@@ -66,6 +66,16 @@ class NamespaceTerminatingError(ApiError):
 NAMESPACE_TERMINATING = "NamespaceTerminating"
 
 
+def authorization_header(configuration: Any) -> str | None:
+    """The ``Authorization`` header of a loaded ``kubernetes.client.Configuration``, if it has a
+    token: the loaders store it with its scheme (``Bearer ...``) under ``BearerToken``; a bare
+    token gets ``Bearer``. Every client of the operator (workers, streams, kopf) reads it here."""
+    token = configuration.get_api_key_with_prefix("BearerToken", alias="authorization")
+    if not token:
+        return None
+    return str(token) if " " in str(token) else f"Bearer {token}"
+
+
 @dataclass
 class KubeApi:
     """A thin JSON client over ``kubernetes.client.ApiClient`` with explicit error handling."""
@@ -154,7 +164,7 @@ class KubeApi:
         now = self.clock()
         if target is None or now - target[0] >= self.credentials_ttl:
             configuration = self.client.configuration
-            token = configuration.get_api_key_with_prefix("BearerToken")
+            token = authorization_header(configuration)
             auth = {"Authorization": token} if token else {}
             auth["User-Agent"] = str(self.client.user_agent)
             target = (now, str(configuration.host).rstrip("/"), auth)

@@ -16,7 +16,7 @@ import kopf
 from slm_operator.catalog.loader import load_config
 from slm_operator.controller import settings as operator_settings
 from slm_operator.controller.handlers import ControllerContext, register
-from slm_operator.controller.kubeapi import KubeApi
+from slm_operator.controller.kubeapi import KubeApi, authorization_header
 from slm_operator.controller.metrics import OperatorMetrics
 
 log = logging.getLogger(__name__)
@@ -192,12 +192,7 @@ def build_operator(
 
 def connection_info(configuration: Any) -> kopf.ConnectionInfo:
     """kopf's credentials from a loaded ``kubernetes.client.Configuration``."""
-    header = configuration.get_api_key_with_prefix("BearerToken") or configuration.get_api_key_with_prefix(
-        "authorization"
-    )
-    scheme, _, token = (header or "").partition(" ")
-    if not token:  # a bare token without a scheme
-        scheme, token = "Bearer", scheme
+    scheme, _, token = (authorization_header(configuration) or "").partition(" ")
     return kopf.ConnectionInfo(
         server=configuration.host,
         ca_path=configuration.ssl_ca_cert,

@@ -32,6 +32,8 @@ from urllib.parse import urlencode
 
 import aiohttp
 
+from slm_operator.controller.kubeapi import authorization_header
+
 log = logging.getLogger(__name__)
 
 # (event type, object): None during the first listing, else ADDED, MODIFIED or DELETED.
@@ -60,18 +62,15 @@ class ApiSession:
     def session(self) -> aiohttp.ClientSession:
         if self._session is None:
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(ssl=ssl_context(self.configuration)),
-                json_serialize=json.dumps,
+                connector=aiohttp.TCPConnector(ssl=ssl_context(self.configuration))
             )
         return self._session
 
     def headers(self) -> dict[str, str]:
         headers = {"Accept": "application/json"}
-        token = self.configuration.get_api_key_with_prefix(
-            "BearerToken"
-        ) or self.configuration.get_api_key_with_prefix("authorization")
+        token = authorization_header(self.configuration)
         if token:
-            headers["Authorization"] = token if " " in token else f"Bearer {token}"
+            headers["Authorization"] = token
         elif self.configuration.username:
             auth = aiohttp.BasicAuth(self.configuration.username, self.configuration.password or "")
             headers["Authorization"] = auth.encode()

@@ -45,7 +45,7 @@ class Configuration:
     host: str = "https://127.0.0.1:6443/"
     reads: ClassVar[list[str]] = []
 
-    def get_api_key_with_prefix(self, key: str) -> str:
+    def get_api_key_with_prefix(self, key: str, alias: str | None = None) -> str:
         self.reads.append(key)
         return "Bearer abc"
 

@@ -69,7 +69,7 @@ class Config:
     username: str = ""
     password: str = ""
 
-    def get_api_key_with_prefix(self, key: str) -> str | None:
+    def get_api_key_with_prefix(self, key: str, alias: str | None = None) -> str | None:
         return "Bearer t0ken" if key == "BearerToken" else None
 
 
