@@ -56,13 +56,18 @@ def rendered_hash(obj: Mapping[str, Any]) -> str:
 
 
 def prepare_child(rendered: Mapping[str, Any], model: Mapping[str, Any]) -> dict[str, Any]:
-    """The object we apply: the rendered dict plus our owner reference and the rendered hash."""
-    child: dict[str, Any] = json.loads(json.dumps(rendered))
-    meta = child.setdefault("metadata", {})
-    annotations = dict(meta.get("annotations") or {})
-    annotations[APPLIED_HASH_ANNOTATION] = rendered_hash(rendered)
+    """The object we apply: the rendered dict plus our owner reference and the rendered hash.
+
+    A new top level and ``metadata``; everything deeper is shared with ``rendered`` (a fresh
+    render of this pass that nothing changes afterwards), so no deep copy is paid for a
+    comparison that, in a steady state, writes nothing.
+    """
+    child = dict(rendered)
+    meta = dict(child.get("metadata") or {})
+    annotations = {**(meta.get("annotations") or {}), APPLIED_HASH_ANNOTATION: rendered_hash(rendered)}
     meta["annotations"] = annotations
     meta["ownerReferences"] = [owner_reference(model)]
+    child["metadata"] = meta
     return child
 
 

@@ -32,7 +32,6 @@ reads in one place; the pure helpers it uses are in :mod:`slm_operator.controlle
 from __future__ import annotations
 
 import asyncio
-import copy
 import functools
 import logging
 import time
@@ -41,6 +40,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import kopf
+import orjson
 
 from slm_operator.api.config import OperatorConfig
 from slm_operator.api.spec import API_GROUP, API_VERSION, PLURAL
@@ -324,7 +324,7 @@ class ControllerContext:
         started = time.monotonic()
         try:
             outcome, updated = await asyncio.to_thread(
-                self._reconcile_in_thread, copy.deepcopy(body), existing, pods
+                self._reconcile_in_thread, orjson.loads(orjson.dumps(body)), existing, pods
             )
         except Exception:
             self.metrics.observe_reconcile(Result.ERROR, time.monotonic() - started)

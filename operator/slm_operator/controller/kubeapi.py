@@ -26,6 +26,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 import kubernetes
+import orjson
 import urllib3
 
 from slm_operator.contract.kinds import ManagedKind
@@ -140,7 +141,7 @@ class KubeApi:
             raise TransientApiError(0, f"{type(exc).__name__} talking to the API server") from None
         status = int(response.status)
         if 200 <= status < 300:
-            return json.loads(raw) if raw else {}
+            return orjson.loads(raw) if raw else {}
         message = _status_message(raw)
         if status == 403 and NAMESPACE_TERMINATING in _status_causes(raw):
             log.info("%s %s: the namespace is being deleted", method, path)

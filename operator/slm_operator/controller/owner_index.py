@@ -19,10 +19,11 @@ running in a worker thread gets a plain snapshot taken on the loop (:meth:`Owner
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 from slm_operator.api.spec import API_GROUP, KIND
 from slm_operator.contract.kinds import SECRET, ManagedKind
@@ -42,7 +43,7 @@ class Packed:
     data: bytes
 
     def unpack(self) -> dict[str, Any]:
-        value: dict[str, Any] = json.loads(self.data)
+        value: dict[str, Any] = orjson.loads(self.data)
         return value
 
 
@@ -95,7 +96,7 @@ def pack(obj: Mapping[str, Any]) -> Packed:
     return Packed(
         name=str(meta.get("name")),
         version=resource_version(obj),
-        data=json.dumps(obj, separators=(",", ":")).encode(),
+        data=orjson.dumps(obj),
     )
 
 

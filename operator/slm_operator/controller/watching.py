@@ -31,6 +31,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import aiohttp
+import orjson
 
 from slm_operator.controller.kubeapi import authorization_header
 
@@ -196,7 +197,7 @@ class WatchStream:
             raw = await response.read()
             if response.status != 200:
                 raise WatchError(f"HTTP {response.status} listing {self.path}: {_message(raw)}")
-            answer: dict[str, Any] = json.loads(raw)
+            answer: dict[str, Any] = orjson.loads(raw)
             return answer
 
     # -- watching ----------------------------------------------------------------------------
@@ -219,7 +220,7 @@ class WatchStream:
                     f"HTTP {response.status} watching {self.path}: {_message(await response.read())}"
                 )
             async for line in _lines(response.content):
-                event = json.loads(line)
+                event = orjson.loads(line)
                 kind, obj = event.get("type"), event.get("object") or {}
                 if kind == "ERROR":
                     if obj.get("code") == 410:
