@@ -20,7 +20,8 @@ def status_only_change(kind: ManagedKind, before: Mapping[str, Any], after: Mapp
     and nothing else -- unless it is the Deployment and what the model reports of it changes.
 
     ``before`` is the indexed (slimmed) version; anything else that differs -- spec, labels,
-    annotations, owners -- is a possible drift and gets a pass.
+    annotations, owners -- is a possible drift and gets a pass, except the annotations the
+    child's own controller writes (:data:`CONTROLLER_ANNOTATIONS`), which no render carries.
     """
     old, new = without_status(before), without_status(slim(after, kind=kind))
     if old != new:
@@ -30,11 +31,22 @@ def status_only_change(kind: ManagedKind, before: Mapping[str, Any], after: Mapp
     return deployment_view(before) == deployment_view(after) and diagnose([], before) == diagnose([], after)
 
 
+# Written on a child by its own controller, as part of its status in all but name: the
+# Deployment controller numbers every rollout in ``deployment.kubernetes.io/revision`` (set
+# right after the Deployment is created, so on every new model)
+# (https://kubernetes.io/docs/reference/labels-annotations-taints/#deployment-kubernetes-io-revision).
+CONTROLLER_ANNOTATIONS = frozenset({"deployment.kubernetes.io/revision"})
+
+
 def without_status(obj: Mapping[str, Any]) -> dict[str, Any]:
     plain = {key: value for key, value in obj.items() if key != "status"}
     meta = plain.get("metadata")
     if isinstance(meta, Mapping):
-        plain["metadata"] = {k: v for k, v in meta.items() if k not in ("resourceVersion", "managedFields")}
+        kept = {k: v for k, v in meta.items() if k not in ("resourceVersion", "managedFields")}
+        annotations = kept.get("annotations")
+        if isinstance(annotations, Mapping) and not CONTROLLER_ANNOTATIONS.isdisjoint(annotations):
+            kept["annotations"] = {k: v for k, v in annotations.items() if k not in CONTROLLER_ANNOTATIONS}
+        plain["metadata"] = kept
     return plain
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 
 import kopf
@@ -241,3 +242,19 @@ def test_a_child_status_change_queues_a_pass_only_when_the_model_reports_it() ->
     assert not status_only_change(HPA, hpa, {**hpa, "spec": {"minReplicas": 3}})
     relabelled = {**hpa, "metadata": {"name": "m", "labels": {"a": "b"}}}
     assert not status_only_change(HPA, hpa, relabelled)
+
+
+def test_the_deployment_controllers_revision_annotation_is_not_drift() -> None:
+    before = _deployment(replicas=1, availableReplicas=0)
+    ours = {"slm.dev/applied-hash": "abc"}
+    before["metadata"] = {**before["metadata"], "annotations": ours}  # type: ignore[dict-item]
+    numbered = copy.deepcopy(before)
+    numbered["metadata"]["annotations"] = {**ours, "deployment.kubernetes.io/revision": "1"}  # type: ignore[index]
+    assert status_only_change(DEPLOYMENT, before, numbered)
+    # Any other annotation, ours or someone's, is still a possible drift.
+    edited = copy.deepcopy(numbered)
+    edited["metadata"]["annotations"]["slm.dev/applied-hash"] = "def"  # type: ignore[index]
+    assert not status_only_change(DEPLOYMENT, numbered, edited)
+    added = copy.deepcopy(numbered)
+    added["metadata"]["annotations"]["example.com/note"] = "x"  # type: ignore[index]
+    assert not status_only_change(DEPLOYMENT, numbered, added)
