@@ -133,7 +133,6 @@ def test_quickstart_runs_on_the_simulated_cluster(cluster_env: dict[str, str], t
             "run",
             "--config",
             str(config),
-            "--standalone",
             "--all-namespaces",
             "--metrics-port",
             "0",

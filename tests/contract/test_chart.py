@@ -277,7 +277,7 @@ def test_operator_args(name: str) -> None:
     assert _option_values(args, "--config") == ["/etc/slm-operator/config.yaml"]
     assert _option_values(args, "--liveness") == ["http://0.0.0.0:8080/healthz"]
     assert _option_values(args, "--metrics-port") == ["9090"]
-    assert "--standalone" in args
+    assert "--peering" not in args  # refused: the operator runs as one replica
     namespaces = _option_values(args, "--namespace")
     if name == "namespaced":
         assert namespaces == ["team-a", "team-b", NAMESPACE]
@@ -297,7 +297,6 @@ def test_operator_args_parse_with_the_operator_parser(name: str) -> None:
     assert options.config_path == "/etc/slm-operator/config.yaml"
     assert options.liveness == "http://0.0.0.0:8080/healthz"
     assert options.metrics_port == 9090
-    assert options.standalone is True
     assert options.namespaces == (("team-a", "team-b", NAMESPACE) if name == "namespaced" else ())
     assert (options.log_level, options.log_format) == (
         ("debug", "json") if name == "minimal" else ("info", "full")

@@ -20,7 +20,7 @@ from slm_operator.controller.permissions import all_permissions
 Grant = tuple[str, str, str]  # (apiGroup, resource, verb)
 SERVICE_ACCOUNT = "slm-slm-operator"
 WATCHED = ("team-a", "team-b", NAMESPACE)  # chart_support's "namespaced" value set
-CLUSTER_SCOPED_RESOURCES = {("", "namespaces"), ("apiextensions.k8s.io", "customresourcedefinitions")}
+CLUSTER_SCOPED_RESOURCES = {("apiextensions.k8s.io", "customresourcedefinitions")}
 
 
 def _grants(rules: Iterable[dict[str, Any]]) -> set[Grant]:

@@ -1,17 +1,16 @@
-"""The kopf handlers and the workers: watches feed a work queue, a few workers reconcile.
+"""The controller: its own watches feed a work queue, a few workers reconcile.
 
-kopf is used for what it does well -- watching, with reconnects and bookmarks -- and nothing
-more: there is no create/update/resume handler, no timer and no daemon on the model. Those
-would make kopf store the whole spec in an annotation on every model (its diff base, which can
-outgrow the API server's 256 KiB annotation limit) and add a finalizer to every model (so a model
-deleted while the operator is down would hang in Terminating). Instead:
+kopf runs the process (login, liveness endpoint, logging, signals) and handles no resource:
+its per-event machinery -- per-object memory, a body wrapper, loggers, cause detection, a patch
+to apply -- is made for handlers that change the objects, and cost most of the operator's CPU.
+Its handlers would also store state on every model (a diff base copying the whole spec into an
+annotation, which can outgrow the API server's 256 KiB annotation limit) and, for a timer, a
+finalizer (so a model deleted while the operator is down would hang in Terminating). Instead:
 
-* every managed kind is watched with our label selector and indexed by owner
-  (:mod:`slm_operator.controller.owner_index`), so a reconcile reads nothing it already knows;
-  the children and the models' pods by lean streams of our own
-  (:mod:`slm_operator.controller.watching`: kopf's per-event machinery is made for objects it
-  handles, and cost most of the operator's CPU on thousands of children); a kind of an optional
-  CRD is streamed while its CRD exists;
+* the models, every managed kind (with our label selector) and the models' pods are listed
+  and watched by lean streams (:mod:`slm_operator.controller.watching`); the children are
+  indexed by owner (:mod:`slm_operator.controller.owner_index`), so a reconcile reads nothing
+  it already knows; a kind of an optional CRD is streamed while its CRD exists;
 * an event on a model (new, or a new ``generation``) or on one of its children enqueues the
   model in one :class:`~slm_operator.controller.workqueue.WorkQueue` (deduplicated, per-model
   exponential backoff); an event that only echoes our own write enqueues nothing;
@@ -39,7 +38,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import kopf
 import orjson
 
 from slm_operator.api.config import OperatorConfig
@@ -49,6 +47,7 @@ from slm_operator.contract.names import MODEL_LABEL
 from slm_operator.controller.bodies import (
     generation_of,
     key_of,
+    leftovers_patch,
     older,
     slim_model,
     slim_pod,
@@ -59,6 +58,7 @@ from slm_operator.controller.bodies import (
 )
 from slm_operator.controller.kubeapi import (
     ApiError,
+    ConflictError,
     KubeApi,
     ModelResource,
     TransientApiError,
@@ -73,7 +73,7 @@ from slm_operator.controller.owner_index import (
     model_key,
 )
 from slm_operator.controller.reconcile import Outcome, Result, reconcile_model
-from slm_operator.controller.settings import LEGACY_ANNOTATIONS, MANAGED_BY_SELECTOR, PEERING_NAME
+from slm_operator.controller.settings import COMPONENT, MANAGED_BY_SELECTOR
 from slm_operator.controller.watching import ApiSession, EventSink, WatchStream
 from slm_operator.controller.workqueue import ExponentialBackoff, WorkQueue
 from slm_operator.diagnosis import diagnose
@@ -119,8 +119,38 @@ class ControllerContext:
     _unlisted: int = 0  # streams that have not finished their first listing
     _optional: dict[ManagedKind, list[tuple[WatchStream, asyncio.Task[None]]]] = field(default_factory=dict)
     _listed: asyncio.Event = field(default_factory=asyncio.Event)
+    _cleaning: dict[ModelKey, asyncio.Task[None]] = field(default_factory=dict)  # leftovers patches
 
     # -- models ----------------------------------------------------------------------------
+
+    def model_changed(self, event_type: str | None, body: Mapping[str, Any]) -> None:
+        """A watch event on a model (``None``: from the listing): remember it, queue a pass
+        when it is new or its spec changed, and remove what an older version left on it."""
+        meta = body.get("metadata") or {}
+        namespace, name = str(meta.get("namespace")), str(meta.get("name"))
+        if event_type == "DELETED":
+            self.forget(namespace, name)
+            return
+        patch = leftovers_patch(body)
+        if patch is not None and (namespace, name) not in self._cleaning:
+            self._cleaning[(namespace, name)] = asyncio.create_task(
+                self._clean(namespace, name, patch), name=f"clean {namespace}/{name}"
+            )
+        if self.model_seen(body):
+            self.queue.add((namespace, name))
+
+    async def _clean(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
+        """Remove an older version's finalizer and annotations (a merge patch that holds only
+        on the version looked at; after a conflict, the newer version's event tries again)."""
+        try:
+            await asyncio.to_thread(self.api.patch_model, MODELS, namespace, name, patch)
+            log.info("%s/%s: removed what an older operator version left on it", namespace, name)
+        except ConflictError:
+            log.debug("%s/%s changed while its leftovers were being removed", namespace, name)
+        except ApiError as exc:
+            log.warning("%s/%s: removing an older version's finalizer failed: %s", namespace, name, exc)
+        finally:
+            self._cleaning.pop((namespace, name), None)
 
     def model_seen(self, body: Mapping[str, Any]) -> bool:
         """Remember the newest body of a model; True when it needs a reconcile (new spec)."""
@@ -213,11 +243,23 @@ class ControllerContext:
     def _streams(self, namespaces: tuple[str, ...]) -> list[WatchStream]:
         self._session = ApiSession(self.api.configuration)
         self._namespaces = namespaces
+        streams = [
+            WatchStream(
+                self._session,
+                path=MODELS.collection_path(namespace),
+                label_selector="",
+                sink=self.model_changed,
+                on_listed=self._one_listed,
+                server_timeout=self.watch_timeout,
+                client_timeout=self.watch_timeout + 30.0,
+            )
+            for namespace in (self._namespaces or ("",))
+        ]
         sinks: list[tuple[ManagedKind, EventSink]] = [
             (kind, functools.partial(self.child_changed, kind)) for kind in BUILT_IN_KINDS
         ]
         sinks.append((PODS, self.pod_changed))
-        streams = [
+        streams += [
             stream for kind, sink in sinks for stream in self._kind_streams(kind, sink, self._one_listed)
         ]
         for kind in OPTIONAL_KINDS:
@@ -286,6 +328,7 @@ class ControllerContext:
 
     async def stop(self) -> None:
         tasks = self._tasks + [task for streams in self._optional.values() for _, task in streams]
+        tasks += list(self._cleaning.values())
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -368,7 +411,7 @@ class ControllerContext:
                     type_=note.type,
                     reason=note.reason,
                     message=note.message,
-                    component=PEERING_NAME,
+                    component=COMPONENT,
                 )
             except ApiError as exc:  # an Event is a courtesy: never fail a reconcile over it
                 log.warning("posting Event %s on %s/%s failed: %s", note.reason, namespace, name, exc)
@@ -400,25 +443,6 @@ class ControllerContext:
         else:
             delay = self.queue.retry(key)
             log.info("%s/%s: %s; next try in %.1f s", *key, outcome.message, delay)
-
-
-def register(registry: kopf.OperatorRegistry, ctx: ControllerContext) -> None:
-    """Register kopf's one watch, on the models, on ``registry`` (a closure over ``ctx``; no
-    module-level state); the children and pods are streamed by ``ctx`` itself."""
-
-    @kopf.on.event(API_GROUP, API_VERSION, PLURAL, id="model", registry=registry)
-    async def model_event(body: kopf.Body, patch: kopf.Patch, type: str | None = None, **_: Any) -> None:
-        meta = body.get("metadata") or {}
-        namespace, name = str(meta.get("namespace")), str(meta.get("name"))
-        if type == "DELETED":
-            ctx.forget(namespace, name)
-            return
-        annotations = meta.get("annotations") or {}
-        for key in LEGACY_ANNOTATIONS:
-            if key in annotations:
-                patch.metadata.annotations[key] = None  # kopf's bookkeeping of an older version
-        if ctx.model_seen(body):
-            ctx.queue.add((namespace, name))
 
 
 def _nothing() -> None:

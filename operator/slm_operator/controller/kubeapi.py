@@ -235,12 +235,20 @@ class KubeApi:
         self, resource: ModelResource, namespace: str, name: str, status: Mapping[str, Any]
     ) -> dict[str, Any] | None:
         """Merge-patch the model's ``status`` subresource; the updated model, ``None`` if gone."""
-        path = f"/apis/{resource.api_version}/namespaces/{quote(namespace, safe='')}/{resource.plural}"
         return self.call(
             "PATCH",
-            f"{path}/{quote(name, safe='')}/status",
+            f"{resource.object_path(namespace, name)}/status",
             body={"status": dict(status)},
             content_type=MERGE_PATCH,
+        )
+
+    def patch_model(
+        self, resource: ModelResource, namespace: str, name: str, patch: Mapping[str, Any]
+    ) -> dict[str, Any] | None:
+        """Merge-patch the model itself (only to remove what an older version left on it: see
+        :func:`slm_operator.controller.bodies.leftovers_patch`); ``None`` if gone."""
+        return self.call(
+            "PATCH", resource.object_path(namespace, name), body=dict(patch), content_type=MERGE_PATCH
         )
 
     def post_event(
@@ -288,6 +296,15 @@ class ModelResource:
 
     api_version: str
     plural: str
+
+    def collection_path(self, namespace: str = "") -> str:
+        """The models in a namespace, or in every namespace for ``""``."""
+        if not namespace:
+            return f"/apis/{self.api_version}/{self.plural}"
+        return f"/apis/{self.api_version}/namespaces/{quote(namespace, safe='')}/{self.plural}"
+
+    def object_path(self, namespace: str, name: str) -> str:
+        return f"{self.collection_path(namespace)}/{quote(name, safe='')}"
 
 
 def collection_path(kind: ManagedKind, namespace: str) -> str:

@@ -2,7 +2,9 @@
 
 The Helm chart's RBAC is tested against this list (no more, no less), so keep it exact when the
 controller starts or stops calling something. Children's kinds come from
-:data:`slm_operator.contract.kinds.MANAGED_KINDS`; the rest is what kopf itself needs.
+:data:`slm_operator.contract.kinds.MANAGED_KINDS`; the rest is what the controller's own watches
+of the models and of the optional CRDs, its status patches and its Events need (kopf itself
+reads nothing: it scans no resources and watches no namespaces).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ class Permission:
     group: str
     resource: str
     verbs: tuple[str, ...]
-    purpose: str  # "framework" (kopf) or "application" (our children)
+    purpose: str  # "framework" (the models, Events, CRDs) or "application" (our children)
 
 
 # Verbs the reconciler uses on its children: read for drift/ownership checks, create for the
@@ -29,8 +31,6 @@ FRAMEWORK_PERMISSIONS: tuple[Permission, ...] = (
     Permission(API_GROUP, PLURAL, ("get", "list", "watch", "patch"), "framework"),
     Permission(API_GROUP, f"{PLURAL}/status", ("get", "patch"), "framework"),
     Permission("", "events", ("create",), "framework"),
-    Permission("events.k8s.io", "events", ("create",), "framework"),
-    Permission("", "namespaces", ("get", "list", "watch"), "framework"),
     Permission("apiextensions.k8s.io", "customresourcedefinitions", ("get", "list", "watch"), "framework"),
 )
 

@@ -15,7 +15,7 @@ import kopf
 
 from slm_operator.catalog.loader import load_config
 from slm_operator.controller import settings as operator_settings
-from slm_operator.controller.handlers import ControllerContext, register
+from slm_operator.controller.handlers import ControllerContext
 from slm_operator.controller.kubeapi import KubeApi, authorization_header
 from slm_operator.controller.metrics import OperatorMetrics
 
@@ -34,7 +34,6 @@ class RunOptions:
     config_path: str | None
     liveness: str | None
     metrics_port: int
-    standalone: bool
     request_timeout: float
     watch_timeout: int
     resync_seconds: float
@@ -79,20 +78,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--metrics-port", type=int, default=9090, help="Prometheus metrics port (0 disables); default 9090."
     )
-    peering = parser.add_mutually_exclusive_group()
-    peering.add_argument(
+    parser.add_argument(
         "--standalone",
-        dest="standalone",
         action="store_true",
-        default=True,
-        help="Run without peering: a single replica with a Recreate strategy (the default).",
+        help="Accepted for older manifests: the operator always runs as one replica (a Recreate "
+        "strategy keeps two from overlapping).",
     )
-    peering.add_argument(
-        "--peering",
-        dest="standalone",
-        action="store_false",
-        help="Coordinate replicas through kopf peering (needs the peering CRDs).",
-    )
+    parser.add_argument("--peering", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument(
         "--request-timeout", type=float, default=60.0, help="Seconds before one API request gives up."
     )
@@ -131,13 +123,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def parse_options(argv: Sequence[str]) -> RunOptions:
     """Parse ``slmctl run`` arguments."""
-    args = build_parser().parse_args(list(argv))
+    parser = build_parser()
+    args = parser.parse_args(list(argv))
+    if args.peering:
+        parser.error(
+            "--peering is no longer supported: the operator's watches are its own, outside kopf, "
+            "so kopf peering cannot pause them. Run one replica with a Recreate strategy (the "
+            "chart does), and drop the flag."
+        )
     return RunOptions(
         namespaces=tuple(args.namespaces or ()),
         config_path=args.config or None,
         liveness=args.liveness,
         metrics_port=args.metrics_port,
-        standalone=args.standalone,
         request_timeout=args.request_timeout,
         watch_timeout=args.watch_timeout,
         resync_seconds=args.resync_seconds,
@@ -164,13 +162,10 @@ def build_operator(
 ) -> tuple[kopf.OperatorRegistry, kopf.OperatorSettings, ControllerContext]:
     """The registry, settings and shared context for one run (no I/O beyond reading config)."""
     config = load_config(options.config_path)
-    timeouts = operator_settings.Timeouts(
-        watch_server=options.watch_timeout,
-        watch_client=options.watch_timeout + 30,
-        request=options.request_timeout,
-    )
     settings = kopf.OperatorSettings()
-    operator_settings.configure(settings, standalone=options.standalone, timeouts=timeouts)
+    operator_settings.configure(
+        settings, timeouts=operator_settings.Timeouts(request=options.request_timeout)
+    )
     ctx = ControllerContext(
         api=KubeApi.from_environment(request_timeout=options.request_timeout),
         config=config,
@@ -181,12 +176,11 @@ def build_operator(
     )
     registry = kopf.OperatorRegistry()
 
-    @kopf.on.login(registry=registry)
+    @kopf.on.login(registry=registry, id="login")
     def login(**_: Any) -> kopf.ConnectionInfo:
         # kopf talks to the same server with the same credentials as the children's client.
         return connection_info(ctx.api.configuration)
 
-    register(registry, ctx)
     return registry, settings, ctx
 
 
@@ -221,7 +215,7 @@ async def run_operator(
     if options.metrics_port:
         ctx.metrics.serve(options.metrics_port)
     scope = "all namespaces" if options.clusterwide else ", ".join(options.namespaces)
-    log.info("slm-operator serving %s (%s)", scope, "standalone" if options.standalone else "peering")
+    log.info("slm-operator serving %s", scope)
     try:
         await kopf.operator(
             registry=registry,
@@ -229,7 +223,7 @@ async def run_operator(
             clusterwide=options.clusterwide,
             namespaces=list(options.namespaces),
             liveness_endpoint=options.liveness,
-            standalone=options.standalone,
+            standalone=True,
             stop_flag=stop_flag,
             ready_flag=ready_flag,
         )

@@ -10,39 +10,40 @@ import pytest
 
 from slm_operator.contract.kinds import DEPLOYMENT, HPA, MANAGED_KINDS, SECRET, SERVICE_MONITOR
 from slm_operator.controller.bodies import status_only_change, status_patch
-from slm_operator.controller.handlers import (
-    BUILT_IN_KINDS,
-    OPTIONAL_KINDS,
-    ControllerContext,
-    register,
-)
-from slm_operator.controller.kubeapi import collection_path, object_path
+from slm_operator.controller.handlers import BUILT_IN_KINDS, OPTIONAL_KINDS, ControllerContext
+from slm_operator.controller.kubeapi import KubeApi, collection_path, object_path
 from slm_operator.controller.metrics import OperatorMetrics
-from slm_operator.controller.run import configure_logging, parse_options
-from slm_operator.controller.settings import NoDiffBaseStorage, Timeouts, configure
+from slm_operator.controller.run import build_operator, configure_logging, parse_options
+from slm_operator.controller.settings import Timeouts, configure
 
 
-def test_defaults_serve_all_namespaces_standalone_with_metrics_on_9090(
+def test_defaults_serve_all_namespaces_with_metrics_on_9090(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv("SLM_OPERATOR_CONFIG", raising=False)
     options = parse_options([])
     assert options.clusterwide
-    assert options.standalone
     assert options.metrics_port == 9090
     assert options.config_path is None
 
 
-def test_namespaces_repeat_and_peering_is_opt_in(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_namespaces_repeat(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SLM_OPERATOR_CONFIG", "/etc/slm/config.yaml")
     options = parse_options(
-        ["--namespace", "a", "-n", "b", "--peering", "--liveness", "http://0.0.0.0:8080/healthz"]
+        ["--namespace", "a", "-n", "b", "--standalone", "--liveness", "http://0.0.0.0:8080/healthz"]
     )
     assert options.namespaces == ("a", "b")
     assert not options.clusterwide
-    assert not options.standalone
     assert options.config_path == "/etc/slm/config.yaml"
     assert options.liveness == "http://0.0.0.0:8080/healthz"
+
+
+def test_peering_is_refused_with_the_reason(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        parse_options(["--peering"])
+    error = capsys.readouterr().err
+    assert "--peering is no longer supported" in error
+    assert "one replica" in error
 
 
 def test_log_level_and_format(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -76,23 +77,13 @@ def test_all_namespaces_and_namespace_exclude_each_other() -> None:
 
 def test_settings_are_pinned() -> None:
     settings = kopf.OperatorSettings()
-    configure(
-        settings,
-        standalone=True,
-        timeouts=Timeouts(watch_server=123, watch_client=150, connect=7, request=45),
-    )
-    assert isinstance(settings.persistence.progress_storage, kopf.AnnotationsProgressStorage)
-    assert isinstance(settings.persistence.diffbase_storage, NoDiffBaseStorage)
-    assert settings.persistence.progress_storage.prefix == "slm.dev"
-    assert settings.persistence.finalizer == "slm.dev/finalizer"
-    assert (settings.watching.server_timeout, settings.watching.client_timeout) == (123, 150)
-    assert settings.watching.connect_timeout == 7
-    assert settings.networking.request_timeout == 45
-    assert settings.posting.level == logging.WARNING
-    assert settings.posting.loggers is False
+    configure(settings, timeouts=Timeouts(connect=7, request=45))
+    # kopf handles no resource: it scans no CRDs or namespaces, posts no Events, never peers.
+    assert settings.scanning.disabled is True
+    assert settings.posting.enabled is False
     assert settings.peering.standalone is True
-    # kopf watches only the models (every one of them): no selector.
-    assert dict(settings.watching.label_selectors.items()) == {}
+    assert settings.peering.mandatory is False
+    assert (settings.networking.connect_timeout, settings.networking.request_timeout) == (7, 45)
 
 
 def test_status_patch_holds_only_changes() -> None:
@@ -139,27 +130,18 @@ def test_metrics_count_reconciles_phases_and_apply_errors() -> None:
     assert len(versions) == 1
 
 
-def test_no_diff_base_is_stored_on_a_model() -> None:
-    storage = NoDiffBaseStorage()
-    body = kopf.Body({"metadata": {"name": "m"}, "spec": {"big": "x" * 300_000}})
-    patch = kopf.Patch()
-    storage.store(body=body, patch=patch, essence=storage.build(body=body))
-    assert not patch
-    assert storage.fetch(body=body) is None
-
-
-def test_no_handler_makes_kopf_add_a_finalizer_or_store_state() -> None:
-    # kopf adds a finalizer for timers, daemons and non-optional deletion handlers, and keeps a
-    # diff base and progress for create/update/resume handlers: the operator registers none.
-    registry = kopf.OperatorRegistry()
-    register(registry, ControllerContext(api=None, config=None, metrics=OperatorMetrics()))  # type: ignore[arg-type]
+def test_kopf_handles_no_resource(monkeypatch: pytest.MonkeyPatch) -> None:
+    # kopf would keep a diff base and progress for create/update/resume handlers, and add a
+    # finalizer for timers and daemons: the operator registers no resource handler at all,
+    # only the login; the models, children and pods are streamed by the context itself.
+    monkeypatch.setattr(KubeApi, "from_environment", classmethod(lambda cls, **_: cls(client=None)))
+    registry, _, ctx = build_operator(parse_options([]))
     assert registry._spawning.get_all_handlers() == []
     assert registry._changing.get_all_handlers() == []
-    watching = [h.id for h in registry._watching.get_all_handlers()]
-    assert "model" in watching
+    assert registry._watching.get_all_handlers() == []
     assert registry._indexing.get_all_handlers() == []
-    # kopf watches the models only; every child kind is streamed by the context itself.
-    assert watching == ["model"]
+    assert [h.id for h in registry._activities.get_all_handlers()] == ["login"]
+    assert isinstance(ctx, ControllerContext)
     assert sorted(kind.plural for kind in BUILT_IN_KINDS + OPTIONAL_KINDS) == sorted(
         kind.plural for kind in MANAGED_KINDS
     )
@@ -181,11 +163,8 @@ async def test_queue_depth_is_exported_while_the_workers_run() -> None:
         await ctx.stop()
 
 
-def test_watch_timeout_reaches_kopf_as_whole_seconds() -> None:
+def test_watch_timeout_is_whole_seconds() -> None:
     """The API server parses a watch's timeoutSeconds as an integer: "300.0" is a 400."""
-    settings = kopf.OperatorSettings()
-    configure(settings, standalone=True)
-    assert type(settings.watching.server_timeout) is int
     assert type(parse_options([]).watch_timeout) is int
     assert type(parse_options(["--watch-timeout", "20"]).watch_timeout) is int
 
