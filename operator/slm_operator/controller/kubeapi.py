@@ -14,6 +14,7 @@ plus the Events about it; kopf writes nothing on the model (see ``handlers``).
 from __future__ import annotations
 
 import datetime
+import http.client
 import json
 import logging
 import os
@@ -31,6 +32,7 @@ import urllib3
 
 from slm_operator.contract.kinds import ManagedKind
 from slm_operator.contract.names import FIELD_MANAGER
+from slm_operator.controller.transport import HttpTransport, direct_transport
 
 log = logging.getLogger(__name__)
 
@@ -81,8 +83,10 @@ def authorization_header(configuration: Any) -> str | None:
 class KubeApi:
     """A thin JSON client over ``kubernetes.client.ApiClient`` with explicit error handling."""
 
-    client: Any  # kubernetes.client.ApiClient
+    client: Any  # kubernetes.client.ApiClient: the configuration, and the path through a proxy
     request_timeout: float = 30.0
+    # The lean path to a directly reachable server (controller/transport.py); None: the client's.
+    transport: HttpTransport | None = None
     # Whether the Prometheus Operator's API is served changes when someone installs it, which is
     # rare; a long cache keeps an idle operator from asking (a pod restart re-reads it at once).
     discovery_ttl: float = 900.0
@@ -107,7 +111,11 @@ class KubeApi:
             kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]
                 config_file=os.environ.get("KUBECONFIG", "~/.kube/config"), client_configuration=configuration
             )
-        return cls(client=kubernetes.client.ApiClient(configuration), request_timeout=request_timeout)
+        return cls(
+            client=kubernetes.client.ApiClient(configuration),
+            request_timeout=request_timeout,
+            transport=direct_transport(configuration, timeout=request_timeout),
+        )
 
     @property
     def configuration(self) -> Any:
@@ -128,18 +136,26 @@ class KubeApi:
         """One request; the decoded JSON answer, ``None`` for 404; raises :class:`ApiError`."""
         server, auth = self._server_and_auth()
         headers = {"Accept": "application/json", "Content-Type": content_type, **auth}
-        url = f"{server}{path}?{urlencode(query)}" if query else f"{server}{path}"
+        target = f"{path}?{urlencode(query)}" if query else path
         try:
-            # The REST layer JSON-encodes dict bodies for JSON and YAML content types alike
-            # (JSON is valid YAML, so an apply patch goes out as JSON).
-            response = self.client.call_api(
-                method, url, header_params=headers, body=body, _request_timeout=self.request_timeout
-            )
-            raw = response.read()
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            if self.transport is not None:
+                # JSON for JSON and YAML content types alike (JSON is valid YAML, so an apply
+                # patch goes out as JSON).
+                payload = None if body is None else orjson.dumps(body)
+                status, raw = self.transport.request(method, target, payload, headers)
+            else:
+                # The REST layer JSON-encodes dict bodies the same way.
+                response = self.client.call_api(
+                    method,
+                    f"{server}{target}",
+                    header_params=headers,
+                    body=body,
+                    _request_timeout=self.request_timeout,
+                )
+                status, raw = int(response.status), response.read()
+        except (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError) as exc:
             log.warning("%s %s failed in transport: %s", method, path, type(exc).__name__)
             raise TransientApiError(0, f"{type(exc).__name__} talking to the API server") from None
-        status = int(response.status)
         if 200 <= status < 300:
             return orjson.loads(raw) if raw else {}
         message = _status_message(raw)

@@ -24,7 +24,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import ssl
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +33,7 @@ import aiohttp
 import orjson
 
 from slm_operator.controller.kubeapi import authorization_header
+from slm_operator.controller.transport import ssl_context
 
 log = logging.getLogger(__name__)
 
@@ -84,21 +84,6 @@ class ApiSession:
         if self._session is not None:
             await self._session.close()
             self._session = None
-
-
-def ssl_context(configuration: Any) -> ssl.SSLContext | bool:
-    """TLS as the ``kubernetes`` client does it: its CA, its client certificate, its verify flag."""
-    if not str(configuration.host).startswith("https:"):
-        return False
-    if not configuration.verify_ssl:
-        context = ssl.create_default_context()
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    else:
-        context = ssl.create_default_context(cafile=configuration.ssl_ca_cert)
-    if configuration.cert_file:
-        context.load_cert_chain(configuration.cert_file, configuration.key_file)
-    return context
 
 
 @dataclass
