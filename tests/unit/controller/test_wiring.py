@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import logging
+import subprocess
+import sys
 
 import kopf
 import pytest
@@ -237,3 +239,14 @@ def test_the_deployment_controllers_revision_annotation_is_not_drift() -> None:
     added = copy.deepcopy(numbered)
     added["metadata"]["annotations"]["example.com/note"] = "x"  # type: ignore[index]
     assert not status_only_change(DEPLOYMENT, numbered, added)
+
+
+def test_the_garbage_collector_skips_start_up_and_collects_less_often() -> None:
+    # In a child process: the setting is process-wide.
+    code = (
+        "import gc; from slm_operator.controller.run import GC_YOUNG_THRESHOLD, tune_gc; "
+        "before = gc.get_threshold(); tune_gc(); after = gc.get_threshold(); "
+        "assert after == (GC_YOUNG_THRESHOLD, before[1], before[2]), after; "
+        "assert gc.get_freeze_count() > 10_000, gc.get_freeze_count()"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
