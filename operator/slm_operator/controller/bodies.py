@@ -11,7 +11,6 @@ from typing import Any
 from slm_operator.contract.kinds import DEPLOYMENT, ManagedKind
 from slm_operator.controller.observed import deployment_view
 from slm_operator.controller.owner_index import ModelKey, resource_version, slim
-from slm_operator.controller.settings import LEGACY_ANNOTATIONS, LEGACY_FINALIZER
 from slm_operator.diagnosis import diagnose
 
 
@@ -115,25 +114,3 @@ def slim_pod(body: Mapping[str, Any]) -> dict[str, Any]:
         },
         "status": dict(body.get("status") or {}),
     }
-
-
-def leftovers_patch(model: Mapping[str, Any]) -> dict[str, Any] | None:
-    """A merge patch removing what an older version of the operator kept on a model through
-    kopf -- its finalizer and annotations (:data:`LEGACY_ANNOTATIONS`) -- or ``None``.
-
-    A merge patch replaces the whole ``finalizers`` list, so it carries the model's
-    ``resourceVersion`` as a precondition: if anyone changed the list meanwhile the server
-    refuses it (409) and nothing of theirs is lost.
-    """
-    meta = model.get("metadata") or {}
-    finalizers = list(meta.get("finalizers") or [])
-    annotations = meta.get("annotations") or {}
-    stale = [key for key in LEGACY_ANNOTATIONS if key in annotations]
-    if LEGACY_FINALIZER not in finalizers and not stale:
-        return None
-    patch: dict[str, Any] = {"resourceVersion": meta.get("resourceVersion")}
-    if LEGACY_FINALIZER in finalizers:
-        patch["finalizers"] = [name for name in finalizers if name != LEGACY_FINALIZER]
-    if stale:
-        patch["annotations"] = dict.fromkeys(stale)
-    return {"metadata": patch}

@@ -47,7 +47,6 @@ from slm_operator.contract.names import MODEL_LABEL
 from slm_operator.controller.bodies import (
     generation_of,
     key_of,
-    leftovers_patch,
     older,
     slim_model,
     slim_pod,
@@ -58,13 +57,13 @@ from slm_operator.controller.bodies import (
 )
 from slm_operator.controller.kubeapi import (
     ApiError,
-    ConflictError,
     KubeApi,
     ModelResource,
     TransientApiError,
     cluster_path,
     collection_path,
 )
+from slm_operator.controller.leftovers import leftovers_patch, remove_leftovers
 from slm_operator.controller.metrics import OperatorMetrics
 from slm_operator.controller.owner_index import (
     Children,
@@ -134,23 +133,16 @@ class ControllerContext:
         patch = leftovers_patch(body)
         if patch is not None and (namespace, name) not in self._cleaning:
             self._cleaning[(namespace, name)] = asyncio.create_task(
-                self._clean(namespace, name, patch), name=f"clean {namespace}/{name}"
+                self._clean((namespace, name), patch), name=f"clean {namespace}/{name}"
             )
         if self.model_seen(body):
             self.queue.add((namespace, name))
 
-    async def _clean(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
-        """Remove an older version's finalizer and annotations (a merge patch that holds only
-        on the version looked at; after a conflict, the newer version's event tries again)."""
+    async def _clean(self, key: ModelKey, patch: dict[str, Any]) -> None:
         try:
-            await asyncio.to_thread(self.api.patch_model, MODELS, namespace, name, patch)
-            log.info("%s/%s: removed what an older operator version left on it", namespace, name)
-        except ConflictError:
-            log.debug("%s/%s changed while its leftovers were being removed", namespace, name)
-        except ApiError as exc:
-            log.warning("%s/%s: removing an older version's finalizer failed: %s", namespace, name, exc)
+            await remove_leftovers(self.api, MODELS, key, patch, latest=lambda: self.models.get(key))
         finally:
-            self._cleaning.pop((namespace, name), None)
+            self._cleaning.pop(key, None)
 
     def model_seen(self, body: Mapping[str, Any]) -> bool:
         """Remember the newest body of a model; True when it needs a reconcile (new spec)."""

@@ -262,7 +262,7 @@ class KubeApi:
         self, resource: ModelResource, namespace: str, name: str, patch: Mapping[str, Any]
     ) -> dict[str, Any] | None:
         """Merge-patch the model itself (only to remove what an older version left on it: see
-        :func:`slm_operator.controller.bodies.leftovers_patch`); ``None`` if gone."""
+        :func:`slm_operator.controller.leftovers.leftovers_patch`); ``None`` if gone."""
         return self.call(
             "PATCH", resource.object_path(namespace, name), body=dict(patch), content_type=MERGE_PATCH
         )

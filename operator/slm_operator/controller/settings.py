@@ -11,7 +11,7 @@ from slm_operator.contract.names import MANAGED_BY
 # Annotations and the finalizer earlier versions of the operator kept on a model through kopf
 # (a copy of the whole spec as kopf's diff base, per-handler progress, a finalizer for a timer).
 # kopf no longer handles the models, so nothing writes them; they are removed from a model when it
-# is first seen (:func:`slm_operator.controller.bodies.leftovers_patch`).
+# is first seen (:func:`slm_operator.controller.leftovers.leftovers_patch`).
 STORAGE_PREFIX = "slm.dev"
 LEGACY_ANNOTATIONS = (
     f"{STORAGE_PREFIX}/last-handled-configuration",

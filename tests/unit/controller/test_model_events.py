@@ -6,9 +6,11 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
-from slm_operator.controller.bodies import leftovers_patch
+import pytest
+
 from slm_operator.controller.handlers import MODELS, ControllerContext
-from slm_operator.controller.kubeapi import ConflictError, ModelResource
+from slm_operator.controller.kubeapi import ApiError, ConflictError, ModelResource, TransientApiError
+from slm_operator.controller.leftovers import leftovers_patch, remove_leftovers
 from slm_operator.controller.metrics import OperatorMetrics
 
 
@@ -126,3 +128,38 @@ async def test_a_conflict_leaves_the_next_version_to_try_again() -> None:
     await asyncio.gather(*ctx._cleaning.values())
     assert [patch["metadata"]["resourceVersion"] for *_, patch in api.patches] == ["10", "11"]
     await ctx.stop()
+
+
+async def test_after_a_conflict_the_newest_version_seen_is_patched_at_once() -> None:
+    api = PatchRecorder(failures=[ConflictError(409, "the object has been modified")])
+    newest = model(rv="12", finalizers=["example.com/keep", "slm.dev/finalizer"])
+    first = leftovers_patch(model(rv="10", finalizers=["slm.dev/finalizer"]))
+    assert first is not None
+    await remove_leftovers(api, MODELS, ("ns", "m"), first, latest=lambda: newest)  # type: ignore[arg-type]
+    assert [patch["metadata"] for *_, patch in api.patches] == [
+        {"resourceVersion": "10", "finalizers": []},
+        {"resourceVersion": "12", "finalizers": ["example.com/keep"]},
+    ]
+
+
+async def test_a_transient_failure_is_retried_while_the_leftovers_remain() -> None:
+    api = PatchRecorder(failures=[TransientApiError(503, "unavailable")] * 2)
+    old = model(finalizers=["slm.dev/finalizer"])
+    patch = leftovers_patch(old)
+    assert patch is not None
+    await remove_leftovers(api, MODELS, ("ns", "m"), patch, latest=lambda: old, first_delay=0.01)  # type: ignore[arg-type]
+    assert len(api.patches) == 3  # two failures, then it held
+    # Once the model no longer carries them (someone removed them), the retries stop.
+    api = PatchRecorder(failures=[TransientApiError(503, "unavailable")])
+    await remove_leftovers(api, MODELS, ("ns", "m"), patch, latest=model, first_delay=0.01)  # type: ignore[arg-type]
+    assert len(api.patches) == 1
+
+
+async def test_a_refusal_is_logged_and_not_retried(caplog: pytest.LogCaptureFixture) -> None:
+    api = PatchRecorder(failures=[ApiError(403, "forbidden: cannot patch")])
+    old = model(finalizers=["slm.dev/finalizer"])
+    patch = leftovers_patch(old)
+    assert patch is not None
+    await remove_leftovers(api, MODELS, ("ns", "m"), patch, latest=lambda: old, first_delay=0.01)  # type: ignore[arg-type]
+    assert len(api.patches) == 1
+    assert "forbidden: cannot patch" in caplog.text
