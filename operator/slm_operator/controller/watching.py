@@ -101,7 +101,9 @@ class WatchStream:
     page_size: int = 500
     retry_delay: float = 1.0  # after a failure, doubling up to max_retry_delay
     max_retry_delay: float = 30.0
-    _known: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    # Every object reported and not deleted: (resourceVersion, uid, the kept metadata as JSON).
+    # Packed: at 1000 models a stream of each kind remembers thousands of objects.
+    _known: dict[tuple[str, str], tuple[str, str, bytes]] = field(default_factory=dict)
     _listed: bool = False
 
     async def run(self) -> None:
@@ -157,9 +159,9 @@ class WatchStream:
             key = _object_key(item)
             seen.add(key)
             before = self._known.get(key)
-            if before is not None and _version(before) == _version(item) and _uid(before) == _uid(item):
+            if before is not None and before[:2] == (_version(item), _uid(item)):
                 continue
-            if before is not None and _uid(before) != _uid(item):
+            if before is not None and before[1] != _uid(item):
                 self._forget(key, before)  # deleted and created again under the same name
                 before = None
             self._remember(item)
@@ -237,11 +239,12 @@ class WatchStream:
 
     def _remember(self, obj: Mapping[str, Any]) -> None:
         meta = obj.get("metadata") or {}
-        self._known[_object_key(obj)] = {"metadata": {k: meta[k] for k in _KEPT_METADATA if k in meta}}
+        kept = {"metadata": {k: meta[k] for k in _KEPT_METADATA if k in meta}}
+        self._known[_object_key(obj)] = (_version(obj), _uid(obj), orjson.dumps(kept))
 
-    def _forget(self, key: tuple[str, str], last: dict[str, Any]) -> None:
+    def _forget(self, key: tuple[str, str], last: tuple[str, str, bytes]) -> None:
         del self._known[key]
-        self.sink("DELETED", last)
+        self.sink("DELETED", orjson.loads(last[2]))
 
 
 async def _lines(content: aiohttp.StreamReader) -> AsyncIterator[bytes]:
