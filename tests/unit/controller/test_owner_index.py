@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from slm_operator.contract.kinds import DEPLOYMENT, SECRET, SERVICE
@@ -39,11 +40,12 @@ def test_model_key_is_the_owner_else_the_model_label() -> None:
     assert model_key(foreign_owner) == ("ns", "m")
 
 
-def test_the_index_keeps_compact_json_with_name_and_version() -> None:
-    packed = pack(slim(child("m", rv=42, spec={"ports": [{"port": 80}]}), kind=SERVICE))
+def test_the_index_keeps_compressed_json_with_name_and_version() -> None:
+    big = {"ports": [{"port": 8000 + n, "name": f"port-{n}", "protocol": "TCP"} for n in range(50)]}
+    packed = pack(slim(child("m", rv=42, spec=big), kind=SERVICE))
     assert (packed.name, packed.version) == ("m", 42)
-    assert packed.data.startswith(b'{"apiVersion":"v1"')
-    assert packed.unpack()["spec"] == {"ports": [{"port": 80}]}
+    assert packed.unpack()["spec"] == big
+    assert len(packed.data) < len(json.dumps(big)) / 3
 
 
 def test_slim_drops_managed_fields_and_secret_data_only() -> None:
