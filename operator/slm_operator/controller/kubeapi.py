@@ -3,12 +3,15 @@
 Every call goes through :meth:`KubeApi.call`, which makes 404/409 handling explicit and logged
 and turns transport failures, 429 and 5xx into :class:`TransientApiError` (retried soon); any
 other refusal is an :class:`ApiError` carrying the server's status and message. Bodies are sent
-and read as plain JSON dicts through the ``kubernetes`` client's low-level ``call_api`` path: the
-generated ``create_*`` methods validate bodies client-side and map only ``201`` responses, and we
+and read as plain JSON: over the workers' own kept-alive connections
+(:mod:`slm_operator.controller.transport`) when the server is reached directly, else through
+the ``kubernetes`` client's low-level ``call_api`` path (which knows proxies). Not the generated
+``create_*`` methods: they validate bodies client-side and map only ``201`` responses, and we
 apply objects of kinds (ServiceMonitor) the generated client does not know.
 
 Of the model itself only the ``status`` subresource is written (:meth:`KubeApi.patch_status`),
-plus the Events about it; kopf writes nothing on the model (see ``handlers``).
+plus the Events about it, and once the removal of what an older version left on it
+(:meth:`KubeApi.patch_model`); kopf writes nothing on the model (see ``handlers``).
 """
 
 from __future__ import annotations

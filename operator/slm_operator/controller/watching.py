@@ -1,11 +1,11 @@
-"""Lean list-and-watch streams for the models' children and pods, outside kopf.
+"""Lean list-and-watch streams for the models, their children and pods, outside kopf.
 
 kopf runs every watch event through its whole machinery -- per-object memory, a body wrapper,
 loggers, cause detection, a patch to apply -- which is made for handlers that change the object,
-and costs the operator most of its CPU when thousands of children it only reads change. For the
-built-in child kinds and the pods, a :class:`WatchStream` instead lists the objects with the
-operator's label selector, then watches from the listing's ``resourceVersion`` and hands each
-event, parsed, to a callback on the event loop; nothing else.
+and cost the operator most of its CPU when thousands of children it only reads changed. For the
+models, the built-in child kinds and the pods, a :class:`WatchStream` instead lists the objects
+(the children and pods with the operator's label selector), then watches from the listing's
+``resourceVersion`` and hands each event, parsed, to a callback on the event loop; nothing else.
 
 It resumes like client-go's reflector: a watch that ends (the server's ``timeoutSeconds``, a
 dropped connection) is re-opened from the last ``resourceVersion`` seen, which bookmarks keep
