@@ -236,15 +236,7 @@ class ControllerContext:
         self._session = ApiSession(self.api.configuration)
         self._namespaces = namespaces
         streams = [
-            WatchStream(
-                self._session,
-                path=MODELS.collection_path(namespace),
-                label_selector="",
-                sink=self.model_changed,
-                on_listed=self._one_listed,
-                server_timeout=self.watch_timeout,
-                client_timeout=self.watch_timeout + 30.0,
-            )
+            self._stream(MODELS.collection_path(namespace), self.model_changed, on_listed=self._one_listed)
             for namespace in (self._namespaces or ("",))
         ]
         sinks: list[tuple[ManagedKind, EventSink]] = [
@@ -255,36 +247,44 @@ class ControllerContext:
             stream for kind, sink in sinks for stream in self._kind_streams(kind, sink, self._one_listed)
         ]
         for kind in OPTIONAL_KINDS:
-            streams.append(
-                WatchStream(
-                    self._session,
-                    path=CRDS,
-                    label_selector="",
-                    field_selector=f"metadata.name={kind.plural}.{kind.group}",
-                    sink=functools.partial(self._crd_changed, kind),
-                    on_listed=self._one_listed,
-                    server_timeout=self.watch_timeout,
-                    client_timeout=self.watch_timeout + 30.0,
-                )
-            )
+            crd = f"metadata.name={kind.plural}.{kind.group}"
+            sink = functools.partial(self._crd_changed, kind)
+            streams.append(self._stream(CRDS, sink, on_listed=self._one_listed, field_selector=crd))
         return streams
 
     def _kind_streams(
         self, kind: ManagedKind, sink: EventSink, on_listed: Callable[[], None]
     ) -> list[WatchStream]:
-        assert self._session is not None
         return [
-            WatchStream(
-                self._session,
-                path=collection_path(kind, namespace) if namespace else cluster_path(kind),
-                label_selector=MANAGED_BY_SELECTOR,
-                sink=sink,
+            self._stream(
+                collection_path(kind, namespace) if namespace else cluster_path(kind),
+                sink,
                 on_listed=on_listed,
-                server_timeout=self.watch_timeout,
-                client_timeout=self.watch_timeout + 30.0,
+                label_selector=MANAGED_BY_SELECTOR,
             )
             for namespace in (self._namespaces or ("",))
         ]
+
+    def _stream(
+        self,
+        path: str,
+        sink: EventSink,
+        *,
+        on_listed: Callable[[], None],
+        label_selector: str = "",
+        field_selector: str = "",
+    ) -> WatchStream:
+        assert self._session is not None
+        return WatchStream(
+            self._session,
+            path=path,
+            label_selector=label_selector,
+            field_selector=field_selector,
+            sink=sink,
+            on_listed=on_listed,
+            server_timeout=self.watch_timeout,
+            client_timeout=self.watch_timeout + 30.0,
+        )
 
     def _crd_changed(self, kind: ManagedKind, event_type: str | None, body: Mapping[str, Any]) -> None:
         """The CRD of an optional kind appeared or went: start or stop streaming that kind.
