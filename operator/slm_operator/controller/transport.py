@@ -34,7 +34,7 @@ from kubernetes.client.rest import should_bypass_proxies
 
 # Failures that mean "the server closed this kept-alive connection before reading the request",
 # on which a request is sent again once (http.client.RemoteDisconnected is a ConnectionResetError).
-_STALE_CONNECTION = (ConnectionResetError, BrokenPipeError, ConnectionAbortedError, http.client.BadStatusLine)
+_STALE_CONNECTION = (ConnectionResetError, BrokenPipeError, ConnectionAbortedError)
 
 
 def ssl_context(configuration: Any) -> ssl.SSLContext | bool:
@@ -53,6 +53,12 @@ def ssl_context(configuration: Any) -> ssl.SSLContext | bool:
     return context
 
 
+def tls_server_name(configuration: Any) -> str | None:
+    """The name the server's certificate must carry when it is not the address dialled (the
+    kubeconfig's ``tls-server-name``), or ``None``."""
+    return getattr(configuration, "tls_server_name", None) or None
+
+
 class _Connection(http.client.HTTPSConnection):
     """An HTTPS connection that checks the certificate against ``server_hostname`` (the
     kubeconfig's ``tls-server-name``) when that differs from the address dialled."""
@@ -61,13 +67,13 @@ class _Connection(http.client.HTTPSConnection):
         self, host: str, port: int | None, *, context: ssl.SSLContext, timeout: float, server_hostname: str
     ) -> None:
         super().__init__(host, port, timeout=timeout, context=context)
-        self._context: ssl.SSLContext = context
+        self._tls = context
         self._server_hostname = server_hostname
 
     def connect(self) -> None:
         sock = socket.create_connection((self.host, self.port), self.timeout)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.sock = self._context.wrap_socket(sock, server_hostname=self._server_hostname)
+        self.sock = self._tls.wrap_socket(sock, server_hostname=self._server_hostname)
 
 
 def direct_transport(configuration: Any, *, timeout: float) -> HttpTransport | None:
@@ -90,7 +96,7 @@ class HttpTransport:
         self._port = url.port
         self._timeout = timeout
         self._tls: ssl.SSLContext | None = None
-        self._server_hostname = str(getattr(configuration, "tls_server_name", None) or url.hostname)
+        self._server_hostname = tls_server_name(configuration) or url.hostname
         context = ssl_context(configuration)
         if isinstance(context, ssl.SSLContext):  # https
             self._tls = context
@@ -100,22 +106,16 @@ class HttpTransport:
         self, method: str, target: str, body: bytes | None, headers: Mapping[str, str]
     ) -> tuple[int, bytes]:
         """Send one request (``target``: path and query); the status and the whole body."""
-        connection, reused = self._connection()
-        try:
-            return self._exchange(connection, method, target, body, headers)
-        except _STALE_CONNECTION:
-            self._drop(connection)
-            if not reused:
-                raise
-        except (http.client.HTTPException, OSError):
-            self._drop(connection)
-            raise
-        connection, _ = self._connection()  # the kept-alive one had been closed: once more
-        try:
-            return self._exchange(connection, method, target, body, headers)
-        except (http.client.HTTPException, OSError):
-            self._drop(connection)
-            raise
+        while True:
+            connection, reused = self._connection()
+            try:
+                return self._exchange(connection, method, target, body, headers)
+            except (http.client.HTTPException, OSError) as exc:
+                self._drop(connection)
+                if not (reused and isinstance(exc, _STALE_CONNECTION)):
+                    raise
+                # The kept-alive connection had been closed: once more, on a new one (which is
+                # not "reused", so a second failure is raised).
 
     def _exchange(
         self,

@@ -33,7 +33,7 @@ import aiohttp
 import orjson
 
 from slm_operator.controller.kubeapi import authorization_header
-from slm_operator.controller.transport import ssl_context
+from slm_operator.controller.transport import ssl_context, tls_server_name
 
 log = logging.getLogger(__name__)
 
@@ -176,6 +176,7 @@ class WatchStream:
             self.api.url(self.path, query),
             headers=self.api.headers(),
             timeout=aiohttp.ClientTimeout(total=self.client_timeout),
+            server_hostname=tls_server_name(self.api.configuration),
         ) as response:
             yield response
 

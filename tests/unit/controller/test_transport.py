@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
+import ssl
+import subprocess
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
 from slm_operator.controller.kubeapi import KubeApi, TransientApiError
 from slm_operator.controller.transport import HttpTransport, direct_transport
+from slm_operator.controller.watching import ApiSession, WatchStream
 
 
 @dataclass
@@ -22,6 +27,7 @@ class ScriptedServer:
 
     close_after: set[int] = field(default_factory=set)
     refuse: set[int] = field(default_factory=set)
+    tls: ssl.SSLContext | None = None  # serve HTTPS with this context
     requests: list[bytes] = field(default_factory=list)
     connections: int = 0
 
@@ -45,6 +51,12 @@ class ScriptedServer:
             threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
 
     def _handle(self, conn: socket.socket) -> None:
+        if self.tls is not None:
+            try:
+                conn = self.tls.wrap_socket(conn, server_side=True)
+            except (ssl.SSLError, OSError):  # the client refused our certificate
+                conn.close()
+                return
         buffer = b""
         with conn:
             while True:
@@ -156,3 +168,61 @@ def test_a_proxy_in_the_way_keeps_the_clients_own_path() -> None:
 def test_an_address_that_is_not_http_is_refused() -> None:
     with pytest.raises(ValueError, match="not an http"):
         HttpTransport(configuration("unix:///run/k8s.sock"), timeout=5)
+
+
+@pytest.fixture
+def tls_server(tmp_path: Path) -> Iterator[tuple[ScriptedServer, Path]]:
+    """HTTPS on 127.0.0.1 with a self-signed certificate for ``kubernetes.test`` only (made
+    with openssl, which the simulated cluster needs anyway)."""
+    cert, key = tmp_path / "tls.crt", tmp_path / "tls.key"
+    openssl = ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"]
+    subject = ["-subj", "/CN=kubernetes.test", "-addext", "subjectAltName=DNS:kubernetes.test"]
+    subprocess.run(
+        [*openssl, "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "1", *subject],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    scripted = ScriptedServer(tls=context)
+    yield scripted, cert
+    scripted.close()
+
+
+def test_the_certificate_is_checked_against_the_tls_server_name(
+    tls_server: tuple[ScriptedServer, Path],
+) -> None:
+    server, cert = tls_server
+    host = f"https://127.0.0.1:{server.port}"
+    named = HttpTransport(
+        configuration(host, ssl_ca_cert=str(cert), tls_server_name="kubernetes.test"), timeout=5
+    )
+    assert named.request("GET", "/version", None, {}) == (200, b'{"n": 1}')
+    unnamed = HttpTransport(configuration(host, ssl_ca_cert=str(cert)), timeout=5)
+    with pytest.raises(ssl.SSLCertVerificationError, match=r"127\.0\.0\.1"):
+        unnamed.request("GET", "/version", None, {})
+
+
+async def test_the_streams_check_the_certificate_against_the_tls_server_name(
+    tls_server: tuple[ScriptedServer, Path],
+) -> None:
+    server, cert = tls_server
+    config = configuration(
+        f"https://127.0.0.1:{server.port}", ssl_ca_cert=str(cert), tls_server_name="kubernetes.test"
+    )
+    config.username = None
+    config.get_api_key_with_prefix = lambda key, alias=None: None
+    session = ApiSession(config)
+    listed = asyncio.Event()
+    stream = WatchStream(
+        session, path="/api/v1/pods", label_selector="", sink=lambda *_: None, on_listed=listed.set
+    )
+    task = asyncio.create_task(stream.run())
+    try:
+        await asyncio.wait_for(listed.wait(), timeout=10)  # listed over TLS: the name was checked
+        assert server.requests[0].startswith(b"GET /api/v1/pods?limit=500 HTTP/1.1")
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await session.close()
