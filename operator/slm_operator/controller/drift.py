@@ -21,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
+import orjson
 from kubernetes.utils import parse_quantity as _parse_quantity
 
 APPLIED_HASH_ANNOTATION = "slm.dev/applied-hash"
@@ -50,9 +51,34 @@ def is_owned_by(obj: Mapping[str, Any], uid: str) -> bool:
 
 
 def rendered_hash(obj: Mapping[str, Any]) -> str:
-    """A stable hash of a rendered object (key order and whitespace do not matter)."""
+    """A stable hash of a rendered object (key order and whitespace do not matter).
+
+    The hash of ``json.dumps`` with sorted keys, as children already carry it. Every pass
+    renders its children again, and that encoding costs tens of microseconds per child, so
+    the hashes are remembered by a digest of the object's ``orjson`` encoding (a few
+    microseconds): equal encodings mean equal values, hence equal ``json.dumps`` output.
+    """
+    try:
+        key = hashlib.blake2b(orjson.dumps(obj, option=orjson.OPT_SORT_KEYS), digest_size=16).digest()
+    except TypeError:  # what orjson does not encode (a non-string key, a huge int): no memo
+        return _json_hash(obj)
+    known = _HASHES.get(key)
+    if known is None:
+        if len(_HASHES) >= _HASHES_KEPT:
+            _HASHES.clear()  # a crude bound: the next passes fill it again
+        known = _HASHES[key] = _json_hash(obj)
+    return known
+
+
+def _json_hash(obj: Mapping[str, Any]) -> str:
     encoded = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str).encode()
     return hashlib.sha256(encoded).hexdigest()[:16]
+
+
+# Hashes by encoding digest; enough for a pass and the next of every child of 1000 models
+# (about 150 bytes an entry). Shared by the worker threads: dict reads and writes are atomic.
+_HASHES: dict[bytes, str] = {}
+_HASHES_KEPT = 10_000
 
 
 def prepare_child(rendered: Mapping[str, Any], model: Mapping[str, Any]) -> dict[str, Any]:
@@ -85,16 +111,35 @@ def strip_server_side(obj: Mapping[str, Any]) -> dict[str, Any]:
 
 def is_subset(desired: Any, live: Any, path: tuple[str, ...] = ()) -> bool:
     """Whether every field of ``desired`` is present in ``live`` with an equal value."""
-    if isinstance(desired, Mapping):
-        if not isinstance(live, Mapping):
+    if _is_mapping(desired):
+        if not _is_mapping(live):
             return False
-        return all(
-            is_subset(value, live[key], (*path, str(key))) if key in live else is_omitted_empty(value)
-            for key, value in desired.items()
-        )
+        for key, value in desired.items():
+            if key not in live:
+                if not is_omitted_empty(value):
+                    return False
+                continue
+            found = live[key]
+            kind = type(value)
+            if kind in _PLAIN_SCALARS and kind is type(found) and value == found:
+                continue  # the common case, decided without a call
+            if not is_subset(value, found, (*path, str(key))):
+                return False
+        return True
     if isinstance(desired, list):
         return _list_subset(desired, live, path)
     return _scalar_equal(desired, live, path)
+
+
+# Scalars whose equality (with equal types) is equality as the API server stores them; a
+# quantity written differently (``"0.5"``/``"500m"``) is unequal as a string and goes on to
+# :func:`_scalar_equal`.
+_PLAIN_SCALARS = frozenset({str, int, bool, float})
+
+
+def _is_mapping(value: Any) -> bool:
+    # Parsed JSON holds plain dicts: their type check is several times cheaper than the ABC's.
+    return type(value) is dict or isinstance(value, Mapping)
 
 
 def is_omitted_empty(value: Any) -> bool:

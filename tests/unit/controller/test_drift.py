@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 from decimal import Decimal
 from typing import Any
 
@@ -16,6 +18,7 @@ from slm_operator.controller.drift import (
     owner_reference,
     parse_quantity,
     prepare_child,
+    rendered_hash,
 )
 
 MODEL = {
@@ -194,3 +197,29 @@ def test_quantities_are_compared_as_quantities(desired: object, stored: str) -> 
     assert is_subset(
         {"resources": {"requests": {"cpu": desired}}}, {"resources": {"requests": {"cpu": stored}}}
     )
+
+
+@pytest.mark.parametrize(
+    "obj",
+    [
+        SERVICE,
+        {"data": {"system": "Réponds en une phrase. 答えて", "ctl": "a\tb\u007f\u0001"}},
+        {"spec": {"b": 1, "a": [1.5, 1e16, 0.0001, True, None]}},
+        {"spec": {1: "an int key orjson does not encode"}},
+        {"spec": {"big": 2**70}},
+    ],
+    ids=["service", "non-ascii", "numbers", "int-key", "big-int"],
+)
+def test_the_applied_hash_is_the_sorted_json_hash_children_carry(obj: dict[Any, Any]) -> None:
+    # The hash was always sha256 of json.dumps with sorted keys; remembering it by the orjson
+    # encoding must not change it (a changed hash would re-apply every child once).
+    expected = hashlib.sha256(
+        json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str).encode()
+    ).hexdigest()[:16]
+    assert rendered_hash(obj) == expected
+    assert rendered_hash(copy.deepcopy(obj)) == expected  # from the memo, for an equal object
+
+
+def test_equal_looking_values_of_other_types_hash_differently() -> None:
+    hashes = {rendered_hash({"v": value}) for value in (1, 1.0, True, "1")}
+    assert len(hashes) == 4
