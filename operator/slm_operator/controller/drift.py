@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
 import orjson
-from kubernetes.utils import parse_quantity as _parse_quantity
 
 APPLIED_HASH_ANNOTATION = "slm.dev/applied-hash"
 
@@ -195,11 +195,30 @@ def _is_quantity_path(path: tuple[str, ...]) -> bool:
 def parse_quantity(text: str) -> Decimal | None:
     """A Kubernetes quantity as a number (``"500m"`` -> 0.5, ``"1Gi"`` -> 1073741824), or None.
 
-    Parsed by the ``kubernetes`` client's own parser, which follows the API's quantity grammar
-    (https://github.com/kubernetes-client/python/blob/master/kubernetes/utils/quantity.py).
+    The API's quantity grammar (k8s.io/apimachinery/pkg/api/resource, quantity.go): a signed
+    decimal number, then a binary suffix (``Ki`` .. ``Ei``), a decimal one (``n``, ``u``, ``m``,
+    none, ``k``, ``M`` .. ``E``) or a decimal exponent (``e3``, ``E-2``). Parsed here rather than
+    by the ``kubernetes`` client's ``parse_quantity``, which the operator process does not load;
+    the tests hold the two to the same answers.
     """
-    try:
-        value = _parse_quantity(text.strip())  # type: ignore[no-untyped-call]
-    except ValueError:
+    found = _QUANTITY.fullmatch(text.strip())
+    if found is None:
         return None
-    return value if isinstance(value, Decimal) else None
+    number, suffix = Decimal(found["number"]), found["suffix"] or ""
+    if suffix[1:].lstrip("+-").isdigit():  # a decimal exponent: e3, E-2
+        return number.scaleb(int(suffix[1:]))
+    return number * _QUANTITY_FACTORS[suffix]
+
+
+_QUANTITY = re.compile(
+    r"(?P<number>[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+))"
+    r"(?P<suffix>[KMGTPE]i|[numkMGTPE]|[eE][+-]?[0-9]+)?"
+)
+_QUANTITY_FACTORS: dict[str, Decimal] = {
+    **{prefix: Decimal(1000) ** power for prefix, power in zip("kMGTPE", range(1, 7), strict=True)},
+    **{f"{prefix}i": Decimal(1024) ** power for prefix, power in zip("KMGTPE", range(1, 7), strict=True)},
+    "": Decimal(1),
+    "m": Decimal("0.001"),
+    "u": Decimal("0.000001"),
+    "n": Decimal("0.000000001"),
+}

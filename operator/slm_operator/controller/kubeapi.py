@@ -29,12 +29,11 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlencode
 
-import kubernetes
 import orjson
-import urllib3
 
 from slm_operator.contract.kinds import ManagedKind
 from slm_operator.contract.names import FIELD_MANAGER
+from slm_operator.controller.connection import Connection, load_connection
 from slm_operator.controller.transport import HttpTransport, direct_transport
 
 log = logging.getLogger(__name__)
@@ -82,6 +81,38 @@ def authorization_header(configuration: Any) -> str | None:
     return str(token) if " " in str(token) else f"Bearer {token}"
 
 
+USER_AGENT = "slm-operator"
+
+
+@dataclass(frozen=True)
+class DirectClient:
+    """What :class:`KubeApi` reads of its client when it talks to the server directly."""
+
+    configuration: Connection
+    user_agent: str = USER_AGENT
+
+
+def _copy_connection(connection: Connection, configuration: Any) -> None:
+    """Fill a ``kubernetes.client.Configuration`` from a connection (for the proxy path)."""
+    configuration.host = connection.host
+    configuration.ssl_ca_cert = connection.ssl_ca_cert
+    configuration.cert_file = connection.cert_file
+    configuration.key_file = connection.key_file
+    configuration.verify_ssl = connection.verify_ssl
+    configuration.tls_server_name = connection.tls_server_name
+    configuration.proxy = connection.proxy
+    configuration.no_proxy = connection.no_proxy
+    configuration.username = connection.username
+    configuration.password = connection.password
+    token = connection.get_api_key_with_prefix("BearerToken")
+    if token:
+        configuration.api_key = {"authorization": token}
+    if connection.token_file:  # re-read the rotated token, as the client's in-cluster loader does
+        configuration.refresh_api_key_hook = lambda c: c.api_key.update(
+            authorization=connection.get_api_key_with_prefix("BearerToken") or ""
+        )
+
+
 @dataclass
 class KubeApi:
     """A thin JSON client over ``kubernetes.client.ApiClient`` with explicit error handling."""
@@ -105,11 +136,26 @@ class KubeApi:
 
     @classmethod
     def from_environment(cls, *, request_timeout: float = 30.0) -> KubeApi:
-        """In-cluster service account if present, else the kubeconfig (``KUBECONFIG``/``~/.kube``)."""
+        """In-cluster service account if present, else the kubeconfig (``KUBECONFIG``/``~/.kube``).
+
+        Read by :mod:`slm_operator.controller.connection`; the ``kubernetes`` client is imported
+        only where it is needed: a kubeconfig user with a credential plugin or auth provider
+        (its loader runs them), or a proxy between the operator and the server (its HTTP
+        layer speaks to proxies).
+        """
+        connection = load_connection()
+        if connection is not None:
+            transport = direct_transport(connection, timeout=request_timeout)
+            if transport is not None:
+                return cls(
+                    client=DirectClient(connection), request_timeout=request_timeout, transport=transport
+                )
+        import kubernetes  # only on these paths: 17 MiB of generated modules
+
         configuration = kubernetes.client.Configuration()
-        try:
-            kubernetes.config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-        except kubernetes.config.ConfigException:
+        if connection is not None:
+            _copy_connection(connection, configuration)
+        else:
             # Read KUBECONFIG now: the client library reads it once, at import time.
             kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]
                 config_file=os.environ.get("KUBECONFIG", "~/.kube/config"), client_configuration=configuration
@@ -122,7 +168,8 @@ class KubeApi:
 
     @property
     def configuration(self) -> Any:
-        """The ``kubernetes.client.Configuration`` in use (server, credentials, CA)."""
+        """The connection in use (server, credentials, CA): a :class:`Connection`, or the
+        ``kubernetes.client.Configuration`` the client's own loader filled."""
         return self.client.configuration
 
     # -- low level -------------------------------------------------------------------------
@@ -147,16 +194,8 @@ class KubeApi:
                 payload = None if body is None else orjson.dumps(body)
                 status, raw = self.transport.request(method, target, payload, headers)
             else:
-                # The REST layer JSON-encodes dict bodies the same way.
-                response = self.client.call_api(
-                    method,
-                    f"{server}{target}",
-                    header_params=headers,
-                    body=body,
-                    _request_timeout=self.request_timeout,
-                )
-                status, raw = int(response.status), response.read()
-        except (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError) as exc:
+                status, raw = self._through_client(method, f"{server}{target}", headers, body)
+        except (http.client.HTTPException, OSError) as exc:
             log.warning("%s %s failed in transport: %s", method, path, type(exc).__name__)
             raise TransientApiError(0, f"{type(exc).__name__} talking to the API server") from None
         if 200 <= status < 300:
@@ -176,6 +215,20 @@ class KubeApi:
             raise TransientApiError(status, message)
         log.error("%s %s: HTTP %d: %s", method, path, status, message)
         raise ApiError(status, message)
+
+    def _through_client(self, method: str, url: str, headers: dict[str, str], body: Any) -> tuple[int, bytes]:
+        """A request over the ``kubernetes`` client's REST layer (urllib3, which knows proxies);
+        urllib3's transport failures are raised as ``OSError`` like the direct path's."""
+        import urllib3  # loaded with the kubernetes client, which this path has
+
+        try:
+            # The REST layer JSON-encodes dict bodies the same way.
+            response = self.client.call_api(
+                method, url, header_params=headers, body=body, _request_timeout=self.request_timeout
+            )
+        except urllib3.exceptions.HTTPError as exc:
+            raise OSError(f"{type(exc).__name__}: {exc}") from exc
+        return int(response.status), response.read()
 
     def _server_and_auth(self) -> tuple[str, dict[str, str]]:
         """The server URL and the auth headers of the client's configuration, re-read every

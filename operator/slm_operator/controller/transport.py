@@ -30,8 +30,6 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from kubernetes.client.rest import should_bypass_proxies
-
 # Failures that mean "the server closed this kept-alive connection before reading the request",
 # on which a request is sent again once (http.client.RemoteDisconnected is a ConnectionResetError).
 _STALE_CONNECTION = (ConnectionResetError, BrokenPipeError, ConnectionAbortedError)
@@ -79,7 +77,12 @@ class _Connection(http.client.HTTPSConnection):
 def direct_transport(configuration: Any, *, timeout: float) -> HttpTransport | None:
     """A transport for ``configuration``'s API server, or ``None`` when a proxy is in the way."""
     proxy = getattr(configuration, "proxy", None)
-    if proxy and not should_bypass_proxies(str(configuration.host), str(configuration.no_proxy or "")):
+    if not proxy:
+        return HttpTransport(configuration, timeout=timeout)
+    # NO_PROXY matched the way the kubernetes client matches it (the path a proxy takes is its).
+    from kubernetes.client.rest import should_bypass_proxies
+
+    if not should_bypass_proxies(str(configuration.host), str(configuration.no_proxy or "")):
         return None
     return HttpTransport(configuration, timeout=timeout)
 
