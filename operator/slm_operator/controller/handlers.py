@@ -38,13 +38,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-
 from slm_operator.api.config import OperatorConfig
 from slm_operator.api.spec import API_GROUP, API_VERSION, PLURAL
 from slm_operator.contract.kinds import MANAGED_KINDS, ManagedKind
 from slm_operator.contract.names import MODEL_LABEL
 from slm_operator.controller.bodies import (
+    PackedMap,
     generation_of,
     key_of,
     older,
@@ -105,10 +104,11 @@ class ControllerContext:
     queue: WorkQueue[ModelKey] = field(
         default_factory=lambda: WorkQueue(backoff=ExponentialBackoff(base=5.0, limit=120.0))
     )
-    models: dict[ModelKey, dict[str, Any]] = field(default_factory=dict)  # latest body seen
+    # The latest body seen of every model (each read is a fresh copy: see PackedMap).
+    models: PackedMap[ModelKey] = field(default_factory=PackedMap)
     # The models' pods (by model, then pod name), from the pod watch: only read to say why a
     # model is not running (slm_operator.diagnosis).
-    pods: dict[ModelKey, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    pods: dict[ModelKey, PackedMap[str]] = field(default_factory=dict)
     # Child events that arrived while their model was being reconciled: decided once the
     # reconcile's own writes are known (an echo of one of them needs no second pass).
     _deferred: dict[ModelKey, list[tuple[ManagedKind, dict[str, Any]]]] = field(default_factory=dict)
@@ -204,7 +204,7 @@ class ControllerContext:
         if not model or not meta.get("namespace"):
             return
         key: ModelKey = (str(meta["namespace"]), str(model))
-        pods = self.pods.setdefault(key, {})
+        pods = self.pods.setdefault(key, PackedMap())
         before = diagnose(list(pods.values()), None)
         if event_type == "DELETED":
             pods.pop(str(meta.get("name")), None)
@@ -354,13 +354,10 @@ class ControllerContext:
         if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
             return
         existing = self.index.children(key, MANAGED_KINDS)
-        # Read-only in the thread: the loop replaces a pod's entry, never changes one in place.
-        pods = list(self.pods.get(key, {}).values())
+        pods = list(self.pods.get(key, {}).values())  # copies, like the body
         started = time.monotonic()
         try:
-            outcome, updated = await asyncio.to_thread(
-                self._reconcile_in_thread, orjson.loads(orjson.dumps(body)), existing, pods
-            )
+            outcome, updated = await asyncio.to_thread(self._reconcile_in_thread, body, existing, pods)
         except Exception:
             self.metrics.observe_reconcile(Result.ERROR, time.monotonic() - started)
             raise
