@@ -101,9 +101,9 @@ class WatchStream:
     page_size: int = 500
     retry_delay: float = 1.0  # after a failure, doubling up to max_retry_delay
     max_retry_delay: float = 30.0
-    # Every object reported and not deleted: (resourceVersion, uid, the kept metadata as JSON).
-    # Packed: at 1000 models a stream of each kind remembers thousands of objects.
-    _known: dict[tuple[str, str], tuple[str, str, bytes]] = field(default_factory=dict)
+    # Every object reported and not deleted: its kept metadata (with its resourceVersion and
+    # uid), as JSON bytes: at 1000 models a stream of each kind remembers thousands of objects.
+    _known: dict[tuple[str, str], bytes] = field(default_factory=dict)
     _listed: bool = False
 
     async def run(self) -> None:
@@ -158,14 +158,16 @@ class WatchStream:
         for item in items:
             key = _object_key(item)
             seen.add(key)
-            before = self._known.get(key)
-            if before is not None and before[:2] == (_version(item), _uid(item)):
-                continue
-            if before is not None and before[1] != _uid(item):
-                self._forget(key, before)  # deleted and created again under the same name
-                before = None
+            packed = self._known.get(key)
+            if packed is not None:
+                before = orjson.loads(packed)
+                if (_version(before), _uid(before)) == (_version(item), _uid(item)):
+                    continue
+                if _uid(before) != _uid(item):
+                    self._forget(key, packed)  # deleted and created again under the same name
+                    packed = None
             self._remember(item)
-            self.sink("ADDED" if before is None else "MODIFIED", item)
+            self.sink("ADDED" if packed is None else "MODIFIED", item)
         for key in [key for key in self._known if key not in seen]:
             self._forget(key, self._known[key])
 
@@ -241,11 +243,11 @@ class WatchStream:
     def _remember(self, obj: Mapping[str, Any]) -> None:
         meta = obj.get("metadata") or {}
         kept = {"metadata": {k: meta[k] for k in _KEPT_METADATA if k in meta}}
-        self._known[_object_key(obj)] = (_version(obj), _uid(obj), orjson.dumps(kept))
+        self._known[_object_key(obj)] = orjson.dumps(kept)
 
-    def _forget(self, key: tuple[str, str], last: tuple[str, str, bytes]) -> None:
+    def _forget(self, key: tuple[str, str], last: bytes) -> None:
         del self._known[key]
-        self.sink("DELETED", orjson.loads(last[2]))
+        self.sink("DELETED", orjson.loads(last))
 
 
 async def _lines(content: aiohttp.StreamReader) -> AsyncIterator[bytes]:
