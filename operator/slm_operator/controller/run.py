@@ -7,6 +7,7 @@ import asyncio
 import gc
 import logging
 import os
+import sys
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ import kopf
 
 from slm_operator.catalog.loader import load_config
 from slm_operator.controller import settings as operator_settings
+from slm_operator.controller.connection import ConnectionConfigError
 from slm_operator.controller.handlers import ControllerContext
 from slm_operator.controller.kubeapi import KubeApi, authorization_header
 from slm_operator.controller.metrics import OperatorMetrics
@@ -232,6 +234,8 @@ async def run_operator(
         await ctx.stop()
 
 
+EXIT_NO_CONNECTION = 2  # as the CLI's other refusals of bad input
+
 # The cyclic garbage collector's young-generation threshold (CPython's default: 700). What the
 # operator allocates per watch event is parsed JSON -- plain dicts, lists and strings, freed by
 # reference counting -- so collecting every 700 allocations mostly scans objects that are not
@@ -253,5 +257,9 @@ def main(argv: list[str]) -> int:
     options = parse_options(argv)
     configure_logging(options)
     tune_gc()
-    asyncio.run(run_operator(options))
+    try:
+        asyncio.run(run_operator(options))
+    except ConnectionConfigError as exc:  # no usable kubeconfig or in-cluster environment
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_NO_CONNECTION
     return 0

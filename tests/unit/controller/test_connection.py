@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import os
 import subprocess
 import sys
 import time
@@ -232,3 +233,14 @@ def test_what_is_not_a_quantity_is_none(text: str) -> None:
 def test_a_connection_without_a_token_has_no_authorization() -> None:
     assert Connection(host="https://x").get_api_key_with_prefix("BearerToken") is None
     assert parse_quantity(" 2Gi ") == Decimal(2 * 1024**3)
+
+
+def test_slmctl_run_without_a_connection_exits_with_the_reason(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "KUBERNETES_SERVICE_HOST"}
+    env["KUBECONFIG"] = str(tmp_path / "absent")
+    code = "import sys; from slm_operator.cli import main; sys.exit(main(['run', '-A']))"
+    argv = [sys.executable, "-c", code]
+    done = subprocess.run(argv, check=False, capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 2
+    assert f"no kubeconfig at {tmp_path / 'absent'}" in done.stderr
+    assert "Traceback" not in done.stderr
