@@ -241,6 +241,25 @@ def test_with_an_hpa_the_operator_leaves_replicas_alone(
     wait_for(lambda: (admin.get("Deployment", namespace, "tiny") or {})["spec"]["replicas"] == 1, timeout=30)
 
 
+def test_an_autoscaled_deployment_starts_at_the_minimum_and_keeps_what_runs(
+    admin: Kube, operator: OperatorProcess, namespace: str
+) -> None:
+    # A new autoscaled model starts at minReplicas, not at one replica the HPA raises later.
+    create_ready(admin, namespace, "tiny", autoscaling={"enabled": True, "minReplicas": 2, "maxReplicas": 4})
+    assert (admin.get("Deployment", namespace, "tiny") or {})["spec"]["replicas"] == 2
+    wait_for(lambda: status(admin, namespace, "tiny").get("readyReplicas") == 2, timeout=60)
+    # A model serving 3 replicas that turns autoscaling on keeps them: applied without the
+    # field, server-side apply would drop it and the Deployment would fall back to one.
+    create_ready(admin, namespace, "busy", replicas=3)
+    wait_for(lambda: len(pods_of(admin, namespace, "busy")) == 3, timeout=60, message="3 pods")
+    autoscaling = {"enabled": True, "minReplicas": 1, "maxReplicas": 4}
+    admin.patch("SmallLanguageModel", namespace, "busy", {"spec": {"autoscaling": autoscaling}})
+    wait_for(lambda: admin.get("HorizontalPodAutoscaler", namespace, "busy") is not None, timeout=30)
+    time.sleep(2.0)  # the pass that created the HPA applied the Deployment too
+    assert (admin.get("Deployment", namespace, "busy") or {})["spec"]["replicas"] == 3
+    assert len(pods_of(admin, namespace, "busy")) == 3
+
+
 def test_scale_subresource_of_the_model_is_followed(
     admin: Kube, operator: OperatorProcess, namespace: str
 ) -> None:

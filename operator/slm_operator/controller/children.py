@@ -95,11 +95,14 @@ def reconcile_children(
     model: Mapping[str, Any],
     desired: Sequence[Mapping[str, Any]],
     existing: Children,
+    autoscaled_minimum: int | None = None,
 ) -> ApplyReport:
     """Make the model's children match ``desired``: apply, create once, prune what we own.
 
     ``existing`` is what the watches know of the model's children, for every kind the model
-    can have (kinds it cannot have are neither read nor pruned).
+    can have (kinds it cannot have are neither read nor pruned). ``autoscaled_minimum``: an
+    autoscaler owns the Deployment's replicas and runs at least this many
+    (:func:`held_replicas`).
     """
     meta = model["metadata"]
     namespace, uid = meta["namespace"], meta["uid"]
@@ -115,7 +118,8 @@ def reconcile_children(
             live = existing.get(kind, {}).get(child_name)
             generated = _is_generated_secret(rendered)
             if live is None and not generated:
-                created = _apply_if_absent(api, kind, namespace, prepare_child(rendered, model))
+                child = held_replicas(prepare_child(rendered, model), None, autoscaled_minimum)
+                created = _apply_if_absent(api, kind, namespace, child)
                 if created is not None:
                     report.written.append(Write(kind.kind, child_name))
                     report.applied.append((kind, created))
@@ -139,7 +143,7 @@ def reconcile_children(
                     report.foreign.append(label)
                     continue
             else:
-                child = prepare_child(rendered, model)
+                child = held_replicas(prepare_child(rendered, model), live, autoscaled_minimum)
                 if needs_apply(child, live):
                     live = api.apply(kind, namespace, child_name, child)
                     report.written.append(Write(kind.kind, child_name))
@@ -161,6 +165,38 @@ def reconcile_children(
         return report  # prune only after a complete pass: never delete on partial knowledge
     _prune(api, existing, wanted, uid=uid, namespace=namespace, report=report)
     return report
+
+
+def held_replicas(
+    child: dict[str, Any], live: Mapping[str, Any] | None, minimum: int | None
+) -> dict[str, Any]:
+    """An autoscaled Deployment with the replicas it should be applied with.
+
+    The renderer leaves ``replicas`` out while an HPA (or KEDA's) owns the count. Applied that
+    way, a new Deployment starts with the default of one replica until the autoscaler raises
+    it to its minimum -- one more rollout step, and a model reported Ready at 1/1, then 1/2 --
+    and a running Deployment that turns autoscaling on drops to one replica when server-side
+    apply removes the field its manager stops applying
+    (https://kubernetes.io/docs/reference/using-api/server-side-apply/#transferring-ownership).
+    So the operator applies the larger of the autoscaler's minimum and the live count: a new
+    Deployment starts at the minimum, a running one keeps what runs, and a count the autoscaler
+    chose is never lowered (its later changes take the field over; the next apply sends the
+    value it set). A minimum below one (KEDA's scale to zero) does not start a new Deployment
+    at zero. Anything else (not a Deployment, replicas rendered) is returned as it is.
+    """
+    spec = child.get("spec")
+    if minimum is None or child.get("kind") != "Deployment" or not isinstance(spec, Mapping):
+        return child
+    if "replicas" in spec:
+        return child
+    running = ((live or {}).get("spec") or {}).get("replicas")
+    if isinstance(running, int) and not isinstance(running, bool):
+        count = max(minimum, running)
+    elif live is None and minimum >= 1:
+        count = minimum
+    else:
+        return child
+    return {**child, "spec": {**spec, "replicas": count}}
 
 
 def _prune(

@@ -105,7 +105,13 @@ def reconcile_model(
 
     served = served_kinds(monitoring_available=monitoring, keda_available=keda)
     considered = {kind: items for kind, items in existing.items() if kind in served}
-    report = reconcile_children(api, model=body, desired=state.objects, existing=considered)
+    report = reconcile_children(
+        api,
+        model=body,
+        desired=state.objects,
+        existing=considered,
+        autoscaled_minimum=state.plan.min_replicas if state.plan.replicas is None else None,
+    )
     if report.terminating:
         # Its namespace is being deleted (so are its children, by the namespace controller):
         # nothing to repair, report or retry -- the model goes next.
