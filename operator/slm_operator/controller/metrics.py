@@ -21,6 +21,7 @@ class OperatorMetrics:
 
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
     _phases: dict[tuple[str, str], str] = field(default_factory=dict)
+    _counts: dict[str, int] = field(default_factory=dict)  # models by phase
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
@@ -66,15 +67,18 @@ class OperatorMetrics:
         self.reconcile_duration.labels(result=result).observe(seconds)
 
     def set_phase(self, namespace: str, name: str, phase: str | None) -> None:
-        """Record a model's phase (``None`` forgets a deleted model) and refresh the gauge."""
+        """Record a model's phase (``None`` forgets a deleted model) and refresh the gauge
+        (only the phases that changed: at 1000 models every pass sets a phase)."""
         with self._lock:
-            if phase is None:
-                self._phases.pop((namespace, name), None)
-            else:
+            before = self._phases.pop((namespace, name), None)
+            if phase is not None:
                 self._phases[(namespace, name)] = phase
-            counts = dict.fromkeys(PHASES, 0)
-            for value in self._phases.values():
-                counts[value] = counts.get(value, 0) + 1
+            if before == phase:
+                return
+            changed = [p for p in (before, phase) if p is not None]
+            for key in changed:
+                self._counts[key] = self._counts.get(key, 0) + (1 if key == phase else -1)
+            counts = {key: self._counts[key] for key in changed}
         for key, count in counts.items():
             self.models.labels(phase=key).set(count)
 

@@ -121,11 +121,18 @@ def test_metrics_count_reconciles_phases_and_apply_errors() -> None:
     metrics.set_phase("ns", "b", "Ready")
     metrics.set_phase("ns", "b", "Degraded")
     metrics.set_phase("ns", "c", "Ready")
+    metrics.set_phase("ns", "c", "Ready")  # the same again: counted once
     metrics.set_phase("ns", "c", None)
+    metrics.set_phase("ns", "gone", None)  # never seen: nothing to forget
+    metrics.set_phase("ns", "d", "Deploying")
+    metrics.set_phase("ns", "d", "Ready")
+    metrics.set_phase("ns", "d", "Degraded")
+    metrics.set_phase("ns", "d", "Ready")
     assert _value(metrics, "slm_operator_reconcile_total", result="ok") == 2
     assert _value(metrics, "slm_operator_reconcile_duration_seconds_count", result="invalid") == 1
-    assert _value(metrics, "slm_operator_models", phase="Ready") == 1
+    assert _value(metrics, "slm_operator_models", phase="Ready") == 2
     assert _value(metrics, "slm_operator_models", phase="Degraded") == 1
+    assert _value(metrics, "slm_operator_models", phase="Deploying") == 0
     assert _value(metrics, "slm_operator_models", phase="Failed") == 0
     assert _value(metrics, "slm_operator_apply_errors_total", kind="Deployment") == 1
     versions = [s.labels["version"] for m in metrics.build_info.collect() for s in m.samples]
