@@ -38,16 +38,32 @@ def quiet_models(admin: Kube, namespace: str) -> None:
         replicas=2,
         autoscaling={"enabled": True, "minReplicas": 2, "maxReplicas": 3},
     )
-    # The Deployment starts with one replica and the HPA raises it to minReplicas within its
-    # sync period (15 s): the model is Ready before that, and its status follows the scale-up.
-    # Only then is the cluster quiet.
+    # The Deployment starts at minReplicas (the operator applies at least the HPA's minimum);
+    # the model is quiet once both replicas are ready and it says so.
     wait_for(
         lambda: (
             status(admin, namespace, "gpu").get("readyReplicas") == 2
             and status(admin, namespace, "gpu").get("phase") == "Ready"
         ),
         timeout=60,
-        message="the HPA's scale-up to minReplicas",
+        message="both replicas ready",
+    )
+
+
+def others_gone(admin: Kube, namespace: str) -> None:
+    """Wait until the namespaces of earlier tests are deleted (their teardown is not waited
+    for): the operator rightly reports their models' pods going, and that is not quiet."""
+    wait_for(
+        lambda: (
+            not [
+                ns
+                for ns in admin.list("Namespace", None)
+                if ns["metadata"]["name"] != namespace
+                and (ns.get("status") or {}).get("phase") == "Terminating"
+            ]
+        ),
+        timeout=120,
+        message="earlier tests' namespaces deleted",
     )
 
 
@@ -55,6 +71,7 @@ def test_a_quiet_cluster_sees_no_write_from_the_operator(
     sim: SimCluster, admin: Kube, operator: OperatorProcess, namespace: str
 ) -> None:
     quiet_models(admin, namespace)
+    others_gone(admin, namespace)
     time.sleep(3)  # the last status patches and Events of the rollout
     mark = sim.audit.mark()
     time.sleep(2 * RESYNC + 4)  # more than two resync periods
@@ -72,6 +89,7 @@ def test_a_quiet_cluster_sees_only_watches_from_the_operator(
     sim: SimCluster, admin: Kube, operator: OperatorProcess, namespace: str
 ) -> None:
     quiet_models(admin, namespace)
+    others_gone(admin, namespace)
     time.sleep(3)
     mark = sim.audit.mark()
     time.sleep(2 * RESYNC + 4)

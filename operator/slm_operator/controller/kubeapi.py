@@ -5,7 +5,8 @@ and turns transport failures, 429 and 5xx into :class:`TransientApiError` (retri
 other refusal is an :class:`ApiError` carrying the server's status and message. Bodies are sent
 and read as plain JSON: over the workers' own kept-alive connections
 (:mod:`slm_operator.controller.transport`) when the server is reached directly, else through
-the ``kubernetes`` client's low-level ``call_api`` path (which knows proxies). Not the generated
+the ``kubernetes`` client's low-level ``call_api`` path (which knows proxies; the client is
+imported only then). Not the generated
 ``create_*`` methods: they validate bodies client-side and map only ``201`` responses, and we
 apply objects of kinds (ServiceMonitor) the generated client does not know.
 
@@ -115,9 +116,11 @@ def _copy_connection(connection: Connection, configuration: Any) -> None:
 
 @dataclass
 class KubeApi:
-    """A thin JSON client over ``kubernetes.client.ApiClient`` with explicit error handling."""
+    """A thin JSON client for the API server with explicit error handling."""
 
-    client: Any  # kubernetes.client.ApiClient: the configuration, and the path through a proxy
+    # A DirectClient (the connection, for the transport), or a kubernetes.client.ApiClient:
+    # its configuration, and its path through a proxy.
+    client: Any
     request_timeout: float = 30.0
     # The lean path to a directly reachable server (controller/transport.py); None: the client's.
     transport: HttpTransport | None = None

@@ -188,7 +188,8 @@ def build_operator(
 
 
 def connection_info(configuration: Any) -> kopf.ConnectionInfo:
-    """kopf's credentials from a loaded ``kubernetes.client.Configuration``."""
+    """kopf's credentials from the operator's connection (a :class:`Connection`, or a
+    ``kubernetes.client.Configuration`` for the paths that need the client)."""
     scheme, _, token = (authorization_header(configuration) or "").partition(" ")
     return kopf.ConnectionInfo(
         server=configuration.host,

@@ -36,7 +36,7 @@ _STALE_CONNECTION = (ConnectionResetError, BrokenPipeError, ConnectionAbortedErr
 
 
 def ssl_context(configuration: Any) -> ssl.SSLContext | bool:
-    """TLS as the ``kubernetes`` client does it: its CA, its client certificate, its verify flag
+    """TLS as the ``kubernetes`` client does it: the CA, the client certificate, the verify flag
     (``False`` for a plain-HTTP server)."""
     if not str(configuration.host).startswith("https:"):
         return False

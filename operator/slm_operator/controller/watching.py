@@ -51,13 +51,13 @@ class WatchError(Exception):
 
 @dataclass
 class ApiSession:
-    """One aiohttp session to the API server, with the ``kubernetes`` client's credentials.
+    """One aiohttp session to the API server, with the operator's connection and credentials.
 
     The bearer token is read from the configuration for every request, so a token the client
     refreshes (an in-cluster ServiceAccount token is re-read from its file) is used at once.
     """
 
-    configuration: Any  # kubernetes.client.Configuration
+    configuration: Any  # a connection.Connection (or a kubernetes.client.Configuration)
     _session: aiohttp.ClientSession | None = None
 
     def session(self) -> aiohttp.ClientSession:
