@@ -199,8 +199,9 @@ class KubeApi:
             else:
                 status, raw = self._through_client(method, f"{server}{target}", headers, body)
         except (http.client.HTTPException, OSError) as exc:
-            log.warning("%s %s failed in transport: %s", method, path, type(exc).__name__)
-            raise TransientApiError(0, f"{type(exc).__name__} talking to the API server") from None
+            failure = type(exc.__cause__ or exc).__name__  # urllib3's, on the client's path
+            log.warning("%s %s failed in transport: %s", method, path, failure)
+            raise TransientApiError(0, f"{failure} talking to the API server") from None
         if 200 <= status < 300:
             return orjson.loads(raw) if raw else {}
         message = _status_message(raw)

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from slm_operator.controller.kubeapi import ApiError, KubeApi, NamespaceTerminatingError
+from slm_operator.controller.kubeapi import ApiError, KubeApi, NamespaceTerminatingError, TransientApiError
 
 
 @dataclass
@@ -109,3 +109,15 @@ def test_requests_carry_the_token_and_read_it_at_most_every_ttl() -> None:
     assert url == "https://127.0.0.1:6443/api/v1/namespaces/ns/services/s?fieldManager=m&force=true"
     assert kwargs["header_params"]["Authorization"] == "Bearer abc"
     assert kwargs["header_params"]["User-Agent"] == "test"
+
+
+def test_a_transport_failure_on_the_clients_path_is_transient_and_named() -> None:
+    import urllib3
+
+    class Unreachable(OneAnswerClient):
+        def call_api(self, *args: Any, **kwargs: Any) -> Answer:
+            raise urllib3.exceptions.MaxRetryError(None, "/api", "connection refused")  # type: ignore[arg-type]
+
+    api = KubeApi(client=Unreachable(Answer(200, b"{}")))
+    with pytest.raises(TransientApiError, match="MaxRetryError talking to the API server"):
+        api.call("GET", "/api")
