@@ -12,7 +12,7 @@ import orjson
 
 from slm_operator.contract.kinds import DEPLOYMENT, ManagedKind
 from slm_operator.controller.observed import deployment_view
-from slm_operator.controller.owner_index import ModelKey, resource_version, slim
+from slm_operator.controller.owner_index import ModelKey, kept_json, resource_version, slim
 from slm_operator.diagnosis import diagnose
 
 
@@ -105,7 +105,7 @@ class PackedMap(MutableMapping[K, dict[str, Any]]):
         return value
 
     def __setitem__(self, key: K, value: Mapping[str, Any]) -> None:
-        self._data[key] = orjson.dumps(value)
+        self._data[key] = kept_json(value)
 
     def __delitem__(self, key: K) -> None:
         del self._data[key]

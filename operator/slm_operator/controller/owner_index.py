@@ -96,6 +96,17 @@ def slim(body: Mapping[str, Any], *, kind: ManagedKind) -> dict[str, Any]:
     return plain
 
 
+def kept_json(value: Any) -> bytes:
+    """``value`` as JSON bytes of their own size, for keeping.
+
+    ``orjson.dumps`` returns its write buffer as the bytes object: 4 KiB for anything up to
+    that, 64 KiB for a few KiB more (measured with tracemalloc, orjson 3.13), whatever the
+    length of the JSON. Fine for a request body; kept for every watched object, it was most of
+    the operator's memory at 1000 models. The copy is exactly as long as the JSON.
+    """
+    return bytes(memoryview(orjson.dumps(value)))
+
+
 def pack(obj: Mapping[str, Any]) -> Packed:
     meta = obj.get("metadata") or {}
     return Packed(

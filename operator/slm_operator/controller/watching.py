@@ -33,6 +33,7 @@ import aiohttp
 import orjson
 
 from slm_operator.controller.kubeapi import authorization_header
+from slm_operator.controller.owner_index import kept_json
 from slm_operator.controller.transport import ssl_context, tls_server_name
 
 log = logging.getLogger(__name__)
@@ -243,7 +244,7 @@ class WatchStream:
     def _remember(self, obj: Mapping[str, Any]) -> None:
         meta = obj.get("metadata") or {}
         kept = {"metadata": {k: meta[k] for k in _KEPT_METADATA if k in meta}}
-        self._known[_object_key(obj)] = orjson.dumps(kept)
+        self._known[_object_key(obj)] = kept_json(kept)
 
     def _forget(self, key: tuple[str, str], last: bytes) -> None:
         del self._known[key]

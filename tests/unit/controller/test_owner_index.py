@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import tracemalloc
 from typing import Any
 
+import orjson
+
 from slm_operator.contract.kinds import DEPLOYMENT, SECRET, SERVICE
-from slm_operator.controller.owner_index import OwnerIndex, model_key, pack, slim
+from slm_operator.controller.bodies import PackedMap
+from slm_operator.controller.owner_index import OwnerIndex, kept_json, model_key, pack, slim
 
 
 def child(
@@ -151,3 +155,21 @@ def test_forgetting_a_model_drops_our_records_of_its_children() -> None:
     assert index.pending_writes() == 1
     assert not index.is_echo(SERVICE, child("m", rv=3))
     assert index.is_echo(SERVICE, child("n", owner="n", rv=4))
+
+
+def test_kept_json_holds_only_its_own_length() -> None:
+    # orjson hands out its whole write buffer (4 KiB or more) as the bytes it returns; what
+    # the operator keeps per watched object must cost what the JSON is long.
+    value = {"metadata": {"name": "m", "labels": {"slm.dev/model": "m" * 400}}}
+    tracemalloc.start()
+    try:
+        kept = [kept_json(value) for _ in range(200)]
+        records: PackedMap[int] = PackedMap()
+        for n in range(200):
+            records[n] = value
+        held, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert kept[0] == orjson.dumps(value)
+    assert records[0] == value
+    assert held < 400 * 1024  # 400 objects of ~450 bytes; 1.6 MiB at orjson's 4 KiB each
