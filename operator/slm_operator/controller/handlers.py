@@ -204,7 +204,9 @@ class ControllerContext:
         if not model or not meta.get("namespace"):
             return
         key: ModelKey = (str(meta["namespace"]), str(model))
-        pods = self.pods.setdefault(key, PackedMap())
+        pods = self.pods.get(key)
+        if pods is None:
+            pods = self.pods[key] = PackedMap()
         before = diagnose(list(pods.values()), None)
         if event_type == "DELETED":
             pods.pop(str(meta.get("name")), None)

@@ -232,6 +232,9 @@ def test_what_is_not_a_quantity_is_none(text: str) -> None:
 
 def test_a_connection_without_a_token_has_no_authorization() -> None:
     assert Connection(host="https://x").get_api_key_with_prefix("BearerToken") is None
+
+
+def test_a_quantity_may_carry_surrounding_spaces() -> None:
     assert parse_quantity(" 2Gi ") == Decimal(2 * 1024**3)
 
 
