@@ -34,6 +34,7 @@ import orjson
 
 from slm_operator.contract.kinds import ManagedKind
 from slm_operator.contract.names import FIELD_MANAGER
+from slm_operator.controller import lean_json
 from slm_operator.controller.connection import Connection, load_connection
 from slm_operator.controller.transport import HttpTransport, direct_transport
 
@@ -186,7 +187,8 @@ class KubeApi:
         body: Any = None,
         content_type: str = "application/json",
     ) -> dict[str, Any] | None:
-        """One request; the decoded JSON answer, ``None`` for 404; raises :class:`ApiError`."""
+        """One request; the decoded JSON answer (less any ``managedFields``: see
+        :mod:`~slm_operator.controller.lean_json`), ``None`` for 404; raises :class:`ApiError`."""
         server, auth = self._server_and_auth()
         headers = {"Accept": "application/json", "Content-Type": content_type, **auth}
         target = f"{path}?{urlencode(query)}" if query else path
@@ -203,7 +205,7 @@ class KubeApi:
             log.warning("%s %s failed in transport: %s", method, path, failure)
             raise TransientApiError(0, f"{failure} talking to the API server") from None
         if 200 <= status < 300:
-            return orjson.loads(raw) if raw else {}
+            return lean_json.loads(raw) if raw else {}
         message = _status_message(raw)
         if status == 403 and NAMESPACE_TERMINATING in _status_causes(raw):
             log.info("%s %s: the namespace is being deleted", method, path)

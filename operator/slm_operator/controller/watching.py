@@ -32,6 +32,7 @@ from urllib.parse import urlencode
 import aiohttp
 import orjson
 
+from slm_operator.controller import lean_json
 from slm_operator.controller.kubeapi import authorization_header
 from slm_operator.controller.owner_index import kept_json
 from slm_operator.controller.transport import ssl_context, tls_server_name
@@ -188,7 +189,7 @@ class WatchStream:
             raw = await response.read()
             if response.status != 200:
                 raise WatchError(f"HTTP {response.status} listing {self.path}: {_message(raw)}")
-            answer: dict[str, Any] = orjson.loads(raw)
+            answer: dict[str, Any] = lean_json.loads(raw)
             return answer
 
     # -- watching ----------------------------------------------------------------------------
@@ -211,7 +212,7 @@ class WatchStream:
                     f"HTTP {response.status} watching {self.path}: {_message(await response.read())}"
                 )
             async for line in _lines(response.content):
-                event = orjson.loads(line)
+                event = lean_json.loads(line)
                 kind, obj = event.get("type"), event.get("object") or {}
                 if kind == "ERROR":
                     if obj.get("code") == 410:
