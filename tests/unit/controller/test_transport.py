@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import http.client
+import io
 import socket
 import ssl
 import subprocess
@@ -15,7 +17,7 @@ from types import SimpleNamespace
 import pytest
 
 from slm_operator.controller.kubeapi import KubeApi, TransientApiError
-from slm_operator.controller.transport import HttpTransport, direct_transport
+from slm_operator.controller.transport import HttpTransport, direct_transport, read_response
 from slm_operator.controller.watching import ApiSession, WatchStream
 
 
@@ -29,6 +31,7 @@ class ScriptedServer:
     refuse: set[int] = field(default_factory=set)
     tls: ssl.SSLContext | None = None  # serve HTTPS with this context
     requests: list[bytes] = field(default_factory=list)
+    heads: list[bytes] = field(default_factory=list)  # each request's line and header
     connections: int = 0
 
     def __post_init__(self) -> None:
@@ -78,6 +81,7 @@ class ScriptedServer:
                     buffer += conn.recv(65536)
                 body, buffer = buffer[:length], buffer[length:]
                 self.requests.append(head.split(b"\r\n")[0] + b" " + body)
+                self.heads.append(head)
                 number = len(self.requests)
                 answer = f'{{"n": {number}}}'.encode()
                 conn.sendall(
@@ -226,3 +230,111 @@ async def test_the_streams_check_the_certificate_against_the_tls_server_name(
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         await session.close()
+
+
+# -- reading answers: the framings an API server (or a proxy in front of it) may use ------------
+
+OK_HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+
+
+@pytest.mark.parametrize(
+    ("raw", "method", "expected"),
+    [
+        pytest.param(
+            OK_HEAD + b'Content-Length: 7\r\n\r\n{"a":1}', "GET", (200, b'{"a":1}', False), id="length"
+        ),
+        pytest.param(
+            OK_HEAD
+            + b'Transfer-Encoding: chunked\r\n\r\n4;ext=1\r\n{"a"\r\n3\r\n:1}\r\n0\r\nX-Trailer: t\r\n\r\n',
+            "GET",
+            (200, b'{"a":1}', False),
+            id="chunked-with-an-extension-and-a-trailer",
+        ),
+        pytest.param(
+            b"HTTP/1.1 100 Continue\r\n\r\n" + OK_HEAD + b"Content-Length: 2\r\n\r\n{}",
+            "PATCH",
+            (200, b"{}", False),
+            id="an-interim-answer-first",
+        ),
+        pytest.param(
+            OK_HEAD + b"connection: Close\r\nContent-Length: 2\r\n\r\n{}",
+            "GET",
+            (200, b"{}", True),
+            id="close",
+        ),
+        pytest.param(OK_HEAD + b'\r\n{"to":"the end"}', "GET", (200, b'{"to":"the end"}', True), id="to-eof"),
+        pytest.param(
+            b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\n{}", "GET", (200, b"{}", True), id="http-1.0"
+        ),
+        pytest.param(b"HTTP/1.1 204 No Content\r\n\r\n", "DELETE", (204, b"", False), id="no-content"),
+        pytest.param(OK_HEAD + b"Content-Length: 9\r\n\r\n", "HEAD", (200, b"", False), id="head"),
+        pytest.param(
+            b"HTTP/1.1 404 Not Found\r\nContent-Length: 2\r\nX-A: 1\r\nx-a: 2\r\n\r\n{}",
+            "GET",
+            (404, b"{}", False),
+            id="repeated-fields",
+        ),
+    ],
+)
+def test_read_response_frames_the_body(raw: bytes, method: str, expected: tuple[int, bytes, bool]) -> None:
+    assert read_response(io.BytesIO(raw), method) == expected
+
+
+def test_read_response_leaves_the_next_answer_on_the_connection() -> None:
+    reader = io.BytesIO(
+        OK_HEAD + b"Content-Length: 2\r\n\r\n{}" + b"HTTP/1.1 201 Created\r\nContent-Length: 1\r\n\r\n1"
+    )
+    assert read_response(reader, "GET") == (200, b"{}", False)
+    assert read_response(reader, "POST") == (201, b"1", False)
+
+
+@pytest.mark.parametrize(
+    ("raw", "error"),
+    [
+        pytest.param(b"", http.client.RemoteDisconnected, id="no-answer"),
+        pytest.param(b"SSH-2.0-OpenSSH\r\n", http.client.BadStatusLine, id="not-http"),
+        pytest.param(OK_HEAD + b"Content-Length: 9\r\n\r\n{}", http.client.IncompleteRead, id="short-body"),
+        pytest.param(OK_HEAD + b"Content-Length: x\r\n\r\n{}", http.client.HTTPException, id="bad-length"),
+        pytest.param(OK_HEAD, http.client.IncompleteRead, id="cut-in-the-header"),
+        pytest.param(OK_HEAD + b"no colon\r\n\r\n", http.client.HTTPException, id="malformed-field"),
+        pytest.param(OK_HEAD + b"X: " + b"a" * 70000 + b"\r\n\r\n", http.client.LineTooLong, id="long-line"),
+        pytest.param(OK_HEAD + b"X: a\r\n" * 101 + b"\r\n", http.client.HTTPException, id="too-many-fields"),
+        pytest.param(
+            OK_HEAD + b"Transfer-Encoding: gzip\r\n\r\n", http.client.HTTPException, id="unknown-coding"
+        ),
+        pytest.param(
+            OK_HEAD + b"Transfer-Encoding: chunked\r\n\r\nzz\r\n",
+            http.client.HTTPException,
+            id="bad-chunk-size",
+        ),
+        pytest.param(
+            OK_HEAD + b"Transfer-Encoding: chunked\r\n\r\n2\r\n{}}\r\n0\r\n\r\n",
+            http.client.HTTPException,
+            id="chunk-longer-than-said",
+        ),
+        pytest.param(
+            OK_HEAD + b"Transfer-Encoding: chunked\r\n\r\n9\r\n{}",
+            http.client.IncompleteRead,
+            id="short-chunk",
+        ),
+    ],
+)
+def test_read_response_refuses_a_broken_answer(raw: bytes, error: type[Exception]) -> None:
+    with pytest.raises(error):
+        read_response(io.BytesIO(raw), "GET")
+
+
+def test_a_header_value_with_a_line_break_is_not_sent(server: ScriptedServer) -> None:
+    transport = HttpTransport(configuration(f"http://127.0.0.1:{server.port}"), timeout=5)
+    with pytest.raises(ValueError, match="Authorization"):
+        transport.request("GET", "/a", None, {"Authorization": "Bearer t\r\nX-Injected: 1"})
+    assert server.requests == []
+
+
+def test_the_host_field_names_the_server_as_configured(server: ScriptedServer) -> None:
+    transport = HttpTransport(configuration(f"http://127.0.0.1:{server.port}"), timeout=5)
+    transport.request("GET", "/a", None, {"Accept": "application/json"})
+    assert server.heads[0].split(b"\r\n")[1:] == [
+        b"Host: 127.0.0.1:%d" % server.port,
+        b"Accept: application/json",
+    ]
