@@ -6,8 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ManagedKind:
+    """One kind, defined once below: compared and hashed by identity (a kind is part of the key
+    of every lookup the operator's index makes on every watch event, and a dataclass's field-wise
+    ``__eq__``/``__hash__`` cost more there than the rest of the lookup)."""
+
     api_version: str
     kind: str
     plural: str
