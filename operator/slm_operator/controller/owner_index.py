@@ -136,6 +136,7 @@ class OwnerIndex:
     # Our writes the watch has not shown yet, the version each of our last writes returned (to
     # recognise its echo), and the uids we deleted and the watch has not reported gone yet.
     _written: dict[ObjectKey, dict[str, Any]] = field(default_factory=dict)
+    _written_by_model: dict[ModelKey, set[ObjectKey]] = field(default_factory=dict)  # a pass reads its own
     _versions: dict[ObjectKey, tuple[ModelKey, int | None]] = field(default_factory=dict)
     _deleted: dict[ObjectKey, str] = field(default_factory=dict)
 
@@ -151,12 +152,14 @@ class OwnerIndex:
         seen = self._indexed(kind, owner, key[2])
         version = resource_version(obj)
         if seen is None or seen.version is None or version is None or seen.version < version:
+            self._drop_written(key)
             self._written[key] = slim(obj, kind=kind)
+            self._written_by_model.setdefault(owner, set()).add(key)
 
     def record_delete(self, kind: ManagedKind, namespace: str, name: str, uid: str) -> None:
         """Remember that we deleted this exact object until the watch reports it gone."""
         key = (kind, namespace, name)
-        self._written.pop(key, None)
+        self._drop_written(key)
         self._versions.pop(key, None)
         self._deleted[key] = uid
 
@@ -175,11 +178,20 @@ class OwnerIndex:
             self._owners[key] = owner
         written = self._written.get(key)
         if written is not None and not _older(body, written):
-            del self._written[key]
+            self._drop_written(key)
         if event_type == "DELETED":
             self._versions.pop(key, None)
             if key in self._deleted and self._deleted[key] == meta.get("uid"):
                 del self._deleted[key]
+
+    def _drop_written(self, key: ObjectKey) -> None:
+        obj = self._written.pop(key, None)
+        owner = model_key(obj) if obj is not None else None
+        keys = self._written_by_model.get(owner) if owner is not None else None
+        if owner is not None and keys is not None:
+            keys.discard(key)
+            if not keys:
+                del self._written_by_model[owner]
 
     def _unfile(self, key: ObjectKey) -> None:
         owner = self._owners.pop(key, None)
@@ -210,9 +222,10 @@ class OwnerIndex:
             found: dict[str, dict[str, Any]] = {
                 name: packed.unpack() for name, packed in self._store.get(kind, {}).get(key, {}).items()
             }
-            for (written_kind, written_ns, name), obj in self._written.items():
-                if written_kind != kind or written_ns != namespace or model_key(obj) != key:
+            for written_key in self._written_by_model.get(key, ()):
+                if written_key[0] is not kind:
                     continue
+                name, obj = written_key[2], self._written[written_key]
                 if name not in found or _older(found[name], obj):
                     found[name] = obj
             for name in list(found):
@@ -223,8 +236,8 @@ class OwnerIndex:
 
     def forget(self, key: ModelKey) -> None:
         """Drop our records of a deleted model's writes (the watches report the deletions)."""
-        for record_key in [k for k, obj in self._written.items() if model_key(obj) == key]:
-            del self._written[record_key]
+        for record_key in list(self._written_by_model.get(key, ())):
+            self._drop_written(record_key)
         for record_key in [k for k, (owner, _) in self._versions.items() if owner == key]:
             del self._versions[record_key]
 

@@ -159,6 +159,26 @@ def test_forgetting_a_model_drops_our_records_of_its_children() -> None:
     assert index.is_echo(SERVICE, child("n", owner="n", rv=4))
 
 
+def test_a_models_pending_writes_are_its_own_and_leave_no_trace() -> None:
+    index = OwnerIndex()
+    index.record_write(SERVICE, child("m", rv=3, spec={"v": 1}))
+    index.record_write(DEPLOYMENT, child("m", kind="Deployment", rv=4))
+    index.record_write(SERVICE, child("n", owner="n", rv=5))
+    index.record_write(SERVICE, child("m", rv=6, spec={"v": 2}))  # a newer write replaces ours
+    mine = index.children(("ns", "m"), [SERVICE, DEPLOYMENT])
+    assert {kind.kind: sorted(found) for kind, found in mine.items()} == {
+        "Service": ["m"],
+        "Deployment": ["m"],
+    }
+    assert mine[SERVICE]["m"]["spec"] == {"v": 2}
+    assert set(index.children(("ns", "n"), [SERVICE])[SERVICE]) == {"n"}
+    index.observe(SERVICE, "MODIFIED", child("m", rv=6, spec={"v": 2}))
+    index.record_delete(DEPLOYMENT, "ns", "m", "c-1")
+    index.forget(("ns", "n"))
+    assert index.pending_writes() == 0
+    assert index._written_by_model == {}
+
+
 def test_kept_json_holds_only_its_own_length() -> None:
     # orjson hands out its whole write buffer (4 KiB or more) as the bytes it returns; what
     # the operator keeps per watched object must cost what the JSON is long.
