@@ -54,6 +54,7 @@ from slm_operator.controller.bodies import (
     uid_of,
     utc_now,
 )
+from slm_operator.controller.desired_cache import DesiredCache
 from slm_operator.controller.kubeapi import (
     ApiError,
     KubeApi,
@@ -99,6 +100,9 @@ class ControllerContext:
     workers: int = 4
     watch_timeout: int = 300  # seconds before the server ends a watch (it is re-opened at once)
     index: OwnerIndex = field(default_factory=OwnerIndex)
+    desired: DesiredCache = field(
+        default_factory=DesiredCache
+    )  # a new model's second pass reuses its first's
     # Transient failures back off from 5 s to 2 min; refusals only a human can fix from 5 min
     # to an hour (WorkQueue's slow backoff); a token bucket spreads a storm of retries.
     queue: WorkQueue[ModelKey] = field(
@@ -385,7 +389,13 @@ class ControllerContext:
         meta = body["metadata"]
         namespace, name = str(meta["namespace"]), str(meta["name"])
         outcome = reconcile_model(
-            body, api=self.api, config=self.config, now=utc_now(), existing=existing, pods=pods
+            body,
+            api=self.api,
+            config=self.config,
+            now=utc_now(),
+            existing=existing,
+            pods=pods,
+            cache=self.desired,
         )
         changes = status_patch(body.get("status") or {}, outcome.status)
         updated: dict[str, Any] | None = None

@@ -18,7 +18,6 @@ from typing import Any
 from slm_operator.api.config import OperatorConfig
 from slm_operator.api.errors import FitError, SpecError
 from slm_operator.api.parse import parse_document
-from slm_operator.api.spec import SmallLanguageModel
 from slm_operator.api.status import (
     Condition,
     ConditionType,
@@ -30,6 +29,7 @@ from slm_operator.contract.kinds import DEPLOYMENT, SCALED_OBJECT, SERVICE_MONIT
 from slm_operator.contract.names import endpoint_url, selector_string
 from slm_operator.controller import conditions as cond
 from slm_operator.controller.children import ApplyReport, Write, reconcile_children
+from slm_operator.controller.desired_cache import DesiredCache
 from slm_operator.controller.kubeapi import KubeApi, TransientApiError
 from slm_operator.controller.observed import (
     DeploymentView,
@@ -79,11 +79,13 @@ def reconcile_model(
     now: str,
     existing: Children,
     pods: Sequence[Mapping[str, Any]] = (),
+    cache: DesiredCache | None = None,
 ) -> Outcome:
     """Bring the model's children to the desired state and compute its status.
 
     ``existing`` holds what the watches know of the model's children, by kind and name;
-    ``pods`` the model's pods, read to say why it is not Ready (:func:`diagnose`).
+    ``pods`` the model's pods, read to say why it is not Ready (:func:`diagnose`); ``cache``
+    keeps the desired state for the model's next pass (:class:`DesiredCache`).
     """
     meta = body.get("metadata") or {}
     name, namespace = str(meta.get("name")), str(meta.get("namespace"))
@@ -92,10 +94,13 @@ def reconcile_model(
     old_conditions = cond.parse_conditions(old_status.get("conditions"))
 
     try:
-        model = parse_document(dict(body))
-        monitoring = _monitoring_available(api, model)
+        monitoring = _monitoring_available(api)
         keda = api.has_api(SCALED_OBJECT.api_version, SCALED_OBJECT.plural)
-        state = desired_state(model, config, monitoring_available=monitoring, keda_available=keda)
+        if cache is not None:
+            model, state = cache.get(body, config, monitoring=monitoring, keda=keda)
+        else:
+            model = parse_document(dict(body))
+            state = desired_state(model, config, monitoring_available=monitoring, keda_available=keda)
     except FitError as exc:
         return _rejected(body, exc, fits=False, existing=existing, now=now, old=old_conditions)
     except SpecError as exc:
@@ -187,13 +192,13 @@ def reconcile_model(
     return outcome
 
 
-def _monitoring_available(api: KubeApi, model: SmallLanguageModel) -> bool:
+def _monitoring_available(api: KubeApi) -> bool:
     """Whether the Prometheus Operator API is served (discovery, cached by :class:`KubeApi`).
 
     Asked even when the spec disables monitoring: the answer also decides which kinds are
-    considered for pruning, so a ServiceMonitor is removed once monitoring is turned off.
+    considered for pruning, so a ServiceMonitor is removed once monitoring is turned off (the
+    renderer applies the spec's auto/enabled/disabled to this answer).
     """
-    del model  # the renderer applies the spec's auto/enabled/disabled to this answer
     return api.has_api(SERVICE_MONITOR.api_version, SERVICE_MONITOR.plural)
 
 
