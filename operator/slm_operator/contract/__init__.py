@@ -7,5 +7,6 @@ What lives here is what two parts must agree on to work together: the runtimes
 ``--runtime`` flag), the kinds of object the operator manages (:mod:`~slm_operator.contract.kinds`,
 which RBAC, watches and pruning derive from) and the labels, names, field manager, ports and
 mount paths the renderer writes and the controller and gateway rely on
-(:mod:`~slm_operator.contract.names`).
+(:mod:`~slm_operator.contract.names`); and the event loop both long-running processes run on
+(:mod:`~slm_operator.contract.eventloop`).
 """

@@ -16,6 +16,7 @@ from typing import Any
 import kopf
 
 from slm_operator.catalog.loader import load_config
+from slm_operator.contract.eventloop import event_loop_factory
 from slm_operator.controller import settings as operator_settings
 from slm_operator.controller.connection import ConnectionConfigError
 from slm_operator.controller.handlers import ControllerContext
@@ -259,7 +260,8 @@ def main(argv: list[str]) -> int:
     configure_logging(options)
     tune_gc()
     try:
-        asyncio.run(run_operator(options))
+        with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+            runner.run(run_operator(options))
     except ConnectionConfigError as exc:  # no usable kubeconfig or in-cluster environment
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_NO_CONNECTION

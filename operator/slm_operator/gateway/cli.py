@@ -12,9 +12,10 @@ import asyncio
 import logging
 import os
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
+from slm_operator.contract.eventloop import event_loop_factory
 from slm_operator.contract.names import API_KEY_FILE_KEY, API_KEY_MOUNT_DIR, GATEWAY_PORT, METRICS_PORT
 from slm_operator.gateway.config import (
     DEFAULT_BODY_TIMEOUT,
@@ -239,19 +240,6 @@ def configure_logging(level: str) -> None:
 
     sys.stdout.flush()
     frontend.DIRECT_ACCESS_FD = sys.stdout.fileno()
-
-
-def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """uvloop's event loop when it is installed (it is a dependency), else asyncio's default.
-
-    uvloop (libuv underneath) spends markedly less CPU per socket operation than asyncio's
-    selector loop, and the gateway is all socket operations (docs/benchmarks.md).
-    """
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - a platform without uvloop wheels
-        return None
-    return uvloop.new_event_loop
 
 
 def main(argv: list[str]) -> int:
