@@ -60,10 +60,16 @@ def without_managed(value: Any) -> Any:
             {"kind": "SmallLanguageModel", "metadata": {"labels": {}, "name": "m"}},
             id="sorted-keys-of-a-custom-resource",
         ),
+        # Several (a listing): parsed whole, every item kept as it came.
         pytest.param(
             {"kind": "List", "items": [deployment([ENTRY]), deployment(None), deployment([ENTRY])]},
-            {"kind": "List", "items": [deployment(None)] * 3},
-            id="every-item-of-a-list",
+            {"kind": "List", "items": [deployment([ENTRY]), deployment(None), deployment([ENTRY])]},
+            id="a-list-is-parsed-whole",
+        ),
+        pytest.param(
+            {"kind": "List", "items": [deployment([ENTRY]), deployment(None)]},
+            {"kind": "List", "items": [deployment(None), deployment(None)]},
+            id="a-list-of-one-is-cut",
         ),
         pytest.param(deployment([], first=False), deployment(None), id="empty-list"),
         # Not after a comma: left in (correct, only not leaner).
@@ -80,6 +86,29 @@ def test_loads_leaves_out_managed_fields_and_nothing_else(document: Any, expecte
 )
 def test_a_bracket_inside_a_managed_fields_string_falls_back_to_the_whole_text(key: str) -> None:
     entry = {**ENTRY, "fieldsV1": {"f:metadata": {"f:finalizers": {key: {}}}}}
+    raw = orjson.dumps({"type": "ADDED", "object": deployment([entry])})
+    assert lean_json.loads(raw) == orjson.loads(raw)
+
+
+def test_a_cut_that_would_parse_but_end_inside_a_string_is_not_made() -> None:
+    """A manager's name is the API client's to choose: one with a "]" whose rest reads as JSON
+    would make a cut at that "]" parse into a wrong object. The quote count refuses it."""
+    raw = (
+        b'{"metadata":{"name":"m","managedFields":[{"manager":"x]},\\"a\\":{\\"b\\":1}}"}]},'
+        b'"spec":{"replicas":1}}'
+    )
+    assert lean_json.loads(raw) == orjson.loads(raw)
+    assert lean_json.loads(raw)["metadata"]["managedFields"] == [{"manager": 'x]},"a":{"b":1}}'}]
+
+
+def test_backslashes_and_quotes_in_the_strings_do_not_matter_to_a_right_cut() -> None:
+    entry = {**ENTRY, "manager": 'tool\\ "quoted" \\'}
+    assert lean_json.loads(orjson.dumps(deployment([entry]))) == deployment(None)
+
+
+def test_a_list_inside_managed_fields_is_parsed_whole() -> None:
+    """Not in today's API; a cut at an inner list's "]" cannot parse (brackets left over)."""
+    entry = {**ENTRY, "future": [1, [2]], "manager": "m"}
     raw = orjson.dumps({"type": "ADDED", "object": deployment([entry])})
     assert lean_json.loads(raw) == orjson.loads(raw)
 
@@ -110,8 +139,8 @@ def test_random_managed_fields_parse_to_the_object_with_or_without_them() -> Non
         else:
             assert parsed == document
             kept += 1
-    assert stripped > 1000  # most texts take the lean path
-    assert kept > 1000  # and so does the fallback
+    assert stripped > 500  # texts with no "]" or escaped backslash in a string take the lean path
+    assert kept > 500  # the others are parsed whole
 
 
 def test_text_that_is_not_json_still_raises() -> None:
