@@ -100,9 +100,8 @@ class ControllerContext:
     workers: int = 4
     watch_timeout: int = 300  # seconds before the server ends a watch (it is re-opened at once)
     index: OwnerIndex = field(default_factory=OwnerIndex)
-    desired: DesiredCache = field(
-        default_factory=DesiredCache
-    )  # a new model's second pass reuses its first's
+    # Parsed specs and desired states, for a model's next pass (a new model's second reuses its first's).
+    desired: DesiredCache = field(default_factory=DesiredCache)
     # Transient failures back off from 5 s to 2 min; refusals only a human can fix from 5 min
     # to an hour (WorkQueue's slow backoff); a token bucket spreads a storm of retries.
     queue: WorkQueue[ModelKey] = field(
