@@ -43,28 +43,21 @@ class DesiredCache:
         default_factory=OrderedDict
     )
     _lock: threading.Lock = field(default_factory=threading.Lock)
-    hits: int = 0
-    misses: int = 0
 
     def get(
         self, body: Mapping[str, Any], config: OperatorConfig, *, monitoring: bool, keda: bool
     ) -> tuple[SmallLanguageModel, DesiredState]:
-        """The model parsed from ``body`` and its desired state; raises SpecError/FitError like
-        :func:`~slm_operator.api.parse.parse_document` and :func:`desired_state`."""
+        """The model parsed from ``body`` and its desired state (see :func:`compute`)."""
         try:
             key = inputs_key(body, monitoring=monitoring, keda=keda)
         except TypeError:  # a value orjson does not encode (an int beyond 64 bits): not kept
-            model = parse_document(dict(body))
-            return model, desired_state(model, config, monitoring_available=monitoring, keda_available=keda)
+            return compute(body, config, monitoring=monitoring, keda=keda)
         with self._lock:
             entry = self._entries.get(key)
             if entry is not None and entry[0] is config:
                 self._entries.move_to_end(key)
-                self.hits += 1
                 return entry[1], entry[2]
-            self.misses += 1
-        model = parse_document(dict(body))
-        state = desired_state(model, config, monitoring_available=monitoring, keda_available=keda)
+        model, state = compute(body, config, monitoring=monitoring, keda=keda)
         with self._lock:
             self._entries[key] = (config, model, state)
             self._entries.move_to_end(key)
@@ -74,6 +67,15 @@ class DesiredCache:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+
+def compute(
+    body: Mapping[str, Any], config: OperatorConfig, *, monitoring: bool, keda: bool
+) -> tuple[SmallLanguageModel, DesiredState]:
+    """Parse, plan and render; raises SpecError/FitError like
+    :func:`~slm_operator.api.parse.parse_document` and :func:`desired_state`."""
+    model = parse_document(dict(body))
+    return model, desired_state(model, config, monitoring_available=monitoring, keda_available=keda)
 
 
 def inputs_key(body: Mapping[str, Any], *, monitoring: bool, keda: bool) -> bytes:

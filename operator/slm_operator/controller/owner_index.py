@@ -186,12 +186,13 @@ class OwnerIndex:
 
     def _drop_written(self, key: ObjectKey) -> None:
         obj = self._written.pop(key, None)
-        owner = model_key(obj) if obj is not None else None
-        keys = self._written_by_model.get(owner) if owner is not None else None
-        if owner is not None and keys is not None:
-            keys.discard(key)
-            if not keys:
-                del self._written_by_model[owner]
+        owner = None if obj is None else model_key(obj)
+        if owner is None:
+            return
+        keys = self._written_by_model.get(owner, set())
+        keys.discard(key)
+        if not keys:
+            self._written_by_model.pop(owner, None)
 
     def _unfile(self, key: ObjectKey) -> None:
         owner = self._owners.pop(key, None)

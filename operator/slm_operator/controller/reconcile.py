@@ -17,7 +17,6 @@ from typing import Any
 
 from slm_operator.api.config import OperatorConfig
 from slm_operator.api.errors import FitError, SpecError
-from slm_operator.api.parse import parse_document
 from slm_operator.api.status import (
     Condition,
     ConditionType,
@@ -29,7 +28,7 @@ from slm_operator.contract.kinds import DEPLOYMENT, SCALED_OBJECT, SERVICE_MONIT
 from slm_operator.contract.names import endpoint_url, selector_string
 from slm_operator.controller import conditions as cond
 from slm_operator.controller.children import ApplyReport, Write, reconcile_children
-from slm_operator.controller.desired_cache import DesiredCache
+from slm_operator.controller.desired_cache import DesiredCache, compute
 from slm_operator.controller.kubeapi import KubeApi, TransientApiError
 from slm_operator.controller.observed import (
     DeploymentView,
@@ -40,7 +39,6 @@ from slm_operator.controller.observed import (
     transition_events,
 )
 from slm_operator.controller.owner_index import Children
-from slm_operator.desired import desired_state
 from slm_operator.diagnosis import diagnose
 
 log = logging.getLogger(__name__)
@@ -96,11 +94,8 @@ def reconcile_model(
     try:
         monitoring = _monitoring_available(api)
         keda = api.has_api(SCALED_OBJECT.api_version, SCALED_OBJECT.plural)
-        if cache is not None:
-            model, state = cache.get(body, config, monitoring=monitoring, keda=keda)
-        else:
-            model = parse_document(dict(body))
-            state = desired_state(model, config, monitoring_available=monitoring, keda_available=keda)
+        fetch = compute if cache is None else cache.get
+        model, state = fetch(body, config, monitoring=monitoring, keda=keda)
     except FitError as exc:
         return _rejected(body, exc, fits=False, existing=existing, now=now, old=old_conditions)
     except SpecError as exc:
