@@ -75,7 +75,7 @@ from slm_operator.controller.reconcile import Outcome, Result, reconcile_model
 from slm_operator.controller.settings import COMPONENT, MANAGED_BY_SELECTOR
 from slm_operator.controller.watching import ApiSession, EventSink, WatchStream
 from slm_operator.controller.workqueue import ExponentialBackoff, WorkQueue
-from slm_operator.diagnosis import diagnose
+from slm_operator.diagnosis import Diagnosis, diagnose
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +112,10 @@ class ControllerContext:
     # The models' pods (by model, then pod name), from the pod watch: only read to say why a
     # model is not running (slm_operator.diagnosis).
     pods: dict[ModelKey, PackedMap[str]] = field(default_factory=dict)
+    # What those pods say is wrong with each model (diagnose() of its pods, without the
+    # Deployment), where something is: a pod event compares against it instead of unpacking
+    # and diagnosing the model's pods once more.
+    _pod_diagnoses: dict[ModelKey, Diagnosis] = field(default_factory=dict)
     # Child events that arrived while their model was being reconciled: decided once the
     # reconcile's own writes are known (an echo of one of them needs no second pass).
     _deferred: dict[ModelKey, list[tuple[ManagedKind, dict[str, Any]]]] = field(default_factory=dict)
@@ -166,6 +170,7 @@ class ControllerContext:
         key = (namespace, name)
         self.models.pop(key, None)
         self.pods.pop(key, None)
+        self._pod_diagnoses.pop(key, None)
         self._deferred.pop(key, None)
         self.queue.remove(key)
         self.index.forget(key)
@@ -210,16 +215,22 @@ class ControllerContext:
         pods = self.pods.get(key)
         if pods is None:
             pods = self.pods[key] = PackedMap()
-        before = diagnose(list(pods.values()), None)
+        name = str(meta.get("name"))
         if event_type == "DELETED":
-            pods.pop(str(meta.get("name")), None)
+            pods.pop(name, None)
+            current = list(pods.values())
             if not pods:
                 self.pods.pop(key, None)
         else:
-            pods[str(meta.get("name"))] = slim_pod(body)
+            slimmed = pods[name] = slim_pod(body)
+            current = [slimmed if pod == name else pods[pod] for pod in pods]
+        before = self._pod_diagnoses.pop(key, None)
+        after = diagnose(current, None)
+        if after is not None:
+            self._pod_diagnoses[key] = after
         if event_type is None or key not in self.models or key in self.queue.processing:
             return
-        if diagnose(list(pods.values()), None) != before:
+        if after != before:
             self.queue.add(key)
 
     # -- workers ---------------------------------------------------------------------------

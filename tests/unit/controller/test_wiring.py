@@ -206,6 +206,25 @@ def test_only_pod_events_that_change_the_diagnosis_queue_the_model() -> None:
     assert set(ctx.pods[("ns", "m")]) == {"m-2"}
 
 
+def test_a_pod_event_compares_with_what_the_pods_said_before_it() -> None:
+    """Each model's diagnosis from its pods is kept from event to event: a failure known from
+    the listing queues nothing again while it lasts, and a forgotten model starts afresh."""
+    ctx = ControllerContext(api=None, config=None, metrics=OperatorMetrics())  # type: ignore[arg-type]
+    ctx.models[("ns", "m")] = {"metadata": {"namespace": "ns", "name": "m"}}
+    unschedulable = {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": "0/3"}
+    ctx.pod_changed(None, _pod("Pending", conditions=[unschedulable]))
+    ctx.pod_changed("ADDED", _pod("Pending", name="m-2"))
+    ctx.pod_changed("MODIFIED", _pod("Pending", conditions=[unschedulable]))  # still the same reason
+    assert len(ctx.queue) == 0
+    ctx.forget("ns", "m")  # deleted while its pod could not be scheduled
+    ctx.models[("ns", "m")] = {"metadata": {"namespace": "ns", "name": "m"}}  # and created again
+    ctx.pod_changed("ADDED", _pod("Pending", conditions=[unschedulable]))
+    assert ctx.queue.pending(("ns", "m"))  # news for the new model
+    ctx.queue = type(ctx.queue)()
+    ctx.pod_changed("MODIFIED", _pod("Running", conditions=[{"type": "Ready", "status": "True"}]))
+    assert ctx.queue.pending(("ns", "m"))  # the failure is over
+
+
 def _deployment(**status: object) -> dict[str, object]:
     return {
         "apiVersion": "apps/v1",
