@@ -25,12 +25,21 @@ def status_only_change(kind: ManagedKind, before: Mapping[str, Any], after: Mapp
     annotations, owners -- is a possible drift and gets a pass, except the annotations the
     child's own controller writes (:data:`CONTROLLER_ANNOTATIONS`), which no render carries.
     """
-    old, new = without_status(before), without_status(slim(after, kind=kind))
-    if old != new:
-        return False
+    return only_status_changed(kind, before, after) and not reported_status_changed(kind, before, after)
+
+
+def only_status_changed(kind: ManagedKind, before: Mapping[str, Any], after: Mapping[str, Any]) -> bool:
+    """Whether nothing but the child's ``status`` (and :data:`CONTROLLER_ANNOTATIONS`) changed:
+    nothing the operator writes, so nothing a drift check could find."""
+    return without_status(before) == without_status(slim(after, kind=kind))
+
+
+def reported_status_changed(kind: ManagedKind, before: Mapping[str, Any], after: Mapping[str, Any]) -> bool:
+    """Whether the part of a child's status the model's own status reports changed: the
+    Deployment's replicas and availability, and what its conditions say is wrong."""
     if kind != DEPLOYMENT:
-        return True
-    return deployment_view(before) == deployment_view(after) and diagnose([], before) == diagnose([], after)
+        return False
+    return deployment_view(before) != deployment_view(after) or diagnose([], before) != diagnose([], after)
 
 
 # Written on a child by its own controller, as part of its status in all but name: the

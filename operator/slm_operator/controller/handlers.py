@@ -47,9 +47,10 @@ from slm_operator.controller.bodies import (
     generation_of,
     key_of,
     older,
+    only_status_changed,
+    reported_status_changed,
     slim_model,
     slim_pod,
-    status_only_change,
     status_patch,
     uid_of,
     utc_now,
@@ -71,7 +72,14 @@ from slm_operator.controller.owner_index import (
     OwnerIndex,
     model_key,
 )
-from slm_operator.controller.reconcile import Outcome, Result, reconcile_model
+from slm_operator.controller.reconcile import (
+    Outcome,
+    Result,
+    Settled,
+    reconcile_model,
+    refresh_status,
+    settled_inputs,
+)
 from slm_operator.controller.settings import COMPONENT, MANAGED_BY_SELECTOR
 from slm_operator.controller.watching import ApiSession, EventSink, WatchStream
 from slm_operator.controller.workqueue import ExponentialBackoff, WorkQueue
@@ -118,7 +126,13 @@ class ControllerContext:
     _pod_diagnoses: dict[ModelKey, Diagnosis] = field(default_factory=dict)
     # Child events that arrived while their model was being reconciled: decided once the
     # reconcile's own writes are known (an echo of one of them needs no second pass).
-    _deferred: dict[ModelKey, list[tuple[ManagedKind, dict[str, Any]]]] = field(default_factory=dict)
+    # (kind, metadata, whether only its status changed) of each such event.
+    _deferred: dict[ModelKey, list[tuple[ManagedKind, dict[str, Any], bool]]] = field(default_factory=dict)
+    # Models whose last pass left every child as desired, with what that pass knew: while
+    # their children change only in their status (a Deployment becoming available), the next
+    # pass refreshes the status alone (reconcile.refresh_status). Any other change to a child,
+    # a new spec, a resync or a failed pass drops the record, and the next pass is complete.
+    _settled: dict[ModelKey, Settled] = field(default_factory=dict)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _session: ApiSession | None = None
     _namespaces: tuple[str, ...] = ()
@@ -160,17 +174,21 @@ class ControllerContext:
         self.models[key] = slim_model(body)
         if (body.get("metadata") or {}).get("deletionTimestamp"):
             return False  # being deleted: garbage collection removes the children
-        return (
+        if (
             previous is None
             or generation_of(previous) != generation_of(body)
             or uid_of(previous) != uid_of(body)  # deleted and created again under the same name
-        )
+        ):
+            self._settled.pop(key, None)
+            return True
+        return False
 
     def forget(self, namespace: str, name: str) -> None:
         key = (namespace, name)
         self.models.pop(key, None)
         self.pods.pop(key, None)
         self._pod_diagnoses.pop(key, None)
+        self._settled.pop(key, None)
         self._deferred.pop(key, None)
         self.queue.remove(key)
         self.index.forget(key)
@@ -195,11 +213,17 @@ class ControllerContext:
             return  # not (or no longer) a model we know: a deleted model's children going
         if self.index.is_echo(kind, body):
             return
-        if previous is not None and status_only_change(kind, previous.unpack(), body):
-            return
+        status_only = False
+        if previous is not None:
+            before = previous.unpack()
+            status_only = only_status_changed(kind, before, body)
+            if status_only and not reported_status_changed(kind, before, body):
+                return
         if key in self.queue.processing:
-            self._deferred.setdefault(key, []).append((kind, dict(body.get("metadata") or {})))
+            self._deferred.setdefault(key, []).append((kind, dict(body.get("metadata") or {}), status_only))
             return
+        if not status_only:
+            self._settled.pop(key, None)  # a possible drift: the next pass checks every child
         self.queue.add(key)
 
     def pod_changed(self, event_type: str | None, body: Mapping[str, Any]) -> None:
@@ -309,6 +333,7 @@ class ControllerContext:
         counts as listed: the kind's own streams join the start-up gate, so the workers wait
         for them too."""
         del body
+        self._settled.clear()  # what the cluster serves changed: check every child again
         if event_type == "DELETED":
             for stream, task in self._optional.pop(kind, []):
                 task.cancel()
@@ -348,6 +373,7 @@ class ControllerContext:
     async def _resync(self) -> None:
         while True:
             await asyncio.sleep(self.resync_seconds)
+            self._settled.clear()  # the safety net checks every child again
             for key in list(self.models):
                 self.queue.add(key)
 
@@ -371,9 +397,12 @@ class ControllerContext:
             return
         existing = self.index.children(key, MANAGED_KINDS)
         pods = list(self.pods.get(key, {}).values())  # copies, like the body
+        settled = self._settled.pop(key, None)
         started = time.monotonic()
         try:
-            outcome, updated = await asyncio.to_thread(self._reconcile_in_thread, body, existing, pods)
+            outcome, updated = await asyncio.to_thread(
+                self._reconcile_in_thread, body, existing, pods, settled
+            )
         except Exception:
             self.metrics.observe_reconcile(Result.ERROR, time.monotonic() - started)
             raise
@@ -381,6 +410,8 @@ class ControllerContext:
         if outcome.written:
             log.info("%s/%s: %s", *key, ", ".join(map(str, outcome.written)))  # one line per pass that wrote
         self._record_writes(outcome)
+        if outcome.settled is not None and outcome.result is Result.OK and key in self.models:
+            self._settled[key] = outcome.settled
         if updated is not None and key in self.models and self.model_seen(updated):
             # The spec changed while we worked (our status patch answered a newer generation,
             # and its watch event may already have been taken for an echo): go again.
@@ -393,20 +424,32 @@ class ControllerContext:
         self._schedule(key, outcome)
 
     def _reconcile_in_thread(
-        self, body: dict[str, Any], existing: Children, pods: list[dict[str, Any]]
+        self,
+        body: dict[str, Any],
+        existing: Children,
+        pods: list[dict[str, Any]],
+        settled: Settled | None,
     ) -> tuple[Outcome, dict[str, Any] | None]:
-        """The blocking part: reconcile, patch the status, post the Events."""
+        """The blocking part: reconcile (or only refresh the status of a settled model whose
+        inputs are unchanged), patch the status, post the Events."""
         meta = body["metadata"]
         namespace, name = str(meta["namespace"]), str(meta["name"])
-        outcome = reconcile_model(
-            body,
-            api=self.api,
-            config=self.config,
-            now=utc_now(),
-            existing=existing,
-            pods=pods,
-            cache=self.desired,
-        )
+        if (
+            settled is not None
+            and settled.config is self.config
+            and settled.inputs == settled_inputs(body, self.api)
+        ):
+            outcome = refresh_status(body, settled=settled, existing=existing, pods=pods, now=utc_now())
+        else:
+            outcome = reconcile_model(
+                body,
+                api=self.api,
+                config=self.config,
+                now=utc_now(),
+                existing=existing,
+                pods=pods,
+                cache=self.desired,
+            )
         changes = status_patch(body.get("status") or {}, outcome.status)
         updated: dict[str, Any] | None = None
         if changes:
@@ -439,10 +482,11 @@ class ControllerContext:
 
     def _resolve_deferred(self, key: ModelKey) -> None:
         """Child events that came during the pass: re-queue unless each echoes our own write."""
-        for kind, meta in self._deferred.pop(key, []):
+        for kind, meta, status_only in self._deferred.pop(key, []):
             if not self.index.is_echo(kind, {"metadata": meta}):
+                if not status_only:
+                    self._settled.pop(key, None)
                 self.queue.add(key)
-                return
 
     def _schedule(self, key: ModelKey, outcome: Outcome) -> None:
         if outcome.result in (Result.OK, Result.INVALID):

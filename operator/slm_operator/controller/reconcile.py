@@ -15,10 +15,13 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+import orjson
+
 from slm_operator.api.config import OperatorConfig
 from slm_operator.api.errors import FitError, SpecError
 from slm_operator.api.status import (
     Condition,
+    ConditionStatus,
     ConditionType,
     Phase,
     Reason,
@@ -28,7 +31,7 @@ from slm_operator.contract.kinds import DEPLOYMENT, SCALED_OBJECT, SERVICE_MONIT
 from slm_operator.contract.names import endpoint_url, selector_string
 from slm_operator.controller import conditions as cond
 from slm_operator.controller.children import ApplyReport, Write, reconcile_children
-from slm_operator.controller.desired_cache import DesiredCache, compute
+from slm_operator.controller.desired_cache import DesiredCache, compute, inputs_key
 from slm_operator.controller.kubeapi import KubeApi, TransientApiError
 from slm_operator.controller.observed import (
     DeploymentView,
@@ -38,7 +41,7 @@ from slm_operator.controller.observed import (
     serving_conditions,
     transition_events,
 )
-from slm_operator.controller.owner_index import Children
+from slm_operator.controller.owner_index import Children, kept_json
 from slm_operator.diagnosis import diagnose
 
 log = logging.getLogger(__name__)
@@ -67,6 +70,26 @@ class Outcome:
     written: list[Write] = field(default_factory=list)
     failed_kinds: list[str] = field(default_factory=list)
     report: ApplyReport | None = None
+    # Set when the pass found every child as desired and nothing wrong: what its next pass
+    # needs to refresh the status alone (:func:`refresh_status`).
+    settled: Settled | None = None
+
+
+@dataclass(frozen=True)
+class Settled:
+    """What a pass that left a model's children as desired knows that a later pass would
+    compute again: its inputs, and the parts of the status that follow from the plan.
+
+    A later pass with the same inputs, over children that have changed only in their status
+    since (the caller tracks that from the watches), would render the same objects, find no
+    drift and write the same plan: :func:`refresh_status` skips straight to the status.
+    """
+
+    inputs: bytes  # desired_cache.inputs_key of the body, with the discovery answers
+    config: OperatorConfig
+    tier: str
+    fits: tuple[ConditionStatus, Reason, str]  # the Fits condition's status, reason and message
+    carried: bytes  # endpoint, apiKeySecret and plan, as written (JSON)
 
 
 def reconcile_model(
@@ -87,7 +110,6 @@ def reconcile_model(
     """
     meta = body.get("metadata") or {}
     name, namespace = str(meta.get("name")), str(meta.get("namespace"))
-    generation = int(meta.get("generation") or 0)
     old_status: Mapping[str, Any] = body.get("status") or {}
     old_conditions = cond.parse_conditions(old_status.get("conditions"))
 
@@ -129,24 +151,107 @@ def reconcile_model(
                 transition_events(old_conditions, old_status.get("plan"), old_conditions, None, report)
             )
         return outcome
-    live_deployment = report.live.get((DEPLOYMENT.kind, name))
+    fits: tuple[ConditionStatus, Reason, str]
+    if state.plan.fits is None:
+        fits = (
+            "Unknown",
+            Reason.FIT_UNCHECKED,
+            "the model's size is unknown; set spec.model.parametersBillions to check the fit",
+        )
+    else:
+        memory = state.plan.memory
+        needs = f"needs {memory.required_gib} GiB of {memory.available_gib} GiB available"
+        fits = ("True", Reason.FITS, needs)
+    carried = SmallLanguageModelStatus(
+        endpoint=endpoint_url(name, namespace),
+        api_key_secret=state.plan.api_key.name if state.plan.api_key is not None else None,
+        plan=state.plan.public_view(),
+    ).to_json()
+    tier = model.spec.hardware.tier
+    outcome = _status_outcome(
+        body,
+        now=now,
+        fits=fits,
+        carried=carried,
+        live_deployment=report.live.get((DEPLOYMENT.kind, name)),
+        pods=pods,
+        tier=tier,
+        report=report,
+    )
+    if outcome.result is Result.OK and not report.foreign:
+        try:
+            inputs = inputs_key(body, monitoring=monitoring, keda=keda)
+        except TypeError:  # not encodable (see DesiredCache.get): no shortcut for this model
+            return outcome
+        outcome.settled = Settled(inputs, config, tier, fits, kept_json(carried))
+    return outcome
+
+
+def settled_inputs(body: Mapping[str, Any], api: KubeApi) -> bytes | None:
+    """The inputs a :class:`Settled` record is compared with (None: unknown, do a full pass)."""
+    try:
+        monitoring = _monitoring_available(api)
+        keda = api.has_api(SCALED_OBJECT.api_version, SCALED_OBJECT.plural)
+        return inputs_key(body, monitoring=monitoring, keda=keda)
+    except (TransientApiError, TypeError):
+        return None
+
+
+def refresh_status(
+    body: Mapping[str, Any],
+    *,
+    settled: Settled,
+    existing: Children,
+    pods: Sequence[Mapping[str, Any]] = (),
+    now: str,
+) -> Outcome:
+    """The pass :func:`reconcile_model` would make when ``settled`` still holds (same inputs,
+    children changed only in their status): no parse, plan, render or drift check; the status
+    from the Deployment and pods the watches show, the rest as the settled pass wrote it."""
+    meta = body.get("metadata") or {}
+    name, namespace = str(meta.get("name")), str(meta.get("namespace"))
+    outcome = _status_outcome(
+        body,
+        now=now,
+        fits=settled.fits,
+        carried=orjson.loads(settled.carried),
+        live_deployment=existing.get(DEPLOYMENT, {}).get(name),
+        pods=pods,
+        tier=settled.tier,
+        report=ApplyReport(namespace=namespace),
+    )
+    outcome.settled = settled
+    return outcome
+
+
+def _status_outcome(
+    body: Mapping[str, Any],
+    *,
+    now: str,
+    fits: tuple[ConditionStatus, Reason, str],
+    carried: Mapping[str, Any],
+    live_deployment: Mapping[str, Any] | None,
+    pods: Sequence[Mapping[str, Any]],
+    tier: str,
+    report: ApplyReport,
+) -> Outcome:
+    """The status of a valid model whose children were reconciled (``report``), its Events
+    and result: one computation for a full pass and a status refresh."""
+    meta = body.get("metadata") or {}
+    name = str(meta.get("name"))
+    generation = int(meta.get("generation") or 0)
+    old_status: Mapping[str, Any] = body.get("status") or {}
+    old_conditions = cond.parse_conditions(old_status.get("conditions"))
     deployment = deployment_view(live_deployment)
-    why = None if deployment.available else diagnose(pods, live_deployment, tier=model.spec.hardware.tier)
+    why = None if deployment.available else diagnose(pods, live_deployment, tier=tier)
 
     conditions = cond.set_condition(
         old_conditions, ConditionType.SPEC_VALID, "True", Reason.VALID, "", generation, now
     )
-    if state.plan.fits is None:
-        fit_message = "the model's size is unknown; set spec.model.parametersBillions to check the fit"
-        conditions = cond.set_condition(
-            conditions, ConditionType.FITS, "Unknown", Reason.FIT_UNCHECKED, fit_message, generation, now
-        )
-    else:
-        memory = state.plan.memory
-        fit_message = f"needs {memory.required_gib} GiB of {memory.available_gib} GiB available"
-        conditions = cond.set_condition(
-            conditions, ConditionType.FITS, "True", Reason.FITS, fit_message, generation, now
-        )
+    fit_status, fit_reason, fit_message = fits
+    conditions = cond.set_condition(
+        conditions, ConditionType.FITS, fit_status, fit_reason, fit_message, generation, now
+    )
     conditions = serving_conditions(conditions, deployment, generation, now, why)
     degraded_reason, degraded_message = degradation(report)
     conditions = cond.set_condition(
@@ -164,21 +269,15 @@ def reconcile_model(
         available=deployment.available,
         degraded=degraded_reason == Reason.FOREIGN_OBJECT or bool(report.failed),
     )
-    status = _observed_status(name, generation, phase, conditions, deployment).model_copy(
-        update={
-            "endpoint": endpoint_url(name, namespace),
-            "api_key_secret": state.plan.api_key.name if state.plan.api_key is not None else None,
-            "plan": state.plan.public_view(),
-        }
-    )
+    status = {**_observed_status(name, generation, phase, conditions, deployment).to_json(), **carried}
     outcome = Outcome(
-        status=status.to_json(),
+        status=status,
         written=list(report.written),
         failed_kinds=list(report.failed_kinds),
         report=report,
     )
     outcome.events.extend(
-        transition_events(old_conditions, old_status.get("plan"), conditions, outcome.status["plan"], report)
+        transition_events(old_conditions, old_status.get("plan"), conditions, status.get("plan"), report)
     )
     if report.failed:
         outcome.result = Result.ERROR
