@@ -5,6 +5,11 @@ thread) and returns an :class:`Outcome`: the status the model should have, the E
 posting and how the pass ended (:class:`Result`, which decides when to try again). What exists
 is passed in (``existing``, from the operator's watches); the model itself is never written
 here: the worker that called it patches the status and posts the Events.
+
+A pass that leaves every child as desired also returns what it knew (:class:`Settled`); while
+the caller sees the model's children change only in their status, :func:`refresh_status`
+makes the same pass without parsing, planning, rendering or comparing a child. Both compute
+the status in one place (``_status_outcome``).
 """
 
 from __future__ import annotations
