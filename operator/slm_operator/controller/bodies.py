@@ -16,21 +16,16 @@ from slm_operator.controller.owner_index import ModelKey, kept_json, resource_ve
 from slm_operator.diagnosis import diagnose
 
 
-def status_only_change(kind: ManagedKind, before: Mapping[str, Any], after: Mapping[str, Any]) -> bool:
+def only_status_changed(kind: ManagedKind, before: Mapping[str, Any], after: Mapping[str, Any]) -> bool:
     """Whether a child changed only in a way no reconcile can act on: its ``status`` (written by
     its own controller: the HPA's metrics, the PDB's healthy count, the Deployment's rollout)
-    and nothing else -- unless it is the Deployment and what the model reports of it changes.
+    and nothing else. Such a change needs a pass only when the model's own status shows it
+    (:func:`reported_status_changed`), and then no drift check.
 
     ``before`` is the indexed (slimmed) version; anything else that differs -- spec, labels,
-    annotations, owners -- is a possible drift and gets a pass, except the annotations the
-    child's own controller writes (:data:`CONTROLLER_ANNOTATIONS`), which no render carries.
+    annotations, owners -- is a possible drift and gets a complete pass, except the annotations
+    the child's own controller writes (:data:`CONTROLLER_ANNOTATIONS`), which no render carries.
     """
-    return only_status_changed(kind, before, after) and not reported_status_changed(kind, before, after)
-
-
-def only_status_changed(kind: ManagedKind, before: Mapping[str, Any], after: Mapping[str, Any]) -> bool:
-    """Whether nothing but the child's ``status`` (and :data:`CONTROLLER_ANNOTATIONS`) changed:
-    nothing the operator writes, so nothing a drift check could find."""
     return without_status(before) == without_status(slim(after, kind=kind))
 
 

@@ -11,7 +11,7 @@ import kopf
 import pytest
 
 from slm_operator.contract.kinds import DEPLOYMENT, HPA, MANAGED_KINDS, SECRET, SERVICE_MONITOR
-from slm_operator.controller.bodies import status_only_change, status_patch
+from slm_operator.controller.bodies import only_status_changed, reported_status_changed, status_patch
 from slm_operator.controller.handlers import BUILT_IN_KINDS, OPTIONAL_KINDS, ControllerContext
 from slm_operator.controller.kubeapi import KubeApi, collection_path, object_path
 from slm_operator.controller.metrics import OperatorMetrics
@@ -239,16 +239,19 @@ def test_a_child_status_change_queues_a_pass_only_when_the_model_reports_it() ->
     before = _deployment(replicas=1, availableReplicas=0, conditions=[{"type": "Progressing"}])
     after = _deployment(replicas=1, availableReplicas=0, conditions=[{"type": "Progressing", "x": "y"}])
     after["metadata"] = {**after["metadata"], "resourceVersion": "6"}  # type: ignore[dict-item]
-    assert status_only_change(DEPLOYMENT, before, after)  # nothing the model shows changed
+    assert only_status_changed(DEPLOYMENT, before, after)
+    assert not reported_status_changed(DEPLOYMENT, before, after)  # nothing the model shows changed
     ready = _deployment(replicas=1, readyReplicas=1, availableReplicas=1, updatedReplicas=1)
-    assert not status_only_change(DEPLOYMENT, before, ready)  # readyReplicas is in the model's status
+    assert only_status_changed(DEPLOYMENT, before, ready)
+    assert reported_status_changed(DEPLOYMENT, before, ready)  # readyReplicas is in the model's status
     # Any other kind's status is never read.
     hpa = {"kind": "HorizontalPodAutoscaler", "metadata": {"name": "m"}, "spec": {"minReplicas": 2}}
-    assert status_only_change(HPA, {**hpa, "status": {"currentReplicas": 1}}, {**hpa, "status": {}})
+    assert only_status_changed(HPA, {**hpa, "status": {"currentReplicas": 1}}, {**hpa, "status": {}})
+    assert not reported_status_changed(HPA, {**hpa, "status": {"currentReplicas": 1}}, {**hpa, "status": {}})
     # But a changed spec or label is a possible drift.
-    assert not status_only_change(HPA, hpa, {**hpa, "spec": {"minReplicas": 3}})
+    assert not only_status_changed(HPA, hpa, {**hpa, "spec": {"minReplicas": 3}})
     relabelled = {**hpa, "metadata": {"name": "m", "labels": {"a": "b"}}}
-    assert not status_only_change(HPA, hpa, relabelled)
+    assert not only_status_changed(HPA, hpa, relabelled)
 
 
 def test_the_deployment_controllers_revision_annotation_is_not_drift() -> None:
@@ -257,14 +260,15 @@ def test_the_deployment_controllers_revision_annotation_is_not_drift() -> None:
     before["metadata"] = {**before["metadata"], "annotations": ours}  # type: ignore[dict-item]
     numbered = copy.deepcopy(before)
     numbered["metadata"]["annotations"] = {**ours, "deployment.kubernetes.io/revision": "1"}  # type: ignore[index]
-    assert status_only_change(DEPLOYMENT, before, numbered)
+    assert only_status_changed(DEPLOYMENT, before, numbered)
+    assert not reported_status_changed(DEPLOYMENT, before, numbered)
     # Any other annotation, ours or someone's, is still a possible drift.
     edited = copy.deepcopy(numbered)
     edited["metadata"]["annotations"]["slm.dev/applied-hash"] = "def"  # type: ignore[index]
-    assert not status_only_change(DEPLOYMENT, numbered, edited)
+    assert not only_status_changed(DEPLOYMENT, numbered, edited)
     added = copy.deepcopy(numbered)
     added["metadata"]["annotations"]["example.com/note"] = "x"  # type: ignore[index]
-    assert not status_only_change(DEPLOYMENT, numbered, added)
+    assert not only_status_changed(DEPLOYMENT, numbered, added)
 
 
 def test_the_garbage_collector_skips_start_up_and_collects_less_often() -> None:
