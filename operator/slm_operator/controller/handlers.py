@@ -434,11 +434,7 @@ class ControllerContext:
         inputs are unchanged), patch the status, post the Events."""
         meta = body["metadata"]
         namespace, name = str(meta["namespace"]), str(meta["name"])
-        if (
-            settled is not None
-            and settled.config is self.config
-            and settled.inputs == settled_inputs(body, self.api)
-        ):
+        if settled is not None and settled.inputs == settled_inputs(body, self.api):
             outcome = refresh_status(body, settled=settled, existing=existing, pods=pods, now=utc_now())
         else:
             outcome = reconcile_model(

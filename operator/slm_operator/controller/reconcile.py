@@ -91,7 +91,6 @@ class Settled:
     """
 
     inputs: bytes  # desired_cache.inputs_key of the body, with the discovery answers
-    config: OperatorConfig
     tier: str
     fits: tuple[ConditionStatus, Reason, str]  # the Fits condition's status, reason and message
     carried: bytes  # endpoint, apiKeySecret and plan, as written (JSON)
@@ -119,8 +118,7 @@ def reconcile_model(
     old_conditions = cond.parse_conditions(old_status.get("conditions"))
 
     try:
-        monitoring = _monitoring_available(api)
-        keda = api.has_api(SCALED_OBJECT.api_version, SCALED_OBJECT.plural)
+        monitoring, keda = _discovery(api)
         fetch = compute if cache is None else cache.get
         model, state = fetch(body, config, monitoring=monitoring, keda=keda)
     except FitError as exc:
@@ -188,15 +186,14 @@ def reconcile_model(
             inputs = inputs_key(body, monitoring=monitoring, keda=keda)
         except TypeError:  # not encodable (see DesiredCache.get): no shortcut for this model
             return outcome
-        outcome.settled = Settled(inputs, config, tier, fits, kept_json(carried))
+        outcome.settled = Settled(inputs, tier, fits, kept_json(carried))
     return outcome
 
 
 def settled_inputs(body: Mapping[str, Any], api: KubeApi) -> bytes | None:
     """The inputs a :class:`Settled` record is compared with (None: unknown, do a full pass)."""
     try:
-        monitoring = _monitoring_available(api)
-        keda = api.has_api(SCALED_OBJECT.api_version, SCALED_OBJECT.plural)
+        monitoring, keda = _discovery(api)
         return inputs_key(body, monitoring=monitoring, keda=keda)
     except (TransientApiError, TypeError):
         return None
@@ -291,14 +288,18 @@ def _status_outcome(
     return outcome
 
 
-def _monitoring_available(api: KubeApi) -> bool:
-    """Whether the Prometheus Operator API is served (discovery, cached by :class:`KubeApi`).
+def _discovery(api: KubeApi) -> tuple[bool, bool]:
+    """Whether the Prometheus Operator's and KEDA's APIs are served (discovery, cached by
+    :class:`KubeApi`).
 
-    Asked even when the spec disables monitoring: the answer also decides which kinds are
-    considered for pruning, so a ServiceMonitor is removed once monitoring is turned off (the
-    renderer applies the spec's auto/enabled/disabled to this answer).
+    The first is asked even when the spec disables monitoring: the answer also decides which
+    kinds are considered for pruning, so a ServiceMonitor is removed once monitoring is turned
+    off (the renderer applies the spec's auto/enabled/disabled to this answer).
     """
-    return api.has_api(SERVICE_MONITOR.api_version, SERVICE_MONITOR.plural)
+    return (
+        api.has_api(SERVICE_MONITOR.api_version, SERVICE_MONITOR.plural),
+        api.has_api(SCALED_OBJECT.api_version, SCALED_OBJECT.plural),
+    )
 
 
 def _rejected(
